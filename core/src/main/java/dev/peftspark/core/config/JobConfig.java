@@ -1,0 +1,65 @@
+package dev.peftspark.core.config;
+
+import java.util.List;
+
+/**
+ * One training / evaluation job, exactly as written in a YAML config (keys in snake_case there).
+ * Every field has a default so a config names only what it changes; {@code JobConfigLoader} binds YAML,
+ * applies {@code --set key=value} overrides and validates. Nested records mirror the YAML sections.
+ */
+public record JobConfig(
+    String model,          // built-in name ("minilm") or a Hugging Face model directory URI
+    String task,           // "classification" (causal_lm later)
+    String outputDir,      // where adapter, metrics.jsonl, eval.json, report.html go
+    String method,         // lora | full | head
+    String runner,         // local | spark
+    String initAdapter,    // start from a saved adapter directory (null: fresh init)
+    Data data,
+    Lora lora,
+    Head head,
+    Train train,
+    Spark spark) {
+
+  public record Data(
+      List<String> train,      // file URIs (file://, hdfs://, plain paths); several are concatenated
+      List<String> test,       // evaluated after training
+      String format,           // auto | jsonl | json | csv (auto: by file extension)
+      String textField,        // default "text"
+      String labelField,       // default "label"
+      String emptyRecords,     // skip | reject: records with empty text or null label
+      int maxLength) {}        // tokens per example after truncation (default 128)
+
+  public record Lora(
+      int r,                       // rank (default 8)
+      double alpha,                // lora_alpha (default 8)
+      double dropout,              // lora_dropout on the adapter input (default 0.0)
+      List<String> targetModules,  // module-name suffixes, one regex, or "all-linear" (default query, value)
+      boolean useRslora,           // scaling alpha/sqrt(r) instead of alpha/r
+      String bias) {}              // none (the only one in this release)
+
+  public record Head(
+      String pooling,      // mean | cls
+      int numLabels) {}    // 0: inferred from the training labels
+
+  public record Train(
+      int epochs,              // passes over the training data (default 1)
+      int maxSteps,            // stop after this many optimizer steps (-1: no limit)
+      int batchSize,           // examples per optimizer step (default 32)
+      int gradAccum,           // micro-batches per optimizer step (batch_size is split into them)
+      double lr,               // peak learning rate
+      String optimizer,        // adamw | sgd
+      double weightDecay,      // decoupled (AdamW) / L2 (SGD)
+      double momentum,         // SGD momentum
+      double beta1, double beta2, double eps,
+      double gradClip,         // global L2 norm clip (0: off)
+      double warmupRatio,      // fraction of steps with linear warmup
+      String schedule,         // linear | cosine | constant (after warmup)
+      long seed,
+      int logEvery) {}         // console log period in steps
+
+  public record Spark(
+      String master,           // default local[*]
+      int partitions,          // 0: default parallelism
+      String sync,             // gradient | average
+      int averageEvery) {}
+}
