@@ -1,0 +1,95 @@
+package dev.peftspark.core.peft.lora;
+
+import dev.peftspark.core.model.BertEncoder;
+import dev.peftspark.core.nn.Dropout;
+import dev.peftspark.core.nn.Linear;
+import dev.peftspark.core.nn.LinearLayer;
+import dev.peftspark.core.nn.Param;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.SplittableRandom;
+import java.util.TreeSet;
+import java.util.regex.Pattern;
+
+/** Injects LoRA into the linear modules that {@link LoraConfig#targetModules()} selects (PEFT's matching rules). */
+public final class Lora {
+  private Lora() {}
+
+  public static final String ALL_LINEAR = "all-linear";
+
+  /** Wraps the targeted linears of {@code encoder} in {@link LoraLinear}s; returns the new trainable params. */
+  public static List<Param> inject(BertEncoder encoder, LoraConfig cfg, DataType dtype, long seed) {
+    List<String> names = encoder.linears().stream().map(LinearLayer::name).toList();
+    Set<String> targets = select(names, cfg.targetModules());
+    List<Param> added = new ArrayList<>();
+    encoder.mapLinears(layer -> {
+      if (!targets.contains(layer.name())) return layer;
+      Linear base = layer.base();
+      Param a = Param.trainable(base.name() + ".lora_A.weight", initA(base, cfg, dtype, seed));
+      Param b = Param.trainable(base.name() + ".lora_B.weight", Nd4j.zeros(dtype, base.outFeatures(), cfg.r()));
+      added.add(a);
+      added.add(b);
+      Dropout dropout = new Dropout(cfg.dropout(), seed ^ (base.name().hashCode() * 0x9E3779B97F4A7C15L));
+      return new LoraLinear(base, a, b, cfg.scaling(), dropout);
+    });
+    return added;
+  }
+
+  /** PEFT's target selection; every requested target must match something, else the error lists what exists. */
+  public static Set<String> select(List<String> moduleNames, List<String> targetModules) {
+    Set<String> chosen = new LinkedHashSet<>();
+    if (targetModules.size() == 1 && targetModules.get(0).equals(ALL_LINEAR)) {
+      chosen.addAll(moduleNames);   // the encoder's linears; the classification head is never a target
+      return chosen;
+    }
+    if (targetModules.size() == 1 && isRegex(targetModules.get(0))) {
+      Pattern p = Pattern.compile(targetModules.get(0));
+      for (String n : moduleNames) if (p.matcher(n).matches()) chosen.add(n);
+      if (chosen.isEmpty()) throw noMatch("regular expression '" + targetModules.get(0) + "'", moduleNames);
+      return chosen;
+    }
+    for (String t : targetModules) {
+      boolean hit = false;
+      for (String n : moduleNames) {
+        if (n.equals(t) || n.endsWith("." + t)) { chosen.add(n); hit = true; }
+      }
+      if (!hit) throw noMatch("'" + t + "'", moduleNames);
+    }
+    return chosen;
+  }
+
+  private static boolean isRegex(String s) {
+    for (char c : s.toCharArray()) if ("*+?[]()|^$\\".indexOf(c) >= 0) return true;
+    return false;
+  }
+
+  private static IllegalArgumentException noMatch(String what, List<String> moduleNames) {
+    Set<String> shortNames = new TreeSet<>();
+    for (String n : moduleNames) shortNames.add(n.replaceFirst("^encoder\\.layer\\.\\d+\\.", ""));
+    return new IllegalArgumentException("lora.target_modules: " + what + " matches no module of the model; "
+        + "linear modules are " + String.join(", ", shortNames) + " (in every encoder.layer.N), or use 'all-linear'");
+  }
+
+  /** kaiming_uniform_(a=√5) on [r, in] is U(-1/√in, 1/√in); "gaussian" is N(0, 1/r) (std 1/r, as PEFT does). */
+  private static INDArray initA(Linear base, LoraConfig cfg, DataType dtype, long seed) {
+    int in = base.inFeatures(), r = cfg.r();
+    SplittableRandom rng = new SplittableRandom(seed ^ base.name().hashCode());
+    double[] v = new double[r * in];
+    double bound = 1.0 / Math.sqrt(in);
+    for (int i = 0; i < v.length; i++) {
+      v[i] = cfg.initGaussian() ? gaussian(rng) / r : (rng.nextDouble() * 2 - 1) * bound;
+    }
+    return Nd4j.createFromArray(v).reshape(r, in).castTo(dtype);
+  }
+
+  static double gaussian(SplittableRandom rng) {
+    double u1 = rng.nextDouble(), u2 = rng.nextDouble();
+    return Math.sqrt(-2 * Math.log(1 - u1)) * Math.cos(2 * Math.PI * u2);
+  }
+}
