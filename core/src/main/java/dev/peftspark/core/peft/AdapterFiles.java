@@ -1,0 +1,183 @@
+package dev.peftspark.core.peft;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.peftspark.core.io.AtomicFiles;
+import dev.peftspark.core.io.SafeTensors;
+import dev.peftspark.core.io.TensorInfo;
+import dev.peftspark.core.model.BertConfig;
+import dev.peftspark.core.nn.Param;
+import dev.peftspark.core.nn.ParamSet;
+import dev.peftspark.core.nn.Pooling;
+import dev.peftspark.core.peft.lora.LoraConfig;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+
+/**
+ * Saves and loads a trained {@link PeftClassifier} in Hugging Face PEFT's layout: {@code adapter_config.json}
+ * (PEFT's keys only, so Python's PEFT reads it) and {@code adapter_model.safetensors} with PEFT's key names
+ * ({@code base_model.model.<module>.lora_A.weight}, head as modules_to_save {@code base_model.model.classifier.weight}).
+ * {@code method: full} writes {@code model.safetensors} with every tensor under its Hugging Face name instead.
+ * What PEFT has no key for (method, pooling, label names) goes to {@code peft_spark.json}.
+ */
+public final class AdapterFiles {
+  public static final String CONFIG = "adapter_config.json";
+  public static final String WEIGHTS = "adapter_model.safetensors";
+  public static final String FULL_WEIGHTS = "model.safetensors";
+  public static final String EXTRA = "peft_spark.json";
+  public static final String PREFIX = "base_model.model.";
+
+  private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+  private AdapterFiles() {}
+
+  /** What a saved adapter says about itself beyond PEFT's config. */
+  public record Info(Method method, Pooling.Mode pooling, List<String> labels, String baseModel, LoraConfig lora) {}
+
+  public static void save(Path dir, PeftClassifier model, List<String> labels, String baseModel, String baseModelId)
+      throws IOException {
+    Files.createDirectories(dir);
+    Map<String, INDArray> tensors = new LinkedHashMap<>();
+    ParamSet ps = model.params();
+    boolean full = model.method() == Method.FULL;
+    for (String name : ps.names()) tensors.put(full ? name : PREFIX + name, ps.get(name).value());
+    SafeTensors.write(dir.resolve(full ? FULL_WEIGHTS : WEIGHTS), tensors, Map.of("format", "pt"));
+    if (!full) writeJson(dir.resolve(CONFIG), peftConfig(model, baseModelId));
+    ObjectNode extra = JSON.createObjectNode();
+    extra.put("method", model.method().key());
+    extra.put("pooling", model.model().pooling().name().toLowerCase());
+    extra.put("num_labels", model.model().numLabels());
+    extra.putPOJO("labels", labels);
+    extra.put("base_model", baseModel);
+    writeJson(dir.resolve(EXTRA), extra);
+  }
+
+  private static ObjectNode peftConfig(PeftClassifier model, String baseModelId) {
+    ObjectNode c = JSON.createObjectNode();
+    LoraConfig lora = model.lora();
+    c.put("peft_type", "LORA");
+    c.put("task_type", "SEQ_CLS");
+    c.put("base_model_name_or_path", baseModelId);
+    c.put("inference_mode", true);
+    // head-only runs save as a rank-0-free LoRA config with no targets: modules_to_save carries the head
+    c.put("r", lora == null ? 8 : lora.r());
+    c.put("lora_alpha", lora == null ? 8 : lora.alpha());
+    c.put("lora_dropout", lora == null ? 0.0 : lora.dropout());
+    c.putPOJO("target_modules", lora == null ? List.of() : lora.targetModules());
+    c.put("bias", "none");
+    c.put("use_rslora", lora != null && lora.useRslora());
+    c.put("use_dora", false);
+    c.put("fan_in_fan_out", false);
+    if (lora != null && lora.initGaussian()) c.put("init_lora_weights", "gaussian"); else c.put("init_lora_weights", true);
+    c.putPOJO("modules_to_save", List.of("classifier"));
+    c.putNull("layers_to_transform");
+    c.putNull("layers_pattern");
+    c.putPOJO("rank_pattern", Map.of());
+    c.putPOJO("alpha_pattern", Map.of());
+    c.putNull("revision");
+    return c;
+  }
+
+  private static void writeJson(Path file, JsonNode node) throws IOException {
+    byte[] bytes = JSON.writeValueAsBytes(node);
+    AtomicFiles.write(file, channel -> AtomicFiles.writeFully(channel, java.nio.ByteBuffer.wrap(bytes)));
+  }
+
+  /** Reads method, pooling, labels and LoRA settings of a saved adapter directory. */
+  public static Info info(Path dir) throws IOException {
+    Path extraFile = dir.resolve(EXTRA);
+    if (!Files.isRegularFile(extraFile)) {
+      throw new IOException("not a peft-spark adapter directory: " + dir + " has no " + EXTRA
+          + (Files.isDirectory(dir) ? " (it has " + list(dir) + ")" : " (no such directory)"));
+    }
+    JsonNode extra = readJson(extraFile);
+    Method method = Method.parse(text(extra, "method", extraFile));
+    Pooling.Mode pooling = Pooling.Mode.valueOf(text(extra, "pooling", extraFile).toUpperCase());
+    List<String> labels = new ArrayList<>();
+    extra.path("labels").forEach(n -> labels.add(n.asText()));
+    LoraConfig lora = null;
+    if (method == Method.LORA) {
+      Path cfgFile = dir.resolve(CONFIG);
+      JsonNode c = readJson(cfgFile);
+      if (!"LORA".equals(c.path("peft_type").asText()))
+        throw new IOException(cfgFile + ": peft_type is '" + c.path("peft_type").asText() + "', expected LORA");
+      List<String> targets = new ArrayList<>();
+      c.path("target_modules").forEach(n -> targets.add(n.asText()));
+      if (c.path("target_modules").isTextual()) targets.add(c.path("target_modules").asText());
+      lora = new LoraConfig(c.path("r").asInt(), c.path("lora_alpha").asDouble(), c.path("lora_dropout").asDouble(),
+          targets, c.path("use_rslora").asBoolean(), c.path("bias").asText("none"),
+          "gaussian".equals(c.path("init_lora_weights").asText()));
+    }
+    return new Info(method, pooling, labels, extra.path("base_model").asText(), lora);
+  }
+
+  /** Rebuilds the classifier on {@code base} and loads the saved tensors, refusing any that do not fit. */
+  public static PeftClassifier load(Path dir, BertConfig cfg, Map<String, INDArray> base, DataType dtype)
+      throws IOException {
+    Info info = info(dir);
+    PeftClassifier model = PeftClassifier.create(info.method(), info.lora(), cfg, base,
+        Math.max(2, info.labels().size()), info.pooling(), dtype, 0);
+    boolean full = info.method() == Method.FULL;
+    Path file = dir.resolve(full ? FULL_WEIGHTS : WEIGHTS);
+    ParamSet ps = model.params();
+    try (SafeTensors st = SafeTensors.open(file)) {
+      Map<String, TensorInfo> saved = new LinkedHashMap<>();
+      for (TensorInfo t : st.tensors()) saved.put(full ? t.name() : strip(t.name(), file), t);
+      for (String key : saved.keySet()) {
+        if (ps.get(key) == null) {
+          throw new IOException(file + ": tensor '" + key + "' has no place in the model on this base ("
+              + "its trainable tensors are e.g. " + ps.names().stream().limit(4).toList()
+              + "): the adapter was made for another base model or configuration");
+        }
+      }
+      for (String name : ps.names()) {
+        TensorInfo t = saved.get(name);
+        if (t == null) throw new IOException(file + ": missing tensor '" + (full ? name : PREFIX + name) + "'");
+        Param p = ps.get(name);
+        if (!Arrays.equals(t.shape(), p.shape)) {
+          throw new IOException(file + ": tensor '" + t.name() + "' has shape " + Arrays.toString(t.shape())
+              + " but the base model needs " + Arrays.toString(p.shape) + " there: the adapter does not fit this base model");
+        }
+        p.value().assign(st.loadAs(t.name(), dtype));
+      }
+    }
+    return model;
+  }
+
+  private static String strip(String key, Path file) throws IOException {
+    if (!key.startsWith(PREFIX)) throw new IOException(file + ": tensor '" + key + "' does not start with '" + PREFIX + "'");
+    return key.substring(PREFIX.length());
+  }
+
+  private static JsonNode readJson(Path file) throws IOException {
+    try {
+      return JSON.readTree(Files.readString(file, StandardCharsets.UTF_8));
+    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new IOException(file + " is not valid JSON: " + e.getOriginalMessage());
+    }
+  }
+
+  private static String text(JsonNode n, String field, Path file) throws IOException {
+    if (!n.hasNonNull(field)) throw new IOException(file + ": missing field '" + field + "'");
+    return n.get(field).asText();
+  }
+
+  private static String list(Path dir) throws IOException {
+    try (var s = Files.list(dir)) {
+      return new TreeSet<>(s.map(p -> p.getFileName().toString()).toList()).toString();
+    }
+  }
+}

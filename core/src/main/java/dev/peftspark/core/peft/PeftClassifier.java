@@ -1,0 +1,80 @@
+package dev.peftspark.core.peft;
+
+import dev.peftspark.core.model.BertClassifier;
+import dev.peftspark.core.model.BertConfig;
+import dev.peftspark.core.model.BertEncoder;
+import dev.peftspark.core.nn.LinearLayer;
+import dev.peftspark.core.nn.Param;
+import dev.peftspark.core.nn.ParamSet;
+import dev.peftspark.core.nn.Pooling;
+import dev.peftspark.core.peft.lora.Lora;
+import dev.peftspark.core.peft.lora.LoraConfig;
+import dev.peftspark.core.peft.lora.LoraLinear;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A classifier on a base encoder with one PEFT method applied: the model, its trainable {@link ParamSet} (adapters
+ * and head; everything for {@code full}), and what is needed to save it in Hugging Face PEFT layout.
+ */
+public final class PeftClassifier {
+  private final Method method;
+  private final LoraConfig lora;          // null unless method == LORA
+  private final BertClassifier model;
+  private final ParamSet params;
+  private final long totalParams;
+
+  private PeftClassifier(Method method, LoraConfig lora, BertClassifier model, DataType dtype) {
+    this.method = method;
+    this.lora = lora;
+    this.model = model;
+    this.params = new ParamSet(model.trainableParams(), dtype);
+    this.totalParams = model.params().stream().mapToLong(Param::length).sum();
+  }
+
+  /**
+   * @param base weights under Hugging Face BertModel names; frozen ones are used in place, never copied
+   */
+  public static PeftClassifier create(Method method, LoraConfig lora, BertConfig cfg, Map<String, INDArray> base,
+                                      int numLabels, Pooling.Mode pooling, DataType dtype, long seed) {
+    if (numLabels < 2) throw new IllegalArgumentException("classification needs at least 2 labels, got " + numLabels);
+    BertEncoder encoder = BertEncoder.fromWeights(cfg, base, dtype, method == Method.FULL);
+    if (method == Method.LORA) {
+      if (lora == null) throw new IllegalArgumentException("method lora needs a lora section");
+      Lora.inject(encoder, lora, dtype, seed);
+    }
+    var head = BertClassifier.newHead(numLabels, cfg.hiddenSize(), dtype, seed);
+    return new PeftClassifier(method, method == Method.LORA ? lora : null,
+        new BertClassifier(encoder, pooling, head, dtype), dtype);
+  }
+
+  public Method method() { return method; }
+  public LoraConfig lora() { return lora; }
+  public BertClassifier model() { return model; }
+  public ParamSet params() { return params; }
+  public long trainableCount() { return params.size(); }
+  public long totalCount() { return totalParams; }
+
+  /** 1 for matrices, 0 for vectors (biases, norms): where weight decay applies. */
+  public INDArray decayMask() {
+    INDArray mask = Nd4j.zeros(params.values().dataType(), Math.max(1, params.size()));
+    for (String name : params.names()) {
+      long[] r = params.range(name);
+      if (params.get(name).shape.length >= 2) mask.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(r[0], r[0] + r[1])).assign(1);
+    }
+    return mask;
+  }
+
+  /** Dropout on (training) or off (evaluation). */
+  public void setTraining(boolean training) {
+    for (LinearLayer l : model.encoder().linears()) if (l instanceof LoraLinear ll) ll.dropout().setTraining(training);
+  }
+
+  public List<LoraLinear> loraLayers() {
+    return model.encoder().linears().stream().filter(l -> l instanceof LoraLinear).map(l -> (LoraLinear) l).toList();
+  }
+}

@@ -1,0 +1,124 @@
+package dev.peftspark.core.train;
+
+import dev.peftspark.core.config.JobConfig;
+import dev.peftspark.core.nn.CrossEntropy;
+import dev.peftspark.core.optim.LrSchedule;
+import dev.peftspark.core.optim.Optimizer;
+import dev.peftspark.core.peft.PeftClassifier;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.util.List;
+import java.util.function.IntFunction;
+
+/**
+ * Single-JVM training loop: per optimizer step, forward/backward over {@code grad_accum} micro-batches (gradients
+ * accumulate in the flat buffer, weighted by each micro-batch's share of the examples), clip, schedule, update.
+ * Deterministic for a given seed and data order.
+ */
+public final class Trainer {
+  private final PeftClassifier model;
+  private final JobConfig.Train cfg;
+  private final Optimizer optimizer;
+  private final LrSchedule schedule;
+  private final int totalSteps;
+
+  /** A non-finite loss or gradient: the step is not applied and nothing is saved. */
+  public static final class NonFiniteException extends RuntimeException {
+    public NonFiniteException(String message) { super(message); }
+  }
+
+  public Trainer(PeftClassifier model, JobConfig.Train cfg, int stepsPerEpoch) {
+    this.model = model;
+    this.cfg = cfg;
+    int planned = stepsPerEpoch * cfg.epochs();
+    this.totalSteps = cfg.maxSteps() > 0 ? Math.min(cfg.maxSteps(), planned) : planned;
+    this.optimizer = Optimizer.create(cfg.optimizer(), Math.max(1, model.params().size()), model.decayMask(),
+        cfg.weightDecay(), cfg.momentum(), cfg.beta1(), cfg.beta2(), cfg.eps());
+    this.schedule = LrSchedule.of(cfg.lr(), cfg.warmupRatio(), totalSteps, cfg.schedule());
+  }
+
+  public int totalSteps() { return totalSteps; }
+  public Optimizer optimizer() { return optimizer; }
+
+  /** Result of {@link #fit}. */
+  public record Result(int steps, int epochs, double finalLoss, long wallMs, long examples, long tokens) {}
+
+  /** Trains over {@code epochBatches.apply(e)} (global batches of train.batch_size) for each epoch. */
+  public Result fit(IntFunction<List<TokenBatch>> epochBatches, TrainListener listener) {
+    listener.onStart(totalSteps, model.trainableCount(), model.totalCount());
+    long start = System.nanoTime();
+    int step = 0, epoch = 0;
+    double lastLoss = Double.NaN;
+    long examples = 0, tokens = 0;
+    model.setTraining(true);
+    while (step < totalSteps) {
+      for (TokenBatch batch : epochBatches.apply(epoch)) {
+        if (step >= totalSteps) break;
+        long t0 = System.nanoTime();
+        lastLoss = step(batch, step);
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        examples += batch.size();
+        tokens += batch.tokens();
+        listener.onStep(new StepMetrics(step + 1, epoch + 1, lastLoss, schedule.at(step), lastGradNorm,
+            batch.size() / seconds, batch.tokens() / seconds, (System.nanoTime() - start) / 1_000_000,
+            batch.size(), batch.tokens()));
+        step++;
+      }
+      epoch++;
+    }
+    model.setTraining(false);
+    return new Result(step, epoch, lastLoss, (System.nanoTime() - start) / 1_000_000, examples, tokens);
+  }
+
+  private double lastGradNorm;
+
+  /** One optimizer step on one global batch; returns its mean loss. */
+  public double step(TokenBatch batch, int step) {
+    var ps = model.params();
+    ps.zeroGrad();
+    int n = batch.size();
+    int micro = Math.max(1, cfg.gradAccum());
+    double loss = 0;
+    for (int k = 0; k < micro; k++) {
+      int from = k * n / micro, to = (k + 1) * n / micro;
+      if (from == to) continue;
+      TokenBatch mb = micro == 1 ? batch : batch.slice(from, to);
+      double share = (double) (to - from) / n;
+      loss += share * model.model().trainStep(mb.ids(), mb.mask(), mb.labels(), share);
+    }
+    INDArray grads = ps.grads();
+    double norm = Optimizer.clipGlobalNorm(grads, cfg.gradClip());
+    if (!Double.isFinite(loss) || !Double.isFinite(norm)) {
+      throw new NonFiniteException("step " + (step + 1) + ": " + (Double.isFinite(loss) ? "gradient norm" : "loss")
+          + " is " + (Double.isFinite(loss) ? norm : loss) + "; the step was not applied and nothing was saved"
+          + " (try a lower train.lr)");
+    }
+    lastGradNorm = norm;
+    optimizer.step(ps.values(), grads, schedule.at(step));
+    return loss;
+  }
+
+  /** Accuracy, mean loss and confusion matrix over {@code batches} (dropout off). */
+  public static EvalResult evaluate(PeftClassifier model, List<TokenBatch> batches, int skipped) {
+    model.setTraining(false);
+    int classes = model.model().numLabels();
+    int[][] confusion = new int[classes][classes];
+    long start = System.nanoTime();
+    double lossSum = 0;
+    int n = 0, correct = 0;
+    for (TokenBatch b : batches) {
+      INDArray logits = model.model().forward(b.ids(), b.mask());
+      lossSum += CrossEntropy.lossAndGrad(logits, b.labels(), null, 1) * b.size();
+      INDArray pred = logits.argMax(1);
+      for (int i = 0; i < b.size(); i++) {
+        int p = pred.getInt(i);
+        confusion[b.labels()[i]][p]++;
+        if (p == b.labels()[i]) correct++;
+      }
+      n += b.size();
+    }
+    long ms = (System.nanoTime() - start) / 1_000_000;
+    return new EvalResult(n == 0 ? 0 : (double) correct / n, n == 0 ? 0 : lossSum / n, n, skipped, ms,
+        n / Math.max(1e-9, ms / 1000.0), confusion);
+  }
+}
