@@ -1,5 +1,6 @@
 package dev.peftspark.datasets;
 
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -18,17 +19,14 @@ public record Batch(int[][] inputIds, int[][] attentionMask, int[] labels, int[]
       width = Math.max(width, ids.get(e).length);
     }
     int rows = exampleIndex.length;
-    int[][] inputIds = new int[rows][width];
+    int[][] inputIds = new int[rows][width]; // zero-filled: Batcher.PAD_ID
     int[][] mask = new int[rows][width];
     int[] batchLabels = labels == null ? null : new int[rows];
     int tokens = 0;
     for (int r = 0; r < rows; r++) {
       int[] seq = ids.get(exampleIndex[r]);
       System.arraycopy(seq, 0, inputIds[r], 0, seq.length);
-      if (Batcher.PAD_ID != 0) {
-        java.util.Arrays.fill(inputIds[r], seq.length, width, Batcher.PAD_ID);
-      }
-      java.util.Arrays.fill(mask[r], 0, seq.length, 1);
+      Arrays.fill(mask[r], 0, seq.length, 1);
       tokens += seq.length;
       if (labels != null) {
         batchLabels[r] = labels[exampleIndex[r]];
