@@ -1,0 +1,117 @@
+package dev.peftspark.spark.job;
+
+import dev.peftspark.core.config.JobConfig;
+import dev.peftspark.core.nn.Pooling;
+import dev.peftspark.core.peft.AdapterFiles;
+import dev.peftspark.core.peft.Method;
+import dev.peftspark.core.peft.PeftClassifier;
+import dev.peftspark.core.peft.lora.LoraConfig;
+import dev.peftspark.core.train.EvalResult;
+import dev.peftspark.core.train.OutputDir;
+import dev.peftspark.core.train.RunOutputs;
+import dev.peftspark.core.train.TrainListener;
+import dev.peftspark.core.train.TrainListeners;
+import dev.peftspark.core.train.TrainSummary;
+import dev.peftspark.core.train.Trainer;
+import dev.peftspark.datasets.EmptyRecordPolicy;
+import dev.peftspark.datasets.LabelMap;
+import dev.peftspark.datasets.ReadResult;
+import dev.peftspark.datasets.ReaderOptions;
+import dev.peftspark.datasets.RecordReader;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Sequence classification on one JVM: read → tokenize → build the PEFT model → train → evaluate → save. Everything
+ * goes to a staging directory that replaces the output files only when the whole run succeeded.
+ */
+public final class ClassificationJob {
+  private static final Logger log = LoggerFactory.getLogger(ClassificationJob.class);
+
+  private ClassificationJob() {}
+
+  public static TrainSummary train(JobConfig cfg, TrainListener listener) throws Exception {
+    if (cfg.outputDir() == null || cfg.outputDir().isBlank()) throw new IllegalArgumentException("output_dir is required");
+    long start = System.nanoTime();
+    BaseModel base = BaseModel.load(cfg.model());
+    AdapterFiles.Info init = cfg.initAdapter() == null ? null : AdapterFiles.info(Path.of(cfg.initAdapter()));
+    ReaderOptions opts = readerOptions(cfg, init == null ? null : labelMap(init.labels()));
+    ReadResult trainData = RecordReader.read(cfg.data().train(), opts);
+    ReadResult testData = cfg.data().test() == null || cfg.data().test().isEmpty() ? null
+        : RecordReader.read(cfg.data().test(), opts.withFixedLabels(trainData.labels()));
+    Tokenized train = Tokenized.of(trainData, base.tokenizer(), cfg.data().maxLength());
+    Tokenized test = testData == null ? null : Tokenized.of(testData, base.tokenizer(), cfg.data().maxLength());
+    log.info("{} training examples ({} skipped, {} truncated to {} tokens), {} labels",
+        train.size(), train.skipped(), train.truncated(), cfg.data().maxLength(), trainData.labels().size());
+
+    PeftClassifier model = init != null
+        ? AdapterFiles.load(Path.of(cfg.initAdapter()), base.config(), base.weights(), DataType.FLOAT)
+        : PeftClassifier.create(Method.parse(cfg.method()), loraConfig(cfg), base.config(), base.weights(),
+            cfg.head().numLabels() > 0 ? cfg.head().numLabels() : trainData.labels().size(),
+            Pooling.Mode.valueOf(cfg.head().pooling().toUpperCase()), DataType.FLOAT, cfg.train().seed());
+
+    Path outputDir = Path.of(cfg.outputDir());
+    Path staging = OutputDir.staging(outputDir);
+    try (RunOutputs outputs = new RunOutputs(staging, cfg)) {
+      TrainListener all = TrainListeners.compose(outputs, listener);
+      var batcher = train.batcher(cfg.train().batchSize());
+      Trainer trainer = new Trainer(model, cfg.train(), batcher.numBatches());
+      Trainer.Result r = trainer.fit(e -> Tokenized.toTokenBatches(batcher.epoch(cfg.train().seed(), e)), all);
+      EvalResult eval = null;
+      if (test != null) {
+        eval = Trainer.evaluate(model, Tokenized.toTokenBatches(test.batcher(cfg.train().batchSize()).eval()), test.skipped());
+        all.onEval(eval);
+      }
+      AdapterFiles.save(staging, model, trainData.labels().names(), base.name(), base.hfId());
+      long wallMs = (System.nanoTime() - start) / 1_000_000;
+      TrainSummary summary = new TrainSummary(model.method().key(), model.trainableCount(), model.totalCount(),
+          r.steps(), r.epochs(), r.finalLoss(), wallMs, r.examples() / Math.max(1e-9, r.wallMs() / 1000.0),
+          train.size(), train.skipped() + (test == null ? 0 : test.skipped()), eval, outputDir.toString());
+      all.onEnd(summary);
+      outputs.close();
+      OutputDir.commit(staging, outputDir);
+      return summary;
+    } catch (Exception | Error e) {
+      OutputDir.abort(staging);
+      throw e;
+    }
+  }
+
+  public static EvalResult eval(JobConfig cfg, String adapterDir) throws Exception {
+    BaseModel base = BaseModel.load(cfg.model());
+    AdapterFiles.Info info = AdapterFiles.info(Path.of(adapterDir));
+    PeftClassifier model = AdapterFiles.load(Path.of(adapterDir), base.config(), base.weights(), DataType.FLOAT);
+    if (cfg.data().test() == null || cfg.data().test().isEmpty()) throw new IllegalArgumentException("data.test is required for eval");
+    ReadResult testData = RecordReader.read(cfg.data().test(), readerOptions(cfg, labelMap(info.labels())));
+    Tokenized test = Tokenized.of(testData, base.tokenizer(), cfg.data().maxLength());
+    EvalResult r = Trainer.evaluate(model, Tokenized.toTokenBatches(test.batcher(cfg.train().batchSize()).eval()), test.skipped());
+    Path dir = cfg.outputDir() == null ? Path.of(adapterDir) : Path.of(cfg.outputDir());
+    Files.createDirectories(dir);
+    RunOutputs.writeEval(dir, r);
+    return r;
+  }
+
+  static ReaderOptions readerOptions(JobConfig cfg, LabelMap fixed) {
+    return new ReaderOptions(cfg.data().format(), cfg.data().textField(), cfg.data().labelField(),
+        EmptyRecordPolicy.parse(cfg.data().emptyRecords()), fixed);
+  }
+
+  /** Label names as saved by a run: "0".."k-1" means integer labels. */
+  static LabelMap labelMap(List<String> names) {
+    List<String> numeric = new ArrayList<>();
+    for (int i = 0; i < names.size(); i++) numeric.add(Integer.toString(i));
+    return names.equals(numeric) ? LabelMap.numeric(names.size()) : LabelMap.ofNames(names);
+  }
+
+  static LoraConfig loraConfig(JobConfig cfg) {
+    if (!Method.parse(cfg.method()).equals(Method.LORA)) return null;
+    var l = cfg.lora();
+    return new LoraConfig(l.r(), l.alpha(), l.dropout(), l.targetModules(), l.useRslora(), l.bias(), false);
+  }
+}
