@@ -16,6 +16,8 @@ import java.nio.file.StandardOpenOption;
  * target. On any failure the temporary file is deleted and the target is left as it was.
  */
 public final class AtomicFiles {
+  private static final java.security.SecureRandom RANDOM = new java.security.SecureRandom();
+
   private AtomicFiles() {}
 
   /** Writes the body of a file through a channel positioned at 0. */
@@ -29,10 +31,11 @@ public final class AtomicFiles {
     Path absolute = target.toAbsolutePath();
     Path dir = absolute.getParent();
     Files.createDirectories(dir);
-    Path temp = Files.createTempFile(dir, "." + absolute.getFileName() + ".", ".tmp");
+    // Not Files.createTempFile: that makes the file owner-only; this one gets the usual umask mode.
+    Path temp = dir.resolve("." + absolute.getFileName() + "." + Long.toHexString(RANDOM.nextLong()) + ".tmp");
     try {
       try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.WRITE,
-          StandardOpenOption.TRUNCATE_EXISTING)) {
+          StandardOpenOption.CREATE_NEW)) {
         body.writeTo(channel);
         channel.force(true);
       }
