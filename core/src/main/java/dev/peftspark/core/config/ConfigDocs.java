@@ -1,0 +1,78 @@
+package dev.peftspark.core.config;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+
+/**
+ * One line of documentation per config key, and the README's key table built from it and from
+ * {@link JobConfigLoader#DEFAULTS} (a test checks every key has a line and the README holds the table).
+ */
+public final class ConfigDocs {
+  private ConfigDocs() {}
+
+  public static final Map<String, String> DESCRIPTIONS = descriptions();
+
+  private static Map<String, String> descriptions() {
+    Map<String, String> d = new LinkedHashMap<>();
+    d.put("model", "built-in model name (`minilm`: all-MiniLM-L6-v2) or a Hugging Face model directory");
+    d.put("task", "`classification`");
+    d.put("output_dir", "where the adapter, config.yaml, metrics.jsonl, eval.json and report.html go (train)");
+    d.put("method", "`lora`, `full` (every weight) or `head` (classifier only)");
+    d.put("runner", "`local` (one JVM) or `spark`");
+    d.put("init_adapter", "start from a saved adapter directory instead of a fresh initialisation");
+    d.put("data.train", "training files (paths or URIs; a list, or one comma-separated string)");
+    d.put("data.test", "files evaluated after training and by `eval`");
+    d.put("data.format", "`auto` (by extension), `jsonl`, `json` or `csv`");
+    d.put("data.text_field", "field holding the text");
+    d.put("data.label_field", "field holding the label");
+    d.put("data.empty_records", "records with empty text or no label: `skip` (counted) or `reject` (fail)");
+    d.put("data.max_length", "tokens per example after truncation");
+    d.put("lora.r", "adapter rank");
+    d.put("lora.alpha", "lora_alpha; the update is scaled by alpha/r");
+    d.put("lora.dropout", "dropout on the adapter input, in [0, 1)");
+    d.put("lora.target_modules", "module-name suffixes to adapt, one regex, or `all-linear`");
+    d.put("lora.use_rslora", "scale by alpha/sqrt(r) instead of alpha/r");
+    d.put("lora.bias", "`none`");
+    d.put("head.pooling", "sentence vector for the classifier: `mean` or `cls`");
+    d.put("head.num_labels", "number of classes; 0 infers it from the training labels");
+    d.put("train.epochs", "passes over the training data");
+    d.put("train.max_steps", "stop after this many optimizer steps (-1: no limit)");
+    d.put("train.batch_size", "examples per optimizer step");
+    d.put("train.grad_accum", "micro-batches per step (must divide batch_size)");
+    d.put("train.lr", "peak learning rate");
+    d.put("train.optimizer", "`adamw` or `sgd`");
+    d.put("train.weight_decay", "decoupled weight decay (AdamW) or L2 (SGD)");
+    d.put("train.momentum", "SGD momentum");
+    d.put("train.beta1", "AdamW beta1");
+    d.put("train.beta2", "AdamW beta2");
+    d.put("train.eps", "AdamW epsilon");
+    d.put("train.grad_clip", "clip the global gradient L2 norm (0: off)");
+    d.put("train.warmup_ratio", "fraction of steps with linear warmup");
+    d.put("train.schedule", "after warmup: `linear`, `cosine` or `constant`");
+    d.put("train.seed", "seed for initialisation, shuffling and dropout");
+    d.put("train.log_every", "console progress period in steps (when not a terminal)");
+    d.put("spark.master", "Spark master URL (runner: spark)");
+    d.put("spark.partitions", "data partitions (0: Spark's default parallelism)");
+    d.put("spark.sync", "`gradient` (all-reduce every step) or `average` (parameter averaging)");
+    d.put("spark.average_every", "steps between averaging (sync: average)");
+    return Map.copyOf(d);
+  }
+
+  /** The Markdown table of every key, its default and its meaning, in declaration order. */
+  public static String markdownTable() {
+    StringBuilder b = new StringBuilder("| key | default | meaning |\n|---|---|---|\n");
+    JobConfigLoader.flatten(JobConfigLoader.DEFAULTS).forEach((key, value) -> b.append("| `").append(key)
+        .append("` | ").append(render(value)).append(" | ").append(DESCRIPTIONS.getOrDefault(key, "?"))
+        .append(" |\n"));
+    return b.toString();
+  }
+
+  static String render(Object v) {
+    if (v == null) return "(none)";
+    if (v instanceof List<?> l) return l.isEmpty() ? "`[]`" : l.stream().map(String::valueOf)
+        .collect(Collectors.joining(", ", "`[", "]`"));
+    return "`" + v + "`";
+  }
+}

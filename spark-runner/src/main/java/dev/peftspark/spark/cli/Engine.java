@@ -1,0 +1,18 @@
+package dev.peftspark.spark.cli;
+
+import dev.peftspark.core.config.JobConfig;
+import dev.peftspark.core.train.EvalResult;
+import dev.peftspark.core.train.TrainListener;
+import dev.peftspark.core.train.TrainSummary;
+
+/** What the CLI needs from the library: the commands parse and print, the engine does the work. */
+public interface Engine {
+  /** Trains as {@code cfg} says, writing the adapter and run files to {@code cfg.outputDir()}. */
+  TrainSummary train(JobConfig cfg, TrainListener listener) throws Exception;
+
+  /** Evaluates the adapter in {@code adapterDir} on {@code cfg.data().test()}. */
+  EvalResult eval(JobConfig cfg, String adapterDir) throws Exception;
+
+  /** Writes one sentence embedding per input record (JSONL in, JSONL out). */
+  void embed(String model, String input, String output, String adapterDir, int batchSize) throws Exception;
+}

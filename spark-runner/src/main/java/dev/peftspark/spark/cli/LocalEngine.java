@@ -1,0 +1,26 @@
+package dev.peftspark.spark.cli;
+
+import dev.peftspark.core.config.JobConfig;
+import dev.peftspark.core.train.EvalResult;
+import dev.peftspark.core.train.TrainListener;
+import dev.peftspark.core.train.TrainSummary;
+import dev.peftspark.spark.job.ClassificationJob;
+import dev.peftspark.spark.job.EmbedJob;
+
+/** The engine the CLI runs with: the single-JVM trainer ({@code runner: local}). */
+public final class LocalEngine implements Engine {
+  @Override
+  public TrainSummary train(JobConfig cfg, TrainListener listener) throws Exception {
+    return ClassificationJob.train(cfg, listener);
+  }
+
+  @Override
+  public EvalResult eval(JobConfig cfg, String adapterDir) throws Exception {
+    return ClassificationJob.eval(cfg, adapterDir);
+  }
+
+  @Override
+  public void embed(String model, String input, String output, String adapterDir, int batchSize) throws Exception {
+    EmbedJob.run(model, input, output, adapterDir, batchSize);
+  }
+}
