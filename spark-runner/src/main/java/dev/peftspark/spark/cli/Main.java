@@ -49,6 +49,8 @@ public final class Main implements Callable<Integer> {
         .addSubcommand(new EmbedCommand(cli))
         .addSubcommand(new DemoCommand(cli))
         .addSubcommand(new VersionCommand(cli));
+    cmd.getSubcommands().values()
+        .forEach(sub -> sub.getCommandSpec().versionProvider(new VersionCommand.Provider())); // their -V
     cmd.setOut(new PrintWriter(out, true, StandardCharsets.UTF_8));
     cmd.setErr(new PrintWriter(err, true, StandardCharsets.UTF_8));
     cmd.setExecutionExceptionHandler((ex, commandLine, parsed) -> {

@@ -211,6 +211,8 @@ class MainTest {
     assertEquals(0, r.code());
     assertTrue(r.out().startsWith("peft-spark 0.1.0-SNAPSHOT"), r.out());
     assertTrue(r.out().contains("java 17"), r.out());
+    assertTrue(run(new FakeEngine(), "train", "-V").out().startsWith("peft-spark 0.1.0-SNAPSHOT"));
+    assertTrue(run(new FakeEngine(), "--version").out().startsWith("peft-spark 0.1.0-SNAPSHOT"));
   }
 
   @Test
