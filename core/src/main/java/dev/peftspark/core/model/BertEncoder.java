@@ -41,6 +41,7 @@ public final class BertEncoder {
    * @param trainable true for full fine-tuning (every base tensor becomes a trainable {@link Param})
    */
   public static BertEncoder fromWeights(BertConfig cfg, Map<String, INDArray> weights, DataType dtype, boolean trainable) {
+    dev.peftspark.core.nn.Nd4jSetup.ensure();
     var w = new WeightLookup(weights, dtype, trainable);
     int h = cfg.hiddenSize();
     Embeddings emb = new Embeddings(

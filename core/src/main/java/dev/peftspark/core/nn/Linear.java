@@ -33,8 +33,15 @@ public final class Linear implements LinearLayer {
 
   @Override
   public INDArray forward(INDArray x) {
-    INDArray y = Nd4j.gemm(x, weight.value, false, true);
-    if (bias != null) y.addiRowVector(bias.value);
+    INDArray y;
+    if (bias != null) {
+      // y = 1·bᵀ + x·Wᵀ as two GEMMs: libnd4j's row-broadcast add costs as much as the product itself
+      INDArray ones = Nd4j.ones(x.dataType(), x.size(0), 1);
+      y = Nd4j.gemm(ones, bias.value.reshape(1, bias.shape[0]), false, false);
+      Nd4j.gemm(x, weight.value, y, false, true, 1.0, 1.0);
+    } else {
+      y = Nd4j.gemm(x, weight.value, false, true);
+    }
     input = weight.isTrainable() ? x : null;
     return y;
   }

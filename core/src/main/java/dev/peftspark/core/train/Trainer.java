@@ -2,6 +2,7 @@ package dev.peftspark.core.train;
 
 import dev.peftspark.core.config.JobConfig;
 import dev.peftspark.core.nn.CrossEntropy;
+import dev.peftspark.core.nn.Nd4jSetup;
 import dev.peftspark.core.optim.LrSchedule;
 import dev.peftspark.core.optim.Optimizer;
 import dev.peftspark.core.peft.PeftClassifier;
@@ -84,7 +85,9 @@ public final class Trainer {
       if (from == to) continue;
       TokenBatch mb = micro == 1 ? batch : batch.slice(from, to);
       double share = (double) (to - from) / n;
-      loss += share * model.model().trainStep(mb.ids(), mb.mask(), mb.labels(), share);
+      try (var ws = Nd4jSetup.stepWorkspace()) {
+        loss += share * model.model().trainStep(mb.ids(), mb.mask(), mb.labels(), share);
+      }
     }
     INDArray grads = ps.grads();
     double norm = Optimizer.clipGlobalNorm(grads, cfg.gradClip());
@@ -107,13 +110,14 @@ public final class Trainer {
     double lossSum = 0;
     int n = 0, correct = 0;
     for (TokenBatch b : batches) {
-      INDArray logits = model.model().forward(b.ids(), b.mask());
-      lossSum += CrossEntropy.lossAndGrad(logits, b.labels(), null, 1) * b.size();
-      INDArray pred = logits.argMax(1);
-      for (int i = 0; i < b.size(); i++) {
-        int p = pred.getInt(i);
-        confusion[b.labels()[i]][p]++;
-        if (p == b.labels()[i]) correct++;
+      try (var ws = Nd4jSetup.stepWorkspace()) {
+        INDArray logits = model.model().forward(b.ids(), b.mask());
+        lossSum += CrossEntropy.lossAndGrad(logits, b.labels(), null, 1) * b.size();
+        int[] pred = logits.argMax(1).toIntVector();
+        for (int i = 0; i < b.size(); i++) {
+          confusion[b.labels()[i]][pred[i]]++;
+          if (pred[i] == b.labels()[i]) correct++;
+        }
       }
       n += b.size();
     }

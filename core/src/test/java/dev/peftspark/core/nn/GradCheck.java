@@ -16,6 +16,10 @@ public final class GradCheck {
   public static final double EPS = 1e-6;
   public static final double TOL = 1e-6;   // max relative error; a wrong term in a backward gives O(1)
 
+  static {
+    Nd4jSetup.ensure();
+  }
+
   private GradCheck() {}
 
   public static INDArray randn(SplittableRandom rng, long... shape) {

@@ -135,11 +135,11 @@ class MainTest {
   }
 
   @Test
-  void theDefaultEngineSaysItIsNotWiredYet() throws Exception {
+  void theRealEngineNamesAMissingDataFile() throws Exception {
     Path ok = config("output_dir: x\ndata: {train: a.json}\n");
     Result r = run(new LocalEngine(), "train", "--config", ok.toString());
     assertEquals(1, r.code());
-    assertEquals("error: wired by lead", r.err().strip());
+    assertEquals("error: data file not found: a.json", r.err().strip());
   }
 
   @Test
