@@ -48,7 +48,8 @@ public final class Main implements Callable<Integer> {
         .addSubcommand(new EvalCommand(cli))
         .addSubcommand(new EmbedCommand(cli))
         .addSubcommand(new DemoCommand(cli))
-        .addSubcommand(new VersionCommand(cli));
+        .addSubcommand(new VersionCommand(cli))
+        .addSubcommand(new BenchCommand());
     cmd.getSubcommands().values()
         .forEach(sub -> sub.getCommandSpec().versionProvider(new VersionCommand.Provider())); // their -V
     cmd.setOut(new PrintWriter(out, true, StandardCharsets.UTF_8));
