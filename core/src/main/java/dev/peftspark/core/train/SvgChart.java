@@ -79,6 +79,7 @@ final class SvgChart {
           LEFT, y, W - RIGHT, y, LEFT - 6, y + 4, label(t)));
     }
     for (double t : ticks(sx.lo, sx.hi)) {
+      if (t != Math.rint(t)) continue;   // the x axis counts optimizer steps
       double x = sx.map(t);
       b.append(String.format(Locale.ROOT, "<text x=\"%.1f\" y=\"%d\" class=\"tick\" text-anchor=\"middle\">%s"
           + "</text>%n", x, H - BOTTOM + 16, label(t)));

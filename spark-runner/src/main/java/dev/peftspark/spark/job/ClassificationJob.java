@@ -72,7 +72,7 @@ public final class ClassificationJob {
       long wallMs = (System.nanoTime() - start) / 1_000_000;
       TrainSummary summary = new TrainSummary(model.method().key(), model.trainableCount(), model.totalCount(),
           r.steps(), r.epochs(), r.finalLoss(), wallMs, r.examples() / Math.max(1e-9, r.wallMs() / 1000.0),
-          train.size(), train.skipped() + (test == null ? 0 : test.skipped()), eval, outputDir.toString());
+          train.size(), train.skipped(), eval, outputDir.toString());
       all.onEnd(summary);
       outputs.close();
       OutputDir.commit(staging, outputDir);
