@@ -124,7 +124,10 @@ public final class AdapterFiles {
     return new Info(method, pooling, labels, extra.path("base_model").asText(), lora);
   }
 
-  /** Rebuilds the classifier on {@code base} and loads the saved tensors, refusing any that do not fit. */
+  /**
+   * Rebuilds the classifier on {@code base} and loads the saved tensors, refusing any that do not fit. The model
+   * comes back in inference mode (lora_dropout off); the trainer switches it on for training.
+   */
   public static PeftClassifier load(Path dir, BertConfig cfg, Map<String, INDArray> base, DataType dtype)
       throws IOException {
     Info info = info(dir);
@@ -154,6 +157,7 @@ public final class AdapterFiles {
         p.value().assign(st.loadAs(t.name(), dtype));
       }
     }
+    model.setTraining(false);
     return model;
   }
 
