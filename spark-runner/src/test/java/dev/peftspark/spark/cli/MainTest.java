@@ -135,14 +135,6 @@ class MainTest {
   }
 
   @Test
-  void theDefaultEngineSaysItIsNotWiredYet() throws Exception {
-    Path ok = config("output_dir: x\ndata: {train: a.json}\n");
-    Result r = run(new LocalEngine(), "train", "--config", ok.toString());
-    assertEquals(1, r.code());
-    assertEquals("error: wired by lead", r.err().strip());
-  }
-
-  @Test
   void usageErrorsExitTwo() {
     assertEquals(2, run(new FakeEngine(), "train").code()); // --config is required
     assertEquals(2, run(new FakeEngine(), "train", "--config").code());
