@@ -135,6 +135,14 @@ class MainTest {
   }
 
   @Test
+  void theRealEngineNamesAMissingDataFile() throws Exception {
+    Path ok = config("output_dir: x\ndata: {train: a.json}\n");
+    Result r = run(new LocalEngine(), "train", "--config", ok.toString());
+    assertEquals(1, r.code());
+    assertEquals("error: data file not found: a.json", r.err().strip());
+  }
+
+  @Test
   void usageErrorsExitTwo() {
     assertEquals(2, run(new FakeEngine(), "train").code()); // --config is required
     assertEquals(2, run(new FakeEngine(), "train", "--config").code());
