@@ -124,7 +124,10 @@ public final class AdapterFiles {
     return new Info(method, pooling, labels, extra.path("base_model").asText(), lora);
   }
 
-  /** Rebuilds the classifier on {@code base} and loads the saved tensors, refusing any that do not fit. */
+  /**
+   * Rebuilds the classifier on {@code base} and loads the saved tensors, refusing any that do not fit. The model
+   * comes back in inference mode (lora_dropout off); the trainer switches it on for training.
+   */
   public static PeftClassifier load(Path dir, BertConfig cfg, Map<String, INDArray> base, DataType dtype)
       throws IOException {
     Info info = info(dir);
@@ -148,13 +151,25 @@ public final class AdapterFiles {
         if (t == null) throw new IOException(file + ": missing tensor '" + (full ? name : PREFIX + name) + "'");
         Param p = ps.get(name);
         if (!Arrays.equals(t.shape(), p.shape)) {
-          throw new IOException(file + ": tensor '" + t.name() + "' has shape " + Arrays.toString(t.shape())
-              + " but the base model needs " + Arrays.toString(p.shape) + " there: the adapter does not fit this base model");
+          String why = rankOnly(name, t.shape(), p.shape)
+              ? "but " + CONFIG + " says r=" + info.lora().r() + ": the adapter's config and weights disagree"
+              : "but the base model needs " + Arrays.toString(p.shape) + " there: the adapter does not fit this base"
+                  + " model (it was trained on '" + info.baseModel() + "')";
+          throw new IOException(file + ": tensor '" + t.name() + "' has shape " + Arrays.toString(t.shape()) + " " + why);
         }
         p.value().assign(st.loadAs(t.name(), dtype));
       }
     }
+    model.setTraining(false);
     return model;
+  }
+
+  /** True when a lora_A [r, in] / lora_B [out, r] differs from what the model needs in its rank alone. */
+  private static boolean rankOnly(String name, long[] saved, long[] needed) {
+    if (saved.length != 2 || needed.length != 2) return false;
+    if (name.endsWith(".lora_A.weight")) return saved[1] == needed[1] && saved[0] != needed[0];
+    if (name.endsWith(".lora_B.weight")) return saved[0] == needed[0] && saved[1] != needed[1];
+    return false;
   }
 
   private static String strip(String key, Path file) throws IOException {

@@ -39,12 +39,13 @@ public final class ClassificationJob {
   public static TrainSummary train(JobConfig cfg, TrainListener listener) throws Exception {
     if (cfg.outputDir() == null || cfg.outputDir().isBlank()) throw new IllegalArgumentException("output_dir is required");
     long start = System.nanoTime();
-    BaseModel base = BaseModel.load(cfg.model());
-    AdapterFiles.Info init = cfg.initAdapter() == null ? null : AdapterFiles.info(Path.of(cfg.initAdapter()));
+    AdapterFiles.Info init = cfg.initAdapter() == null ? null : initAdapter(cfg);
+    // the data first: a bad record fails in milliseconds, not after loading the base model
     ReaderOptions opts = readerOptions(cfg, init == null ? null : labelMap(init.labels()));
     ReadResult trainData = RecordReader.read(cfg.data().train(), opts);
     ReadResult testData = cfg.data().test() == null || cfg.data().test().isEmpty() ? null
         : RecordReader.read(cfg.data().test(), opts.withFixedLabels(trainData.labels()));
+    BaseModel base = BaseModel.load(cfg.model());
     Tokenized train = Tokenized.of(trainData, base.tokenizer(), cfg.data().maxLength());
     Tokenized test = testData == null ? null : Tokenized.of(testData, base.tokenizer(), cfg.data().maxLength());
     log.info("{} training examples ({} skipped, {} truncated to {} tokens), {} labels",
@@ -84,17 +85,37 @@ public final class ClassificationJob {
   }
 
   public static EvalResult eval(JobConfig cfg, String adapterDir) throws Exception {
-    BaseModel base = BaseModel.load(cfg.model());
-    AdapterFiles.Info info = AdapterFiles.info(Path.of(adapterDir));
-    PeftClassifier model = AdapterFiles.load(Path.of(adapterDir), base.config(), base.weights(), DataType.FLOAT);
     if (cfg.data().test() == null || cfg.data().test().isEmpty()) throw new IllegalArgumentException("data.test is required for eval");
+    AdapterFiles.Info info = AdapterFiles.info(Path.of(adapterDir));
     ReadResult testData = RecordReader.read(cfg.data().test(), readerOptions(cfg, labelMap(info.labels())));
+    BaseModel base = BaseModel.load(cfg.model());
+    PeftClassifier model = AdapterFiles.load(Path.of(adapterDir), base.config(), base.weights(), DataType.FLOAT);
     Tokenized test = Tokenized.of(testData, base.tokenizer(), cfg.data().maxLength());
     EvalResult r = Trainer.evaluate(model, Tokenized.toTokenBatches(test.batcher(cfg.train().batchSize()).eval()), test.skipped());
     Path dir = cfg.outputDir() == null ? Path.of(adapterDir) : Path.of(cfg.outputDir());
     Files.createDirectories(dir);
     RunOutputs.writeEval(dir, r);
     return r;
+  }
+
+  /**
+   * The saved adapter a run starts from. It fixes the method, LoRA settings and labels: a config asking for
+   * another method is refused, differing LoRA settings are overridden (and logged).
+   */
+  static AdapterFiles.Info initAdapter(JobConfig cfg) throws java.io.IOException {
+    AdapterFiles.Info init = AdapterFiles.info(Path.of(cfg.initAdapter()));
+    Method asked = Method.parse(cfg.method());
+    if (init.method() != asked) {
+      throw new IllegalArgumentException("init_adapter " + cfg.initAdapter() + " holds a '" + init.method().key()
+          + "' model but method is '" + asked.key() + "'; set method: " + init.method().key());
+    }
+    LoraConfig wanted = loraConfig(cfg);
+    if (init.lora() != null && wanted != null && (init.lora().r() != wanted.r() || init.lora().alpha() != wanted.alpha()
+        || !init.lora().targetModules().equals(wanted.targetModules()))) {
+      log.warn("init_adapter {} has r={}, alpha={}, target_modules={}; those are used, not the config's lora section",
+          cfg.initAdapter(), init.lora().r(), init.lora().alpha(), init.lora().targetModules());
+    }
+    return init;
   }
 
   static ReaderOptions readerOptions(JobConfig cfg, LabelMap fixed) {
