@@ -42,39 +42,47 @@ public final class Gelu {
   }
 
   private INDArray forwardFloat(INDArray x) {
-    float[] v = toFloats(x);
+    float[] v = Floats.read(x);
     float[] c = new float[v.length], y = new float[v.length];
     normalCdf(v, c);
     for (int i = 0; i < v.length; i++) y[i] = v[i] * c[i];
     x32 = v;
     cdf32 = c;
-    return Nd4j.createFromArray(y).reshape('c', x.shape());
+    return Floats.write(y, x.shape());
   }
 
   private INDArray backwardFloat(INDArray dy) {
-    float[] g = toFloats(dy), v = x32, c = cdf32;
-    float k = (float) INV_SQRT_2PI;
-    for (int i = 0; i < g.length; i++) g[i] *= c[i] + v[i] * k * (float) Math.exp(-0.5f * v[i] * v[i]);
+    float[] g = Floats.read(dy), v = x32, c = cdf32;
+    for (int i = 0; i < g.length; i++) g[i] *= c[i] + v[i] * normalPdf(v[i]);
     x32 = null;
     cdf32 = null;
-    return Nd4j.createFromArray(g).reshape('c', dy.shape());
+    return Floats.write(g, dy.shape());
   }
+
+  /**
+   * φ(x) as the derivative of the same A&S approximation (no exp): {@code 8·p^-17·p'(|x|/√2)/√2}. Consistent with
+   * the forward, and |x·φ(x) - exact| ≤ 1.4e-6 over all x.
+   */
+  static float normalPdf(float x) {
+    float t = Math.abs(x) * S;
+    float p = 1f + t * (A1 + t * (A2 + t * (A3 + t * (A4 + t * (A5 + t * A6)))));
+    float dp = A1 + t * (2 * A2 + t * (3 * A3 + t * (4 * A4 + t * (5 * A5 + t * 6 * A6))));
+    float p2 = p * p, p4 = p2 * p2, p8 = p4 * p4, p16 = p8 * p8;
+    return 8f * S * dp / (p16 * p);
+  }
+
+  private static final float A1 = 0.0705230784f, A2 = 0.0422820123f, A3 = 0.0092705272f;
+  private static final float A4 = 0.0001520143f, A5 = 0.0002765672f, A6 = 0.0000430638f, S = (float) INV_SQRT2;
 
   /** Φ(x) for each x: 0.5 + 0.5·sign(x)·erf(|x|/√2), branch-free so the JIT can vectorise it. */
   static void normalCdf(float[] x, float[] out) {
-    final float a1 = 0.0705230784f, a2 = 0.0422820123f, a3 = 0.0092705272f;
-    final float a4 = 0.0001520143f, a5 = 0.0002765672f, a6 = 0.0000430638f, s = (float) INV_SQRT2;
     for (int i = 0; i < x.length; i++) {
-      float ax = Math.abs(x[i]), t = ax * s;
-      float p = 1f + t * (a1 + t * (a2 + t * (a3 + t * (a4 + t * (a5 + t * a6)))));
+      float ax = Math.abs(x[i]), t = ax * S;
+      float p = 1f + t * (A1 + t * (A2 + t * (A3 + t * (A4 + t * (A5 + t * A6)))));
       p *= p; p *= p; p *= p; p *= p;                 // p^16
       float erf = 1f - 1f / p;                         // erf(|x|/√2), A&S 7.1.28
       out[i] = 0.5f + 0.5f * erf * x[i] / (ax + 1e-30f);
     }
   }
 
-  private static float[] toFloats(INDArray a) {
-    INDArray c = a.isView() || a.ordering() != 'c' || a.data().length() != a.length() ? a.dup('c') : a;
-    return c.data().asFloat();
-  }
 }

@@ -32,8 +32,9 @@ class GeluTest {
       worstY = Math.max(worstY, Math.abs(y32.getDouble(0, i) - ex) / Math.max(1, Math.abs(ex)));
       worstD = Math.max(worstD, Math.abs(dx32.getDouble(0, i) - dx64.getDouble(0, i)));
     }
-    // float carries ~6e-8 relative; the erf approximation adds ≤ 3e-7 · |x| / 2
+    // float carries ~6e-8 relative; the erf approximation adds ≤ 3e-7 · |x| / 2 to the forward, and its
+    // derivative (used for φ) ≤ 1.4e-6 to x·φ(x) in the backward
     assertTrue(worstY < 2e-6, "GELU forward: max relative error " + worstY);
-    assertTrue(worstD < 2e-6, "GELU backward: max abs error " + worstD);
+    assertTrue(worstD < 2.5e-6, "GELU backward: max abs error " + worstD);
   }
 }
