@@ -12,7 +12,7 @@ import dev.peftspark.core.peft.ia3.Ia3Config;
 import dev.peftspark.core.peft.lora.Lora;
 import dev.peftspark.core.peft.lora.LoraConfig;
 import dev.peftspark.core.peft.lora.LoraLinear;
-import dev.peftspark.core.quant.DequantBuffer;
+import dev.peftspark.core.peft.qlora.Qlora;
 import dev.peftspark.core.quant.QuantizedLinear;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -59,7 +59,7 @@ public final class PeftClassifier {
                                       long seed) {
     if (numLabels < 2) throw new IllegalArgumentException("classification needs at least 2 labels, got " + numLabels);
     BertEncoder encoder = BertEncoder.fromWeights(cfg, base, dtype, method == Method.FULL);
-    if (method == Method.QLORA) quantize(encoder, dtype);
+    if (method == Method.QLORA) Qlora.quantizeBase(encoder, dtype);
     if (method.usesLora()) {
       if (lora == null) throw new IllegalArgumentException("method " + method.key() + " needs a lora section");
       Lora.inject(encoder, lora, dtype, seed);
@@ -73,11 +73,6 @@ public final class PeftClassifier {
         new BertClassifier(encoder, pooling, head, dtype), dtype);
   }
 
-  /** QLoRA's base: every encoder linear to NF4 (one shared dequantization buffer); embeddings and norms stay. */
-  private static void quantize(BertEncoder encoder, DataType dtype) {
-    DequantBuffer scratch = new DequantBuffer(dtype);
-    encoder.mapLinears(l -> QuantizedLinear.of((dev.peftspark.core.nn.Linear) l, scratch));
-  }
 
   public Method method() { return method; }
   public LoraConfig lora() { return lora; }

@@ -30,7 +30,12 @@ public final class DequantBuffer {
     int n = (int) t.size();
     if ((long) rows * cols != n) throw new IllegalArgumentException("a " + rows + "x" + cols + " view of " + n + " values");
     if (floats.length < n) floats = new float[n];
-    if (flat == null || flat.length() < n) flat = Nd4j.create(dtype, n);
+    if (flat == null || flat.length() < n) {
+      // outside any workspace: a step workspace is recycled after the step, the scratch lives as long as the model
+      try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+        flat = Nd4j.create(dtype, n);
+      }
+    }
     Nf4.dequantize(t, floats);
     if (dtype == DataType.FLOAT) {
       new FloatPointer(flat.data().addressPointer()).put(floats, 0, n);
