@@ -30,7 +30,8 @@ import java.util.TreeSet;
 /**
  * Saves and loads a trained {@link PeftClassifier} in Hugging Face PEFT's layout: {@code adapter_config.json}
  * (PEFT's keys only, so Python's PEFT reads it) and {@code adapter_model.safetensors} with PEFT's key names
- * ({@code base_model.model.<module>.lora_A.weight}, head as modules_to_save {@code base_model.model.classifier.weight}).
+ * ({@code base_model.model.<module>.lora_A.weight}, DoRA's {@code ...lora_magnitude_vector}, IA3's {@code ...ia3_l},
+ * head as modules_to_save {@code base_model.model.classifier.weight}); qlora saves a plain LoRA config, as PEFT does.
  * {@code method: full} writes {@code model.safetensors} with every tensor under its Hugging Face name instead.
  * What PEFT has no key for (method, pooling, label names) goes to {@code peft_spark.json}.
  */
