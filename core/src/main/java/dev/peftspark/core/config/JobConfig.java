@@ -11,11 +11,12 @@ public record JobConfig(
     String model,          // built-in name ("minilm") or a Hugging Face model directory URI
     String task,           // "classification" (causal_lm later)
     String outputDir,      // where adapter, metrics.jsonl, eval.json, report.html go
-    String method,         // lora | full | head
+    String method,         // lora | qlora | ia3 | full | head
     String runner,         // local | spark
     String initAdapter,    // start from a saved adapter directory (null: fresh init)
     Data data,
     Lora lora,
+    Ia3 ia3,
     Head head,
     Train train,
     Spark spark) {
@@ -35,7 +36,17 @@ public record JobConfig(
       double dropout,              // lora_dropout on the adapter input (default 0.0)
       List<String> targetModules,  // module-name suffixes, one regex, or "all-linear" (default query, value)
       boolean useRslora,           // scaling alpha/sqrt(r) instead of alpha/r
-      String bias) {}              // none (the only one in this release)
+      String bias,                 // none (the only one in this release)
+      boolean useDora) {           // DoRA: a trainable magnitude per output row
+    /** Plain LoRA (use_dora false). */
+    public Lora(int r, double alpha, double dropout, List<String> targetModules, boolean useRslora, String bias) {
+      this(r, alpha, dropout, targetModules, useRslora, bias, false);
+    }
+  }
+
+  public record Ia3(
+      List<String> targetModules,       // modules that get a scaling vector (default key, value, output.dense)
+      List<String> feedforwardModules) {} // the targets whose input is scaled (default output.dense)
 
   public record Head(
       String pooling,      // mean | cls

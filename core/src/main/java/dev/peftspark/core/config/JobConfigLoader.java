@@ -29,7 +29,8 @@ public final class JobConfigLoader {
   public static final JobConfig DEFAULTS = new JobConfig(
       "minilm", "classification", null, "lora", "local", null,
       new JobConfig.Data(List.of(), List.of(), "auto", "text", "label", "skip", 128),
-      new JobConfig.Lora(8, 8.0, 0.0, List.of("query", "value"), false, "none"),
+      new JobConfig.Lora(8, 8.0, 0.0, List.of("query", "value"), false, "none", false),
+      new JobConfig.Ia3(List.of("key", "value", "output.dense"), List.of("output.dense")),
       new JobConfig.Head("mean", 0),
       new JobConfig.Train(1, -1, 32, 1, 5e-4, "adamw", 0.0, 0.9, 0.9, 0.999, 1e-8, 1.0, 0.06, "linear", 42, 10),
       new JobConfig.Spark("local[*]", 0, "gradient", 1));
@@ -40,7 +41,7 @@ public final class JobConfigLoader {
   private static Map<String, List<String>> choices() {
     Map<String, List<String>> m = new LinkedHashMap<>();
     m.put("task", List.of("classification"));
-    m.put("method", List.of("lora", "full", "head"));
+    m.put("method", List.of("lora", "qlora", "ia3", "full", "head"));
     m.put("runner", List.of("local", "spark"));
     m.put("data.format", List.of("auto", "jsonl", "json", "csv"));
     m.put("data.empty_records", List.of("skip", "reject"));
@@ -157,6 +158,8 @@ public final class JobConfigLoader {
     check(l.alpha() > 0, "lora.alpha", "must be > 0", l.alpha());
     check(l.dropout() >= 0 && l.dropout() < 1, "lora.dropout", "must be in [0, 1)", l.dropout());
     check(!l.targetModules().isEmpty(), "lora.target_modules", "must name at least one module", l.targetModules());
+    check(!c.ia3().targetModules().isEmpty(), "ia3.target_modules", "must name at least one module",
+        c.ia3().targetModules());
     check(c.head().numLabels() == 0 || c.head().numLabels() >= 2, "head.num_labels",
         "must be 0 (inferred from the training labels) or ≥ 2", c.head().numLabels());
     check(t.epochs() >= 1, "train.epochs", "must be ≥ 1", t.epochs());

@@ -23,8 +23,8 @@ public interface LinearLayer {
    */
   INDArray backward(INDArray dy, boolean needInputGrad);
 
-  /** The frozen or trainable base layer this one wraps (itself for a plain linear). */
-  Linear base();
+  /** The base layer this one wraps (itself for a plain or quantized linear). */
+  LinearLayer base();
 
   /** All parameters, base and adapter, frozen or not. */
   java.util.List<Param> params();

@@ -11,6 +11,7 @@ import dev.peftspark.core.model.BertConfig;
 import dev.peftspark.core.nn.Param;
 import dev.peftspark.core.nn.ParamSet;
 import dev.peftspark.core.nn.Pooling;
+import dev.peftspark.core.peft.ia3.Ia3Config;
 import dev.peftspark.core.peft.lora.LoraConfig;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -29,7 +30,8 @@ import java.util.TreeSet;
 /**
  * Saves and loads a trained {@link PeftClassifier} in Hugging Face PEFT's layout: {@code adapter_config.json}
  * (PEFT's keys only, so Python's PEFT reads it) and {@code adapter_model.safetensors} with PEFT's key names
- * ({@code base_model.model.<module>.lora_A.weight}, head as modules_to_save {@code base_model.model.classifier.weight}).
+ * ({@code base_model.model.<module>.lora_A.weight}, DoRA's {@code ...lora_magnitude_vector}, IA3's {@code ...ia3_l},
+ * head as modules_to_save {@code base_model.model.classifier.weight}); qlora saves a plain LoRA config, as PEFT does.
  * {@code method: full} writes {@code model.safetensors} with every tensor under its Hugging Face name instead.
  * What PEFT has no key for (method, pooling, label names) goes to {@code peft_spark.json}.
  */
@@ -45,7 +47,8 @@ public final class AdapterFiles {
   private AdapterFiles() {}
 
   /** What a saved adapter says about itself beyond PEFT's config. */
-  public record Info(Method method, Pooling.Mode pooling, List<String> labels, String baseModel, LoraConfig lora) {}
+  public record Info(Method method, Pooling.Mode pooling, List<String> labels, String baseModel, LoraConfig lora,
+                     Ia3Config ia3) {}
 
   public static void save(Path dir, PeftClassifier model, List<String> labels, String baseModel, String baseModelId)
       throws IOException {
@@ -66,6 +69,7 @@ public final class AdapterFiles {
   }
 
   private static ObjectNode peftConfig(PeftClassifier model, String baseModelId) {
+    if (model.method() == Method.IA3) return ia3Config(model.ia3(), baseModelId);
     ObjectNode c = JSON.createObjectNode();
     LoraConfig lora = model.lora();
     c.put("peft_type", "LORA");
@@ -79,7 +83,7 @@ public final class AdapterFiles {
     c.putPOJO("target_modules", lora == null ? List.of() : lora.targetModules());
     c.put("bias", "none");
     c.put("use_rslora", lora != null && lora.useRslora());
-    c.put("use_dora", false);
+    c.put("use_dora", lora != null && lora.useDora());
     c.put("fan_in_fan_out", false);
     if (lora != null && lora.initGaussian()) c.put("init_lora_weights", "gaussian"); else c.put("init_lora_weights", true);
     c.putPOJO("modules_to_save", List.of("classifier"));
@@ -87,6 +91,22 @@ public final class AdapterFiles {
     c.putNull("layers_pattern");
     c.putPOJO("rank_pattern", Map.of());
     c.putPOJO("alpha_pattern", Map.of());
+    c.putNull("revision");
+    return c;
+  }
+
+  /** PEFT's IA3Config keys (qlora adapters are plain LoRA configs: the quantization belongs to the base). */
+  private static ObjectNode ia3Config(Ia3Config ia3, String baseModelId) {
+    ObjectNode c = JSON.createObjectNode();
+    c.put("peft_type", "IA3");
+    c.put("task_type", "SEQ_CLS");
+    c.put("base_model_name_or_path", baseModelId);
+    c.put("inference_mode", true);
+    c.putPOJO("target_modules", ia3.targetModules());
+    c.putPOJO("feedforward_modules", ia3.feedforwardModules());
+    c.put("fan_in_fan_out", false);
+    c.put("init_ia3_weights", true);
+    c.putPOJO("modules_to_save", List.of("classifier"));
     c.putNull("revision");
     return c;
   }
@@ -109,19 +129,24 @@ public final class AdapterFiles {
     List<String> labels = new ArrayList<>();
     extra.path("labels").forEach(n -> labels.add(n.asText()));
     LoraConfig lora = null;
-    if (method == Method.LORA) {
+    Ia3Config ia3 = null;
+    if (method.usesLora() || method == Method.IA3) {
       Path cfgFile = dir.resolve(CONFIG);
       JsonNode c = readJson(cfgFile);
-      if (!"LORA".equals(c.path("peft_type").asText()))
-        throw new IOException(cfgFile + ": peft_type is '" + c.path("peft_type").asText() + "', expected LORA");
-      List<String> targets = new ArrayList<>();
-      c.path("target_modules").forEach(n -> targets.add(n.asText()));
-      if (c.path("target_modules").isTextual()) targets.add(c.path("target_modules").asText());
-      lora = new LoraConfig(c.path("r").asInt(), c.path("lora_alpha").asDouble(), c.path("lora_dropout").asDouble(),
-          targets, c.path("use_rslora").asBoolean(), c.path("bias").asText("none"),
-          "gaussian".equals(c.path("init_lora_weights").asText()));
+      String want = method == Method.IA3 ? "IA3" : "LORA";
+      if (!want.equals(c.path("peft_type").asText()))
+        throw new IOException(cfgFile + ": peft_type is '" + c.path("peft_type").asText() + "', expected " + want
+            + " for method " + method.key());
+      List<String> targets = strings(c.path("target_modules"));
+      if (method == Method.IA3) {
+        ia3 = new Ia3Config(targets, strings(c.path("feedforward_modules")));
+      } else {
+        lora = new LoraConfig(c.path("r").asInt(), c.path("lora_alpha").asDouble(), c.path("lora_dropout").asDouble(),
+            targets, c.path("use_rslora").asBoolean(), c.path("bias").asText("none"),
+            "gaussian".equals(c.path("init_lora_weights").asText()), c.path("use_dora").asBoolean());
+      }
     }
-    return new Info(method, pooling, labels, extra.path("base_model").asText(), lora);
+    return new Info(method, pooling, labels, extra.path("base_model").asText(), lora, ia3);
   }
 
   /**
@@ -131,7 +156,7 @@ public final class AdapterFiles {
   public static PeftClassifier load(Path dir, BertConfig cfg, Map<String, INDArray> base, DataType dtype)
       throws IOException {
     Info info = info(dir);
-    PeftClassifier model = PeftClassifier.create(info.method(), info.lora(), cfg, base,
+    PeftClassifier model = PeftClassifier.create(info.method(), info.lora(), info.ia3(), cfg, base,
         Math.max(2, info.labels().size()), info.pooling(), dtype, 0);
     boolean full = info.method() == Method.FULL;
     Path file = dir.resolve(full ? FULL_WEIGHTS : WEIGHTS);
@@ -170,6 +195,13 @@ public final class AdapterFiles {
     if (name.endsWith(".lora_A.weight")) return saved[1] == needed[1] && saved[0] != needed[0];
     if (name.endsWith(".lora_B.weight")) return saved[0] == needed[0] && saved[1] != needed[1];
     return false;
+  }
+
+  /** A JSON list of strings, or one string (PEFT writes either). */
+  private static List<String> strings(JsonNode n) {
+    List<String> out = new ArrayList<>();
+    if (n.isTextual()) out.add(n.asText()); else n.forEach(e -> out.add(e.asText()));
+    return out;
   }
 
   private static String strip(String key, Path file) throws IOException {

@@ -81,7 +81,7 @@ final class BenchCommand implements Callable<Integer> {
       description = "Training steps of a BERT classifier on synthetic tokens (real weights for --model minilm).")
   static final class Train implements Callable<Integer> {
     @Option(names = "--model", defaultValue = "minilm") String model;
-    @Option(names = "--method", defaultValue = "lora", description = "lora | full | head") String method;
+    @Option(names = "--method", defaultValue = "lora", description = "lora | qlora | ia3 | full | head") String method;
     @Option(names = "--rank", defaultValue = "8") int rank;
     @Option(names = "--targets", defaultValue = "query,value", split = ",") List<String> targets;
     @Option(names = "--batch", defaultValue = "32") int batch;

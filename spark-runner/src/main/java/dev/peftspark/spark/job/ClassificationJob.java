@@ -5,6 +5,7 @@ import dev.peftspark.core.nn.Pooling;
 import dev.peftspark.core.peft.AdapterFiles;
 import dev.peftspark.core.peft.Method;
 import dev.peftspark.core.peft.PeftClassifier;
+import dev.peftspark.core.peft.ia3.Ia3Config;
 import dev.peftspark.core.peft.lora.LoraConfig;
 import dev.peftspark.core.train.EvalResult;
 import dev.peftspark.core.train.OutputDir;
@@ -53,7 +54,7 @@ public final class ClassificationJob {
 
     PeftClassifier model = init != null
         ? AdapterFiles.load(Path.of(cfg.initAdapter()), base.config(), base.weights(), DataType.FLOAT)
-        : PeftClassifier.create(Method.parse(cfg.method()), loraConfig(cfg), base.config(), base.weights(),
+        : PeftClassifier.create(Method.parse(cfg.method()), loraConfig(cfg), ia3Config(cfg), base.config(), base.weights(),
             cfg.head().numLabels() > 0 ? cfg.head().numLabels() : trainData.labels().size(),
             Pooling.Mode.valueOf(cfg.head().pooling().toUpperCase()), DataType.FLOAT, cfg.train().seed());
 
@@ -131,8 +132,13 @@ public final class ClassificationJob {
   }
 
   static LoraConfig loraConfig(JobConfig cfg) {
-    if (!Method.parse(cfg.method()).equals(Method.LORA)) return null;
+    if (!Method.parse(cfg.method()).usesLora()) return null;
     var l = cfg.lora();
-    return new LoraConfig(l.r(), l.alpha(), l.dropout(), l.targetModules(), l.useRslora(), l.bias(), false);
+    return new LoraConfig(l.r(), l.alpha(), l.dropout(), l.targetModules(), l.useRslora(), l.bias(), false, l.useDora());
+  }
+
+  static Ia3Config ia3Config(JobConfig cfg) {
+    if (Method.parse(cfg.method()) != Method.IA3) return null;
+    return new Ia3Config(cfg.ia3().targetModules(), cfg.ia3().feedforwardModules());
   }
 }

@@ -2,7 +2,6 @@ package dev.peftspark.core.peft.lora;
 
 import dev.peftspark.core.model.BertEncoder;
 import dev.peftspark.core.nn.Dropout;
-import dev.peftspark.core.nn.Linear;
 import dev.peftspark.core.nn.LinearLayer;
 import dev.peftspark.core.nn.Param;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -22,6 +21,8 @@ public final class Lora {
   private Lora() {}
 
   public static final String ALL_LINEAR = "all-linear";
+  /** DoRA's per-row magnitude, saved as {@code <module>.lora_magnitude_vector} ([out]), as PEFT saves it. */
+  public static final String MAGNITUDE = "lora_magnitude_vector";
 
   /** Wraps the targeted linears of {@code encoder} in {@link LoraLinear}s; returns the new trainable params. */
   public static List<Param> inject(BertEncoder encoder, LoraConfig cfg, DataType dtype, long seed) {
@@ -30,13 +31,19 @@ public final class Lora {
     List<Param> added = new ArrayList<>();
     encoder.mapLinears(layer -> {
       if (!targets.contains(layer.name())) return layer;
-      Linear base = layer.base();
+      LinearLayer base = layer.base();
       Param a = Param.trainable(base.name() + ".lora_A.weight", initA(base, cfg, dtype, seed));
       Param b = Param.trainable(base.name() + ".lora_B.weight", Nd4j.zeros(dtype, base.outFeatures(), cfg.r()));
       added.add(a);
       added.add(b);
+      Param m = null;
+      if (cfg.useDora()) {   // m = ‖W + s·BA‖ per row, i.e. ‖W‖ while B is zero (PEFT's DoRA init)
+        INDArray norms = LoraLinear.rowNorms(BaseWeight.weight(base), a.value(), b.value(), cfg.scaling());
+        m = Param.trainable(base.name() + "." + MAGNITUDE, norms.reshape(base.outFeatures()).dup());
+        added.add(m);
+      }
       Dropout dropout = new Dropout(cfg.dropout(), seed ^ (base.name().hashCode() * 0x9E3779B97F4A7C15L));
-      return new LoraLinear(base, a, b, cfg.scaling(), dropout);
+      return new LoraLinear(base, a, b, m, cfg.scaling(), dropout);
     });
     return added;
   }
@@ -77,7 +84,7 @@ public final class Lora {
   }
 
   /** kaiming_uniform_(a=√5) on [r, in] is U(-1/√in, 1/√in); "gaussian" is N(0, 1/r) (std 1/r, as PEFT does). */
-  private static INDArray initA(Linear base, LoraConfig cfg, DataType dtype, long seed) {
+  private static INDArray initA(LinearLayer base, LoraConfig cfg, DataType dtype, long seed) {
     int in = base.inFeatures(), r = cfg.r();
     SplittableRandom rng = new SplittableRandom(seed ^ base.name().hashCode());
     double[] v = new double[r * in];

@@ -12,9 +12,16 @@ import java.util.List;
  *                      regular expression matched against the full name, or "all-linear"
  * @param useRslora     rank-stabilised scaling
  * @param initGaussian  init_lora_weights "gaussian" (A ~ N(0, 1/r)) instead of kaiming-uniform
+ * @param useDora       weight-decomposed LoRA (DoRA): a trainable magnitude per output row
  */
 public record LoraConfig(int r, double alpha, double dropout, List<String> targetModules, boolean useRslora,
-                         String bias, boolean initGaussian) {
+                         String bias, boolean initGaussian, boolean useDora) {
+  /** Plain LoRA (no DoRA). */
+  public LoraConfig(int r, double alpha, double dropout, List<String> targetModules, boolean useRslora,
+                    String bias, boolean initGaussian) {
+    this(r, alpha, dropout, targetModules, useRslora, bias, initGaussian, false);
+  }
+
   public LoraConfig {
     if (r < 1) throw new IllegalArgumentException("lora.r must be >= 1, got " + r);
     if (!(alpha > 0)) throw new IllegalArgumentException("lora.alpha must be > 0, got " + alpha);
