@@ -113,6 +113,15 @@ public record LlamaConfig(
 
   public int kvDim() { return numKeyValueHeads * headDim; }
 
+  /** Number of base parameters (a tied head counted once), computed from the shape alone. */
+  public long parameterCount() {
+    long h = hiddenSize, q = (long) numAttentionHeads * headDim, kv = kvDim(), inter = intermediateSize;
+    long attention = h * q + 2 * h * kv + q * h + (attentionBias ? q + 2 * kv : 0) + (outputBias ? h : 0);
+    long mlp = 3 * h * inter + (mlpBias ? 2 * inter + h : 0);
+    long perLayer = attention + mlp + 2 * h;
+    return vocabSize * h + numHiddenLayers * perLayer + h + (tieWordEmbeddings ? 0 : vocabSize * h);
+  }
+
   /** The Hugging Face {@code config.json} for this shape (weights stored as {@code torchDtype}, e.g. "float32"). */
   public ObjectNode toJson(String torchDtype) {
     ObjectNode o = ConfigJson.JSON.createObjectNode();
