@@ -4,6 +4,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
 import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 
 import java.util.List;
 import java.util.function.UnaryOperator;
@@ -16,6 +17,7 @@ import java.util.function.UnaryOperator;
  */
 public final class CausalAttention {
   private LinearLayer query, key, value, output;
+  private LinearLayer fused;          // GPT-2's c_attn: [q | k | v] from one projection; then query/key/value are null
   private final int heads, kvHeads, headDim;
   private final Rope rope;            // null: no rotary embedding (GPT-2)
   private CausalMask mask;
@@ -39,33 +41,70 @@ public final class CausalAttention {
     this.rope = rope;
   }
 
+  /**
+   * GPT-2 style: one projection {@code fused} yields {@code [q | k | v]} side by side ({@code heads·hd} columns
+   * each), no rotary embedding.
+   */
+  public static CausalAttention fused(LinearLayer fused, LinearLayer output, int heads, int headDim) {
+    if (fused.outFeatures() != 3 * heads * headDim)
+      throw new IllegalArgumentException(fused.name() + ": " + fused.outFeatures() + " outputs, expected 3 × " + heads + " × " + headDim);
+    CausalAttention a = new CausalAttention(heads, headDim, output);
+    a.fused = fused;
+    return a;
+  }
+
+  private CausalAttention(int heads, int headDim, LinearLayer output) {
+    this.heads = heads;
+    this.kvHeads = heads;
+    this.headDim = headDim;
+    this.output = output;
+    this.rope = null;
+  }
+
+  public LinearLayer fusedQkv() { return fused; }
   public LinearLayer query() { return query; }
   public LinearLayer key() { return key; }
   public LinearLayer value() { return value; }
   public LinearLayer output() { return output; }
 
   public void mapLinears(UnaryOperator<LinearLayer> f) {
+    if (fused != null) {
+      fused = f.apply(fused);
+      output = f.apply(output);
+      return;
+    }
     query = f.apply(query);
     key = f.apply(key);
     value = f.apply(value);
     output = f.apply(output);
   }
 
-  public List<LinearLayer> linears() { return List.of(query, key, value, output); }
+  public List<LinearLayer> linears() { return fused != null ? List.of(fused, output) : List.of(query, key, value, output); }
 
   /** @param tables the rotary tables for {@code mask.positions()} (ignored, may be null, without RoPE) */
   public INDArray forward(INDArray x, CausalMask mask, Rope.Tables tables) {
     this.mask = mask;
     this.tables = tables;
     int b = mask.batch(), t = mask.seq(), g = heads / kvHeads;
-    INDArray qx = query.forward(x), kx = key.forward(x);
+    INDArray qx, kx, vx;
+    if (fused != null) {
+      INDArray qkv = fused.forward(x);
+      long w = (long) heads * headDim;
+      qx = qkv.get(NDArrayIndex.all(), NDArrayIndex.interval(0, w)).dup('c');
+      kx = qkv.get(NDArrayIndex.all(), NDArrayIndex.interval(w, 2 * w)).dup('c');
+      vx = qkv.get(NDArrayIndex.all(), NDArrayIndex.interval(2 * w, 3 * w)).dup('c');
+    } else {
+      qx = query.forward(x);
+      kx = key.forward(x);
+      vx = value.forward(x);
+    }
     if (rope != null) {
       qx = rope.rotate(qx, tables, false);
       kx = rope.rotate(kx, tables, false);
     }
     q = splitHeads(qx, heads).reshape('c', b, kvHeads, (long) g * t, headDim);
     k = splitHeads(kx, kvHeads);
-    v = splitHeads(value.forward(x), kvHeads);
+    v = splitHeads(vx, kvHeads);
     INDArray scores = Nd4j.matmul(q, k, false, true, false).muli(1.0 / Math.sqrt(headDim));   // [B, kvh, g*T, T]
     INDArray s4 = scores.reshape('c', b, heads, t, t);
     Nd4j.getExecutioner().exec(new BroadcastAddOp(s4, mask.bias(), s4, 0, 2, 3));
@@ -98,6 +137,7 @@ public final class CausalAttention {
     q = k = v = probs = null;
     mask = null;
     tables = null;
+    if (fused != null) return fused.backward(Nd4j.hstack(dqx, dkx, dvx), needInputGrad);
     INDArray dx = query.backward(dqx, needInputGrad);
     INDArray dxk = key.backward(dkx, needInputGrad);
     INDArray dxv = value.backward(dvx, needInputGrad);
