@@ -22,7 +22,7 @@ import java.util.function.UnaryOperator;
  * ({@code embeddings.word_embeddings.weight}, {@code encoder.layer.0.attention.self.query.weight}, ...), so
  * loading is a key lookup. {@code ids [B][T], mask [B][T] -> hidden [B*T, H]}.
  */
-public final class BertEncoder {
+public final class BertEncoder implements dev.peftspark.core.nn.LinearModules {
   /** Added to attention scores of padding keys (exp underflows to exactly 0 after the max is subtracted). */
   static final double MASKED = -1e9;
 

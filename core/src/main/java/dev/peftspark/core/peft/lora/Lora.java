@@ -1,8 +1,8 @@
 package dev.peftspark.core.peft.lora;
 
-import dev.peftspark.core.model.BertEncoder;
 import dev.peftspark.core.nn.Dropout;
 import dev.peftspark.core.nn.LinearLayer;
+import dev.peftspark.core.nn.LinearModules;
 import dev.peftspark.core.nn.Param;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -24,12 +24,12 @@ public final class Lora {
   /** DoRA's per-row magnitude, saved as {@code <module>.lora_magnitude_vector} ([out]), as PEFT saves it. */
   public static final String MAGNITUDE = "lora_magnitude_vector";
 
-  /** Wraps the targeted linears of {@code encoder} in {@link LoraLinear}s; returns the new trainable params. */
-  public static List<Param> inject(BertEncoder encoder, LoraConfig cfg, DataType dtype, long seed) {
-    List<String> names = encoder.linears().stream().map(LinearLayer::name).toList();
+  /** Wraps the targeted linears of {@code model} in {@link LoraLinear}s; returns the new trainable params. */
+  public static List<Param> inject(LinearModules model, LoraConfig cfg, DataType dtype, long seed) {
+    List<String> names = model.linears().stream().map(LinearLayer::name).toList();
     Set<String> targets = select(names, cfg.targetModules());
     List<Param> added = new ArrayList<>();
-    encoder.mapLinears(layer -> {
+    model.mapLinears(layer -> {
       if (!targets.contains(layer.name())) return layer;
       LinearLayer base = layer.base();
       Param a = Param.trainable(base.name() + ".lora_A.weight", initA(base, cfg, dtype, seed));
@@ -52,7 +52,7 @@ public final class Lora {
   public static Set<String> select(List<String> moduleNames, List<String> targetModules) {
     Set<String> chosen = new LinkedHashSet<>();
     if (targetModules.size() == 1 && targetModules.get(0).equals(ALL_LINEAR)) {
-      chosen.addAll(moduleNames);   // the encoder's linears; the classification head is never a target
+      chosen.addAll(moduleNames);   // the model's linears; a classification or LM head is never among them
       return chosen;
     }
     if (targetModules.size() == 1 && isRegex(targetModules.get(0))) {
@@ -71,6 +71,9 @@ public final class Lora {
     return chosen;
   }
 
+  /** The per-layer prefix of BERT, LLaMA and GPT-2 module names. */
+  private static final Pattern LAYER_PREFIX = Pattern.compile("^(encoder\\.layer|model\\.layers|transformer\\.h)\\.\\d+\\.");
+
   private static boolean isRegex(String s) {
     for (char c : s.toCharArray()) if ("*+?[]()|^$\\".indexOf(c) >= 0) return true;
     return false;
@@ -78,9 +81,15 @@ public final class Lora {
 
   private static IllegalArgumentException noMatch(String what, List<String> moduleNames) {
     Set<String> shortNames = new TreeSet<>();
-    for (String n : moduleNames) shortNames.add(n.replaceFirst("^encoder\\.layer\\.\\d+\\.", ""));
+    String layer = "";
+    for (String n : moduleNames) {
+      var m = LAYER_PREFIX.matcher(n);
+      if (m.find()) layer = m.group(1) + ".N";
+      shortNames.add(m.replaceFirst(""));
+    }
     return new IllegalArgumentException("lora.target_modules: " + what + " matches no module of the model; "
-        + "linear modules are " + String.join(", ", shortNames) + " (in every encoder.layer.N), or use 'all-linear'");
+        + "linear modules are " + String.join(", ", shortNames) + (layer.isEmpty() ? "" : " (in every " + layer + ")")
+        + ", or use 'all-linear'");
   }
 
   /** kaiming_uniform_(a=√5) on [r, in] is U(-1/√in, 1/√in); "gaussian" is N(0, 1/r) (std 1/r, as PEFT does). */

@@ -1,0 +1,96 @@
+package dev.peftspark.core.model;
+
+import dev.peftspark.core.nn.CausalMask;
+import dev.peftspark.core.nn.LinearLayer;
+import dev.peftspark.core.nn.LinearModules;
+import dev.peftspark.core.nn.LmHeadLoss;
+import dev.peftspark.core.nn.Param;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A decoder-only language model: token ids {@code [B][T]} and an attention mask ({@code 0} padding, otherwise a
+ * segment id, see {@link CausalMask}) to final hidden states, an LM head, and next-token cross-entropy computed
+ * chunk by chunk ({@link LmHeadLoss}). Labels follow Hugging Face: aligned with the inputs, shifted inside,
+ * {@code -100} ignored; null labels mean the inputs themselves.
+ */
+public interface CausalLm extends LinearModules {
+  DataType dtype();
+
+  int vocabSize();
+
+  /** The attention structure of a batch (causal, segments, padding, sliding window). */
+  CausalMask mask(int[][] mask);
+
+  /** Final normalised hidden states {@code [B*T, H]}; layers keep what their backward needs. */
+  INDArray hidden(int[][] ids, CausalMask mask);
+
+  /** Backpropagates dL/dhidden from the last {@link #hidden}, stopping below the lowest trainable parameter. */
+  void backwardHidden(INDArray dHidden);
+
+  /** The output projection {@code [H] -> [V]} (for tied embeddings its weight is the embedding table). */
+  LinearLayer head();
+
+  /** Rows of logits held at once by the loss. */
+  int lossChunkRows();
+
+  void setLossChunkRows(int rows);
+
+  /** Every parameter once (a tied table appears once), base and adapters, frozen or not. */
+  List<Param> params();
+
+  /** The base model's tensors by Hugging Face name (no adapters; a tied head is not repeated). */
+  Map<String, INDArray> stateDict();
+
+  default List<Param> trainableParams() { return params().stream().filter(Param::isTrainable).toList(); }
+
+  /** Logits {@code [B*T, V]} for every position (all of them at once: for small checks and generation). */
+  default INDArray logits(int[][] ids, int[][] mask) { return head().forward(hidden(ids, mask(mask))); }
+
+  /** Summed loss and target count, no gradients. */
+  default LmHeadLoss.Result evaluate(int[][] ids, int[][] mask, int[][] labels) {
+    CausalMask m = mask(mask);
+    int[] targets = m.targets(labels == null ? ids : labels);
+    return LmHeadLoss.compute(hidden(ids, m), targets, head(), 0, lossChunkRows(), false);
+  }
+
+  /**
+   * Forward and backward with dL/d(token loss) = {@code gradScalePerToken} for every target token (a trainer that
+   * normalises over a whole step's tokens passes 1/tokens); gradients accumulate. Returns summed loss and count.
+   */
+  default LmHeadLoss.Result forwardBackward(int[][] ids, int[][] mask, int[][] labels, double gradScalePerToken) {
+    CausalMask m = mask(mask);
+    int[] targets = m.targets(labels == null ? ids : labels);
+    LmHeadLoss.Result r = LmHeadLoss.compute(hidden(ids, m), targets, head(), gradScalePerToken, lossChunkRows(), true);
+    backwardHidden(r.dHidden());
+    return new LmHeadLoss.Result(r.lossSum(), r.tokens(), null);
+  }
+
+  /** Mean next-token loss of this micro-batch; gradients of {@code scale ×} that mean accumulate. */
+  default double trainStep(int[][] ids, int[][] mask, int[][] labels, double scale) {
+    int tokens = 0;
+    for (int t : mask(mask).targets(labels == null ? ids : labels)) if (t >= 0) tokens++;
+    if (tokens == 0) throw new IllegalArgumentException("the batch has no target token (every label is -100 or padding)");
+    return forwardBackward(ids, mask, labels, scale / tokens).mean();
+  }
+
+  static Map<String, INDArray> stateDict(List<Param> base) {
+    Map<String, INDArray> out = new LinkedHashMap<>();
+    for (Param p : base) out.put(p.name, p.value());
+    return out;
+  }
+
+  static int[] flatten(int[][] ids) {
+    int seq = ids[0].length;
+    int[] flat = new int[ids.length * seq];
+    for (int b = 0; b < ids.length; b++) {
+      if (ids[b].length != seq) throw new IllegalArgumentException("ragged batch: row " + b + " has " + ids[b].length + " tokens, expected " + seq);
+      System.arraycopy(ids[b], 0, flat, b * seq, seq);
+    }
+    return flat;
+  }
+}

@@ -1,0 +1,222 @@
+package dev.peftspark.core.model;
+
+import dev.peftspark.core.io.HfCheckpoint;
+import dev.peftspark.core.nn.CausalAttention;
+import dev.peftspark.core.nn.CausalMask;
+import dev.peftspark.core.nn.LayerNorm;
+import dev.peftspark.core.nn.Linear;
+import dev.peftspark.core.nn.LinearLayer;
+import dev.peftspark.core.nn.LmHeadLoss;
+import dev.peftspark.core.nn.Nd4jSetup;
+import dev.peftspark.core.nn.Param;
+import dev.peftspark.core.nn.TokenEmbedding;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.function.UnaryOperator;
+
+/**
+ * {@code GPT2LMHeadModel} on Hugging Face names: {@code transformer.wte/wpe}, {@code transformer.h.N.ln_1},
+ * {@code attn.c_attn} (fused q|k|v), {@code attn.c_proj}, {@code ln_2}, {@code mlp.c_fc}, {@code mlp.c_proj},
+ * {@code transformer.ln_f}, head tied to {@code wte}. Conv1D weights are stored {@code [in, out]}; they are
+ * transposed once at load into {@link Linear}'s {@code [out, in]} (and back in {@link #stateDict}), so LoRA's
+ * A {@code [r, in]} and B {@code [out, r]} are PEFT's whatever the storage ({@code fan_in_fan_out} matters
+ * only when merging). Checkpoints saved without the {@code transformer.} prefix (openai-community/gpt2) load too.
+ */
+public final class Gpt2Model implements CausalLm {
+  private static final List<String> CONV1D = List.of("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj");
+
+  private final Gpt2Config config;
+  private final DataType dtype;
+  private final TokenEmbedding wte, wpe;
+  private final List<Gpt2Layer> layers;
+  private final LayerNorm lnF;
+  private final Linear head;
+  private final List<Param> base;
+  private int chunkRows;
+
+  private Gpt2Model(Gpt2Config config, DataType dtype, TokenEmbedding wte, TokenEmbedding wpe, List<Gpt2Layer> layers,
+                    LayerNorm lnF, Linear head, List<Param> base) {
+    this.config = config;
+    this.dtype = dtype;
+    this.wte = wte;
+    this.wpe = wpe;
+    this.layers = layers;
+    this.lnF = lnF;
+    this.head = head;
+    this.base = base;
+    this.chunkRows = LmHeadLoss.defaultChunkRows(config.vocabSize());
+  }
+
+  public static Gpt2Model fromWeights(Gpt2Config c, Map<String, INDArray> stored, DataType dtype, boolean trainable) {
+    Nd4jSetup.ensure();
+    var w = new HfWeights(toLinearLayout(c, stored), dtype, trainable);
+    int h = c.nEmbd(), inner = c.nInner();
+    TokenEmbedding wte = new TokenEmbedding("transformer.wte", w.param("transformer.wte.weight", c.vocabSize(), h));
+    TokenEmbedding wpe = new TokenEmbedding("transformer.wpe", w.param("transformer.wpe.weight", c.nPositions(), h));
+    List<Gpt2Layer> layers = new ArrayList<>();
+    for (int i = 0; i < c.nLayer(); i++) {
+      String p = "transformer.h." + i + ".";
+      var attention = CausalAttention.fused(w.linear(p + "attn.c_attn", 3 * h, h, true), w.linear(p + "attn.c_proj", h, h, true),
+          c.nHead(), c.headDim());
+      layers.add(new Gpt2Layer(norm(w, p + "ln_1", h, c), attention, norm(w, p + "ln_2", h, c),
+          w.linear(p + "mlp.c_fc", inner, h, true), w.linear(p + "mlp.c_proj", h, inner, true)));
+    }
+    LayerNorm lnF = norm(w, "transformer.ln_f", h, c);
+    Linear head = c.tieWordEmbeddings() ? new Linear("lm_head", wte.table(), null) : w.linear("lm_head", c.vocabSize(), h, false);
+    return new Gpt2Model(c, dtype, wte, wpe, layers, lnF, head, w.made());
+  }
+
+  private static LayerNorm norm(HfWeights w, String module, int h, Gpt2Config c) {
+    return new LayerNorm(module, w.param(module + ".weight", h), w.param(module + ".bias", h), c.layerNormEpsilon());
+  }
+
+  /** Adds the {@code transformer.} prefix where missing, drops the causal-mask buffers, transposes Conv1D weights. */
+  private static Map<String, INDArray> toLinearLayout(Gpt2Config c, Map<String, INDArray> stored) {
+    Map<String, INDArray> out = new LinkedHashMap<>();
+    for (var e : stored.entrySet()) {
+      String k = e.getKey().startsWith("transformer.") || e.getKey().startsWith("lm_head.") ? e.getKey() : "transformer." + e.getKey();
+      if (k.endsWith(".attn.bias") || k.endsWith(".attn.masked_bias")) continue;   // buffers, not parameters
+      out.put(k, e.getValue());
+    }
+    int h = c.nEmbd();
+    for (int i = 0; i < c.nLayer(); i++) {
+      for (String m : CONV1D) {
+        String k = "transformer.h." + i + "." + m + ".weight";
+        INDArray t = out.get(k);
+        if (t == null) continue;   // reported by the lookup
+        long in = m.equals("mlp.c_proj") ? c.nInner() : h;
+        long o = switch (m) { case "attn.c_attn" -> 3L * h; case "mlp.c_fc" -> c.nInner(); default -> h; };
+        if (!Arrays.equals(t.shape(), new long[] {in, o}))
+          throw new IllegalArgumentException("tensor '" + k + "' has shape " + Arrays.toString(t.shape())
+              + ", expected Conv1D's [in, out] = [" + in + ", " + o + "]");
+        out.put(k, t.transpose().dup('c'));
+      }
+    }
+    return out;
+  }
+
+  public static Gpt2Model load(Path dir, DataType dtype, boolean trainable) throws IOException {
+    return fromWeights(Gpt2Config.fromJson(dir.resolve("config.json")), HfCheckpoint.readWeights(dir), dtype, trainable);
+  }
+
+  /** Hugging Face's GPT-2 initialisation: N(0, 0.02²), residual projections (c_proj) N(0, (0.02/√(2L))²), LN 1/0. */
+  public static Gpt2Model random(Gpt2Config c, DataType dtype, long seed, boolean trainable) {
+    return fromWeights(c, randomWeights(c, dtype, seed), dtype, trainable);
+  }
+
+  /** Random weights in checkpoint layout (Conv1D {@code [in, out]}). */
+  public static Map<String, INDArray> randomWeights(Gpt2Config c, DataType dtype, long seed) {
+    Map<String, INDArray> w = new LinkedHashMap<>();
+    double std = c.initializerRange(), residual = std / Math.sqrt(2.0 * c.nLayer());
+    int h = c.nEmbd(), inner = c.nInner();
+    w.put("transformer.wte.weight", HfWeights.normal("transformer.wte.weight", seed, std, dtype, c.vocabSize(), h));
+    w.put("transformer.wpe.weight", HfWeights.normal("transformer.wpe.weight", seed, std, dtype, c.nPositions(), h));
+    for (int i = 0; i < c.nLayer(); i++) {
+      String p = "transformer.h." + i + ".";
+      for (String n : List.of("ln_1", "ln_2")) {
+        w.put(p + n + ".weight", Nd4j.ones(dtype, h));
+        w.put(p + n + ".bias", Nd4j.zeros(dtype, h));
+      }
+      conv(w, p + "attn.c_attn", h, 3 * h, seed, std, dtype);
+      conv(w, p + "attn.c_proj", h, h, seed, residual, dtype);
+      conv(w, p + "mlp.c_fc", h, inner, seed, std, dtype);
+      conv(w, p + "mlp.c_proj", inner, h, seed, residual, dtype);
+    }
+    w.put("transformer.ln_f.weight", Nd4j.ones(dtype, h));
+    w.put("transformer.ln_f.bias", Nd4j.zeros(dtype, h));
+    if (!c.tieWordEmbeddings()) w.put("lm_head.weight", HfWeights.normal("lm_head.weight", seed, std, dtype, c.vocabSize(), h));
+    return w;
+  }
+
+  private static void conv(Map<String, INDArray> w, String module, int in, int out, long seed, double std, DataType dtype) {
+    w.put(module + ".weight", HfWeights.normal(module + ".weight", seed, std, dtype, in, out));
+    w.put(module + ".bias", Nd4j.zeros(dtype, out));
+  }
+
+  public Gpt2Config config() { return config; }
+  public TokenEmbedding wte() { return wte; }
+  public TokenEmbedding wpe() { return wpe; }
+  @Override public DataType dtype() { return dtype; }
+  @Override public int vocabSize() { return config.vocabSize(); }
+  @Override public Linear head() { return head; }
+  @Override public int lossChunkRows() { return chunkRows; }
+
+  @Override
+  public void setLossChunkRows(int rows) {
+    if (rows < 1) throw new IllegalArgumentException("loss chunk rows must be >= 1, got " + rows);
+    this.chunkRows = rows;
+  }
+
+  @Override
+  public CausalMask mask(int[][] mask) { return CausalMask.of(mask, 0, dtype); }
+
+  @Override
+  public INDArray hidden(int[][] ids, CausalMask mask) {
+    int[] flat = CausalLm.flatten(ids);
+    if (ids.length != mask.batch() || ids[0].length != mask.seq())
+      throw new IllegalArgumentException("ids are " + ids.length + "×" + ids[0].length + ", the mask " + mask.batch() + "×" + mask.seq());
+    for (int p : mask.positions()) {
+      if (p >= config.nPositions())
+        throw new IllegalArgumentException("position " + p + " exceeds the model's " + config.nPositions() + " positions (n_positions)");
+    }
+    INDArray x = wte.forward(flat).addi(wpe.forward(mask.positions()));
+    for (Gpt2Layer layer : layers) x = layer.forward(x, mask);
+    return lnF.forward(x);
+  }
+
+  @Override
+  public void backwardHidden(INDArray dHidden) {
+    boolean embeddings = wte.table().isTrainable() || wpe.table().isTrainable();
+    int lowest = embeddings ? -1 : layers.size();
+    for (int i = 0; i < layers.size() && lowest == layers.size(); i++) if (layers.get(i).hasTrainable()) lowest = i;
+    INDArray d = lnF.backward(dHidden);
+    for (int i = layers.size() - 1; i >= 0 && i >= lowest; i--) d = layers.get(i).backward(d, i > lowest);
+    if (lowest == -1) {
+      wte.backward(d);
+      wpe.backward(d);
+    }
+  }
+
+  @Override
+  public void mapLinears(UnaryOperator<LinearLayer> f) {
+    for (Gpt2Layer layer : layers) layer.mapLinears(f);
+  }
+
+  @Override
+  public List<LinearLayer> linears() {
+    List<LinearLayer> all = new ArrayList<>();
+    for (Gpt2Layer layer : layers) all.addAll(layer.linears());
+    return all;
+  }
+
+  @Override
+  public List<Param> params() {
+    LinkedHashSet<Param> all = new LinkedHashSet<>(List.of(wte.table(), wpe.table()));
+    for (Gpt2Layer layer : layers) all.addAll(layer.params());
+    all.addAll(List.of(lnF.gamma(), lnF.beta()));
+    all.addAll(head.params());
+    return List.copyOf(all);
+  }
+
+  /** Checkpoint layout again: Conv1D weights {@code [in, out]}, {@code transformer.} prefix. */
+  @Override
+  public Map<String, INDArray> stateDict() {
+    Map<String, INDArray> out = CausalLm.stateDict(base);
+    for (var e : out.entrySet()) {
+      String k = e.getKey();
+      if (k.endsWith(".weight") && CONV1D.stream().anyMatch(m -> k.endsWith("." + m + ".weight")))
+        e.setValue(e.getValue().transpose().dup('c'));
+    }
+    return out;
+  }
+}

@@ -1,0 +1,80 @@
+package dev.peftspark.core.model;
+
+import dev.peftspark.core.nn.Linear;
+import dev.peftspark.core.nn.Param;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * Builds {@link Param}s from tensors named as in a Hugging Face checkpoint: checks each shape, casts to the compute
+ * type, says which names exist when one is missing, and records every base parameter it made (the state dict).
+ */
+final class HfWeights {
+  private final Map<String, INDArray> weights;
+  private final DataType dtype;
+  private final boolean trainable;
+  private final List<Param> made = new ArrayList<>();
+
+  HfWeights(Map<String, INDArray> weights, DataType dtype, boolean trainable) {
+    this.weights = weights;
+    this.dtype = dtype;
+    this.trainable = trainable;
+  }
+
+  List<Param> made() { return List.copyOf(made); }
+
+  Param param(String name, long... shape) {
+    INDArray t = weights.get(name);
+    if (t == null) {
+      throw new IllegalArgumentException("base model has no tensor '" + name + "'; it has " + weights.size()
+          + " tensors, the closest being " + weights.keySet().stream()
+          .sorted(Comparator.comparingInt((String k) -> -commonPrefix(k, name)).thenComparing(k -> k))
+          .limit(5).toList());
+    }
+    if (!Arrays.equals(t.shape(), shape)) {
+      throw new IllegalArgumentException("tensor '" + name + "' has shape " + Arrays.toString(t.shape())
+          + ", expected " + Arrays.toString(shape));
+    }
+    INDArray v = t.dataType() == dtype ? t : t.castTo(dtype);
+    Param p = trainable ? Param.trainable(name, v) : Param.frozen(name, v);
+    made.add(p);
+    return p;
+  }
+
+  private static int commonPrefix(String a, String b) {
+    int n = 0;
+    while (n < a.length() && n < b.length() && a.charAt(n) == b.charAt(n)) n++;
+    return n;
+  }
+
+  Linear linear(String module, int out, int in, boolean bias) {
+    return new Linear(module, param(module + ".weight", out, in), bias ? param(module + ".bias", out) : null);
+  }
+
+  /** N(0, std²) from a generator seeded by {@code seed} and the tensor's name, so each tensor is independent of order. */
+  static INDArray normal(String name, long seed, double std, DataType dtype, long... shape) {
+    long n = Arrays.stream(shape).reduce(1, (a, b) -> a * b);
+    if (n > Integer.MAX_VALUE - 8) throw new IllegalArgumentException(name + ": " + n + " elements exceed one Java array");
+    SplittableRandom rng = new SplittableRandom(seed ^ (name.hashCode() * 0x9E3779B97F4A7C15L));
+    boolean wide = dtype == DataType.DOUBLE;
+    double[] d = wide ? new double[(int) n] : null;
+    float[] f = wide ? null : new float[(int) n];   // half the memory of doubles for large random models
+    for (int i = 0; i < n; i += 2) {
+      double u1 = rng.nextDouble(), u2 = rng.nextDouble();
+      double r = std * Math.sqrt(-2 * Math.log(1 - u1));
+      double a = r * Math.cos(2 * Math.PI * u2), b = r * Math.sin(2 * Math.PI * u2);
+      if (wide) { d[i] = a; if (i + 1 < n) d[i + 1] = b; }
+      else { f[i] = (float) a; if (i + 1 < n) f[i + 1] = (float) b; }
+    }
+    INDArray out = (wide ? Nd4j.createFromArray(d) : Nd4j.createFromArray(f)).reshape(shape);
+    return out.dataType() == dtype ? out : out.castTo(dtype);
+  }
+}

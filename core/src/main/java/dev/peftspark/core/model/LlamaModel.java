@@ -1,0 +1,188 @@
+package dev.peftspark.core.model;
+
+import dev.peftspark.core.io.HfCheckpoint;
+import dev.peftspark.core.nn.CausalAttention;
+import dev.peftspark.core.nn.CausalMask;
+import dev.peftspark.core.nn.Linear;
+import dev.peftspark.core.nn.LinearLayer;
+import dev.peftspark.core.nn.LmHeadLoss;
+import dev.peftspark.core.nn.Nd4jSetup;
+import dev.peftspark.core.nn.Param;
+import dev.peftspark.core.nn.RmsNorm;
+import dev.peftspark.core.nn.Rope;
+import dev.peftspark.core.nn.SwiGlu;
+import dev.peftspark.core.nn.TokenEmbedding;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.function.UnaryOperator;
+
+/**
+ * A LLaMA-family causal LM ({@code LlamaForCausalLM}, Mistral, Qwen2) built from tensors named as Hugging Face
+ * stores them: {@code model.embed_tokens.weight}, {@code model.layers.N.self_attn.{q,k,v,o}_proj},
+ * {@code model.layers.N.mlp.{gate,up,down}_proj}, {@code model.layers.N.{input,post_attention}_layernorm},
+ * {@code model.norm.weight} and {@code lm_head.weight} (absent when the embeddings are tied).
+ */
+public final class LlamaModel implements CausalLm {
+  private final LlamaConfig config;
+  private final DataType dtype;
+  private final TokenEmbedding embed;
+  private final List<LlamaLayer> layers;
+  private final RmsNorm norm;
+  private final Linear head;
+  private final Rope rope;
+  private final List<Param> base;
+  private int chunkRows;
+
+  private LlamaModel(LlamaConfig config, DataType dtype, TokenEmbedding embed, List<LlamaLayer> layers, RmsNorm norm,
+                     Linear head, Rope rope, List<Param> base) {
+    this.config = config;
+    this.dtype = dtype;
+    this.embed = embed;
+    this.layers = layers;
+    this.norm = norm;
+    this.head = head;
+    this.rope = rope;
+    this.base = base;
+    this.chunkRows = LmHeadLoss.defaultChunkRows(config.vocabSize());
+  }
+
+  /**
+   * @param weights   base tensors by Hugging Face name, cast to {@code dtype} when they differ
+   * @param trainable true for full fine-tuning (every base tensor becomes a trainable {@link Param})
+   */
+  public static LlamaModel fromWeights(LlamaConfig c, Map<String, INDArray> weights, DataType dtype, boolean trainable) {
+    Nd4jSetup.ensure();
+    var w = new HfWeights(weights, dtype, trainable);
+    int h = c.hiddenSize(), q = c.numAttentionHeads() * c.headDim(), kv = c.kvDim(), inter = c.intermediateSize();
+    TokenEmbedding embed = new TokenEmbedding("model.embed_tokens", w.param("model.embed_tokens.weight", c.vocabSize(), h));
+    Rope rope = new Rope(c.headDim(), c.ropeInvFreq());
+    List<LlamaLayer> layers = new ArrayList<>();
+    for (int i = 0; i < c.numHiddenLayers(); i++) {
+      String p = "model.layers." + i + ".";
+      var attention = new CausalAttention(
+          w.linear(p + "self_attn.q_proj", q, h, c.attentionBias()), w.linear(p + "self_attn.k_proj", kv, h, c.attentionBias()),
+          w.linear(p + "self_attn.v_proj", kv, h, c.attentionBias()), w.linear(p + "self_attn.o_proj", h, q, c.outputBias()),
+          c.numAttentionHeads(), c.numKeyValueHeads(), c.headDim(), rope);
+      var mlp = new SwiGlu(w.linear(p + "mlp.gate_proj", inter, h, c.mlpBias()), w.linear(p + "mlp.up_proj", inter, h, c.mlpBias()),
+          w.linear(p + "mlp.down_proj", h, inter, c.mlpBias()));
+      layers.add(new LlamaLayer(new RmsNorm(p + "input_layernorm", w.param(p + "input_layernorm.weight", h), c.rmsNormEps()),
+          attention, new RmsNorm(p + "post_attention_layernorm", w.param(p + "post_attention_layernorm.weight", h), c.rmsNormEps()),
+          mlp));
+    }
+    RmsNorm norm = new RmsNorm("model.norm", w.param("model.norm.weight", h), c.rmsNormEps());
+    Linear head = c.tieWordEmbeddings() ? new Linear("lm_head", embed.table(), null)
+        : w.linear("lm_head", c.vocabSize(), h, false);
+    return new LlamaModel(c, dtype, embed, layers, norm, head, rope, w.made());
+  }
+
+  /** Reads {@code config.json} and the safetensors weights of a Hugging Face model directory. */
+  public static LlamaModel load(Path dir, DataType dtype, boolean trainable) throws IOException {
+    LlamaConfig c = LlamaConfig.fromJson(dir.resolve("config.json"));
+    return fromWeights(c, HfCheckpoint.readWeights(dir), dtype, trainable);
+  }
+
+  /** A model of this shape with Hugging Face's initialisation: N(0, initializer_range²) matrices, norms 1, biases 0. */
+  public static LlamaModel random(LlamaConfig c, DataType dtype, long seed, boolean trainable) {
+    return fromWeights(c, randomWeights(c, dtype, seed), dtype, trainable);
+  }
+
+  public static Map<String, INDArray> randomWeights(LlamaConfig c, DataType dtype, long seed) {
+    Map<String, INDArray> w = new LinkedHashMap<>();
+    double std = c.initializerRange();
+    int h = c.hiddenSize(), q = c.numAttentionHeads() * c.headDim(), kv = c.kvDim(), inter = c.intermediateSize();
+    w.put("model.embed_tokens.weight", HfWeights.normal("model.embed_tokens.weight", seed, std, dtype, c.vocabSize(), h));
+    for (int i = 0; i < c.numHiddenLayers(); i++) {
+      String p = "model.layers." + i + ".";
+      randomLinear(w, p + "self_attn.q_proj", q, h, c.attentionBias(), seed, std, dtype);
+      randomLinear(w, p + "self_attn.k_proj", kv, h, c.attentionBias(), seed, std, dtype);
+      randomLinear(w, p + "self_attn.v_proj", kv, h, c.attentionBias(), seed, std, dtype);
+      randomLinear(w, p + "self_attn.o_proj", h, q, c.outputBias(), seed, std, dtype);
+      randomLinear(w, p + "mlp.gate_proj", inter, h, c.mlpBias(), seed, std, dtype);
+      randomLinear(w, p + "mlp.up_proj", inter, h, c.mlpBias(), seed, std, dtype);
+      randomLinear(w, p + "mlp.down_proj", h, inter, c.mlpBias(), seed, std, dtype);
+      w.put(p + "input_layernorm.weight", Nd4j.ones(dtype, h));
+      w.put(p + "post_attention_layernorm.weight", Nd4j.ones(dtype, h));
+    }
+    w.put("model.norm.weight", Nd4j.ones(dtype, h));
+    if (!c.tieWordEmbeddings()) randomLinear(w, "lm_head", c.vocabSize(), h, false, seed, std, dtype);
+    return w;
+  }
+
+  private static void randomLinear(Map<String, INDArray> w, String module, int out, int in, boolean bias, long seed,
+                                   double std, DataType dtype) {
+    w.put(module + ".weight", HfWeights.normal(module + ".weight", seed, std, dtype, out, in));
+    if (bias) w.put(module + ".bias", Nd4j.zeros(dtype, out));
+  }
+
+  public LlamaConfig config() { return config; }
+  public List<LlamaLayer> layers() { return layers; }
+  public TokenEmbedding embedding() { return embed; }
+  public RmsNorm norm() { return norm; }
+  @Override public DataType dtype() { return dtype; }
+  @Override public int vocabSize() { return config.vocabSize(); }
+  @Override public Linear head() { return head; }
+  @Override public int lossChunkRows() { return chunkRows; }
+
+  @Override
+  public void setLossChunkRows(int rows) {
+    if (rows < 1) throw new IllegalArgumentException("loss chunk rows must be >= 1, got " + rows);
+    this.chunkRows = rows;
+  }
+
+  @Override
+  public CausalMask mask(int[][] mask) { return CausalMask.of(mask, config.slidingWindow(), dtype); }
+
+  @Override
+  public INDArray hidden(int[][] ids, CausalMask mask) {
+    int[] flat = CausalLm.flatten(ids);
+    if (ids.length != mask.batch() || ids[0].length != mask.seq())
+      throw new IllegalArgumentException("ids are " + ids.length + "×" + ids[0].length + ", the mask " + mask.batch() + "×" + mask.seq());
+    Rope.Tables tables = rope.tables(mask.positions(), dtype);
+    INDArray x = embed.forward(flat);
+    for (LlamaLayer layer : layers) x = layer.forward(x, mask, tables);
+    return norm.forward(x);
+  }
+
+  @Override
+  public void backwardHidden(INDArray dHidden) {
+    int lowest = embed.table().isTrainable() ? -1 : layers.size();
+    for (int i = 0; i < layers.size() && lowest == layers.size(); i++) if (layers.get(i).hasTrainable()) lowest = i;
+    INDArray d = norm.backward(dHidden);
+    for (int i = layers.size() - 1; i >= 0 && i >= lowest; i--) d = layers.get(i).backward(d, i > lowest);
+    if (lowest == -1) embed.backward(d);
+  }
+
+  @Override
+  public void mapLinears(UnaryOperator<LinearLayer> f) {
+    for (LlamaLayer layer : layers) layer.mapLinears(f);
+  }
+
+  @Override
+  public List<LinearLayer> linears() {
+    List<LinearLayer> all = new ArrayList<>();
+    for (LlamaLayer layer : layers) all.addAll(layer.linears());
+    return all;
+  }
+
+  @Override
+  public List<Param> params() {
+    LinkedHashSet<Param> all = new LinkedHashSet<>();
+    all.add(embed.table());
+    for (LlamaLayer layer : layers) all.addAll(layer.params());
+    all.add(norm.weight());
+    all.addAll(head.params());
+    return List.copyOf(all);
+  }
+
+  @Override
+  public Map<String, INDArray> stateDict() { return CausalLm.stateDict(base); }
+}

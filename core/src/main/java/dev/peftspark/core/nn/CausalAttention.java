@@ -1,0 +1,157 @@
+package dev.peftspark.core.nn;
+
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
+import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
+
+import java.util.List;
+import java.util.function.UnaryOperator;
+
+/**
+ * Causal multi-head attention with grouped-query heads (LLaMA, Mistral, Qwen2; GPT-2 with {@code kvHeads = heads}
+ * and no rotary embedding): {@code x [B*T, H] -> [B*T, H]}, output projection included. Query head {@code h}
+ * reads key/value head {@code h / (heads / kvHeads)} (Hugging Face's {@code repeat_kv}); the group's queries are
+ * stacked so that each key/value head is used by one batched product, never copied.
+ */
+public final class CausalAttention {
+  private LinearLayer query, key, value, output;
+  private LinearLayer fused;          // GPT-2's c_attn: [q | k | v] from one projection; then query/key/value are null
+  private final int heads, kvHeads, headDim;
+  private final Rope rope;            // null: no rotary embedding (GPT-2)
+  private CausalMask mask;
+  private Rope.Tables tables;
+  private INDArray q, k, v;           // [B, kvh, g*T, hd], [B, kvh, T, hd], [B, kvh, T, hd] (after RoPE)
+  private INDArray probs;             // [B, kvh, g*T, T]
+
+  public CausalAttention(LinearLayer query, LinearLayer key, LinearLayer value, LinearLayer output,
+                         int heads, int kvHeads, int headDim, Rope rope) {
+    if (heads % kvHeads != 0) throw new IllegalArgumentException(heads + " attention heads are not a multiple of " + kvHeads + " key/value heads");
+    if (query.outFeatures() != heads * headDim || key.outFeatures() != kvHeads * headDim || value.outFeatures() != kvHeads * headDim)
+      throw new IllegalArgumentException("projections " + query.outFeatures() + "/" + key.outFeatures() + "/" + value.outFeatures()
+          + " do not match " + heads + " query and " + kvHeads + " key/value heads of " + headDim);
+    this.query = query;
+    this.key = key;
+    this.value = value;
+    this.output = output;
+    this.heads = heads;
+    this.kvHeads = kvHeads;
+    this.headDim = headDim;
+    this.rope = rope;
+  }
+
+  /**
+   * GPT-2 style: one projection {@code fused} yields {@code [q | k | v]} side by side ({@code heads·hd} columns
+   * each), no rotary embedding.
+   */
+  public static CausalAttention fused(LinearLayer fused, LinearLayer output, int heads, int headDim) {
+    if (fused.outFeatures() != 3 * heads * headDim)
+      throw new IllegalArgumentException(fused.name() + ": " + fused.outFeatures() + " outputs, expected 3 × " + heads + " × " + headDim);
+    CausalAttention a = new CausalAttention(heads, headDim, output);
+    a.fused = fused;
+    return a;
+  }
+
+  private CausalAttention(int heads, int headDim, LinearLayer output) {
+    this.heads = heads;
+    this.kvHeads = heads;
+    this.headDim = headDim;
+    this.output = output;
+    this.rope = null;
+  }
+
+  public LinearLayer fusedQkv() { return fused; }
+  public LinearLayer query() { return query; }
+  public LinearLayer key() { return key; }
+  public LinearLayer value() { return value; }
+  public LinearLayer output() { return output; }
+
+  public void mapLinears(UnaryOperator<LinearLayer> f) {
+    if (fused != null) {
+      fused = f.apply(fused);
+      output = f.apply(output);
+      return;
+    }
+    query = f.apply(query);
+    key = f.apply(key);
+    value = f.apply(value);
+    output = f.apply(output);
+  }
+
+  public List<LinearLayer> linears() { return fused != null ? List.of(fused, output) : List.of(query, key, value, output); }
+
+  /** @param tables the rotary tables for {@code mask.positions()} (ignored, may be null, without RoPE) */
+  public INDArray forward(INDArray x, CausalMask mask, Rope.Tables tables) {
+    this.mask = mask;
+    this.tables = tables;
+    int b = mask.batch(), t = mask.seq(), g = heads / kvHeads;
+    INDArray qx, kx, vx;
+    if (fused != null) {
+      INDArray qkv = fused.forward(x);
+      long w = (long) heads * headDim;
+      qx = qkv.get(NDArrayIndex.all(), NDArrayIndex.interval(0, w)).dup('c');
+      kx = qkv.get(NDArrayIndex.all(), NDArrayIndex.interval(w, 2 * w)).dup('c');
+      vx = qkv.get(NDArrayIndex.all(), NDArrayIndex.interval(2 * w, 3 * w)).dup('c');
+    } else {
+      qx = query.forward(x);
+      kx = key.forward(x);
+      vx = value.forward(x);
+    }
+    if (rope != null) {
+      qx = rope.rotate(qx, tables, false);
+      kx = rope.rotate(kx, tables, false);
+    }
+    q = splitHeads(qx, heads).reshape('c', b, kvHeads, (long) g * t, headDim);
+    k = splitHeads(kx, kvHeads);
+    v = splitHeads(vx, kvHeads);
+    INDArray scores = Nd4j.matmul(q, k, false, true, false).muli(1.0 / Math.sqrt(headDim));   // [B, kvh, g*T, T]
+    INDArray s4 = scores.reshape('c', b, heads, t, t);
+    Nd4j.getExecutioner().exec(new BroadcastAddOp(s4, mask.bias(), s4, 0, 2, 3));
+    probs = Nd4j.exec(new SoftMax(scores, scores, -1))[0];
+    INDArray ctx = Nd4j.matmul(probs, v);                                                     // [B, kvh, g*T, hd]
+    return output.forward(mergeHeads(ctx.reshape('c', b, heads, t, headDim)));
+  }
+
+  /** dL/dx given dL/dy, or null when {@code needInputGrad} is false (nothing below needs it). */
+  public INDArray backward(INDArray dy, boolean needInputGrad) {
+    int b = mask.batch(), t = mask.seq(), g = heads / kvHeads;
+    INDArray dctx = splitHeads(output.backward(dy, true), heads).reshape('c', b, kvHeads, (long) g * t, headDim);
+    INDArray dprobs = Nd4j.matmul(dctx, v, false, true, false);               // [B, kvh, g*T, T]
+    INDArray dv = Nd4j.matmul(probs, dctx, true, false, false);               // [B, kvh, T, hd], summed over the group
+    // softmax backward on rows: ds = p * (dp - sum(dp * p))
+    long rows = (long) b * heads * t;
+    INDArray p2 = probs.reshape('c', rows, t);
+    INDArray dp2 = dprobs.reshape('c', rows, t);
+    INDArray rowDot = dp2.mul(p2).sum(true, 1);
+    INDArray dscores = dp2.subiColumnVector(rowDot).muli(p2).muli(1.0 / Math.sqrt(headDim))
+        .reshape('c', b, kvHeads, (long) g * t, t);
+    INDArray dq = Nd4j.matmul(dscores, k);                                    // [B, kvh, g*T, hd]
+    INDArray dk = Nd4j.matmul(dscores, q, true, false, false);                // [B, kvh, T, hd]
+    INDArray dqx = mergeHeads(dq.reshape('c', b, heads, t, headDim));
+    INDArray dkx = mergeHeads(dk), dvx = mergeHeads(dv);
+    if (rope != null) {
+      dqx = rope.rotate(dqx, tables, true);
+      dkx = rope.rotate(dkx, tables, true);
+    }
+    q = k = v = probs = null;
+    mask = null;
+    tables = null;
+    if (fused != null) return fused.backward(Nd4j.hstack(dqx, dkx, dvx), needInputGrad);
+    INDArray dx = query.backward(dqx, needInputGrad);
+    INDArray dxk = key.backward(dkx, needInputGrad);
+    INDArray dxv = value.backward(dvx, needInputGrad);
+    if (!needInputGrad) return null;
+    return dx.addi(dxk).addi(dxv);
+  }
+
+  /** [B*T, n*hd] -> [B, n, T, hd] (contiguous). */
+  private INDArray splitHeads(INDArray x, int n) {
+    return x.reshape('c', mask.batch(), mask.seq(), n, headDim).permute(0, 2, 1, 3).dup('c');
+  }
+
+  /** [B, n, T, hd] -> [B*T, n*hd] (contiguous). */
+  private INDArray mergeHeads(INDArray x) {
+    return x.permute(0, 2, 1, 3).dup('c').reshape('c', (long) mask.batch() * mask.seq(), x.size(1) * headDim);
+  }
+}

@@ -1,0 +1,78 @@
+package dev.peftspark.core.nn;
+
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
+import org.nd4j.linalg.ops.transforms.Transforms;
+
+/**
+ * Language-model head and softmax cross-entropy fused over chunks of rows, so that at most {@code chunkRows × V}
+ * logits exist at once: only rows with a target are projected; each chunk's logits give its loss and dlogits,
+ * which are backpropagated into the head and into that chunk's rows of dL/dhidden before the next chunk.
+ */
+public final class LmHeadLoss {
+  /** Logits held at once by default: 4 Mi entries (16 MiB in float). */
+  public static final long LOGIT_BUDGET = 1L << 22;
+
+  private LmHeadLoss() {}
+
+  /**
+   * @param lossSum summed token cross-entropy (natural log) over the {@code tokens} rows that have a target
+   * @param dHidden dL/dhidden [N, H] (zero rows where there is no target), null without backward
+   */
+  public record Result(double lossSum, int tokens, INDArray dHidden) {
+    public double mean() { return tokens == 0 ? 0 : lossSum / tokens; }
+  }
+
+  /** Rows per chunk for a vocabulary of {@code vocab} under {@link #LOGIT_BUDGET}. */
+  public static int defaultChunkRows(int vocab) { return (int) Math.max(1, LOGIT_BUDGET / vocab); }
+
+  /**
+   * @param hidden    [N, H], the final normalised hidden states
+   * @param targets   [N] target class per row, {@link CausalMask#IGNORE} (any negative) for none
+   * @param head      [H] -> [V]; its parameters' gradients accumulate when {@code backward}
+   * @param gradScale dL/d(token loss) of every counted token (e.g. 1/tokens for the mean)
+   */
+  public static Result compute(INDArray hidden, int[] targets, LinearLayer head, double gradScale, int chunkRows,
+                               boolean backward) {
+    int n = (int) hidden.size(0), vocab = head.outFeatures();
+    if (targets.length != n) throw new IllegalArgumentException(targets.length + " targets for " + n + " rows");
+    if (chunkRows < 1) throw new IllegalArgumentException("chunkRows must be >= 1, got " + chunkRows);
+    int count = 0;
+    for (int y : targets) {
+      if (y >= vocab) throw new IllegalArgumentException("target " + y + " outside the vocabulary of " + vocab);
+      if (y >= 0) count++;
+    }
+    int[] rows = new int[count];
+    for (int i = 0, c = 0; i < n; i++) if (targets[i] >= 0) rows[c++] = i;
+    INDArray dHidden = backward ? Nd4j.zeros(hidden.dataType(), hidden.shape()) : null;
+    double lossSum = 0;
+    for (int from = 0; from < count; from += chunkRows) {
+      int to = Math.min(count, from + chunkRows);
+      boolean contiguous = rows[to - 1] - rows[from] == to - 1 - from;
+      INDArray h = contiguous ? hidden.get(NDArrayIndex.interval(rows[from], rows[to - 1] + 1), NDArrayIndex.all())
+          : Nd4j.pullRows(hidden, 1, java.util.Arrays.copyOfRange(rows, from, to));
+      INDArray logits = head.forward(h);                                     // [c, V]
+      INDArray shifted = logits.subColumnVector(logits.max(true, 1));
+      INDArray probs = Transforms.exp(shifted, true);
+      INDArray sums = probs.sum(true, 1);
+      for (int r = from; r < to; r++) {
+        lossSum += Math.log(sums.getDouble(r - from, 0)) - shifted.getDouble(r - from, targets[rows[r]]);
+      }
+      if (!backward) continue;
+      INDArray dlogits = probs.diviColumnVector(sums);
+      for (int r = from; r < to; r++) {
+        int y = targets[rows[r]];
+        dlogits.putScalar(r - from, y, dlogits.getDouble(r - from, y) - 1.0);
+      }
+      dlogits.muli(gradScale);
+      INDArray dh = head.backward(dlogits, true);
+      if (contiguous) {
+        dHidden.get(NDArrayIndex.interval(rows[from], rows[to - 1] + 1), NDArrayIndex.all()).assign(dh);
+      } else {
+        for (int r = from; r < to; r++) dHidden.getRow(rows[r]).assign(dh.getRow(r - from));
+      }
+    }
+    return new Result(lossSum, count, dHidden);
+  }
+}

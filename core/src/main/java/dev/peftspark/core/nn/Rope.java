@@ -1,0 +1,79 @@
+package dev.peftspark.core.nn;
+
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
+
+/**
+ * Rotary position embedding in Hugging Face's {@code rotate_half} convention: within each head of {@code hd}
+ * dimensions, element {@code i} pairs with {@code i + hd/2}, rotated by {@code position · invFreq[i]} with
+ * {@code invFreq[i] = theta^(-2i/hd)}: {@code y = x·cos + rotate_half(x)·sin}, {@code rotate_half(x) = [-x2, x1]}.
+ */
+public final class Rope {
+  private final int headDim;
+  private final double[] invFreq;   // [hd/2]
+
+  /** Tables for one batch of positions: {@code cos = [c, c]}, {@code sin = [-s, s]}, each {@code [N, hd]}. */
+  public record Tables(INDArray cos, INDArray sin) {}
+
+  public Rope(int headDim, double[] invFreq) {
+    if (headDim % 2 != 0) throw new IllegalArgumentException("rotary embedding needs an even head dimension, got " + headDim);
+    if (invFreq.length != headDim / 2)
+      throw new IllegalArgumentException("expected " + headDim / 2 + " inverse frequencies, got " + invFreq.length);
+    this.headDim = headDim;
+    this.invFreq = invFreq.clone();
+  }
+
+  public Rope(int headDim, double theta) { this(headDim, invFreq(headDim, theta)); }
+
+  /** {@code theta^(-2i/hd)} for {@code i < hd/2} (rope_theta, no scaling). */
+  public static double[] invFreq(int headDim, double theta) {
+    double[] f = new double[headDim / 2];
+    for (int i = 0; i < f.length; i++) f[i] = 1.0 / Math.pow(theta, (2.0 * i) / headDim);
+    return f;
+  }
+
+  public int headDim() { return headDim; }
+  public double[] invFreq() { return invFreq.clone(); }
+
+  public Tables tables(int[] positions, DataType dtype) {
+    int half = headDim / 2, n = positions.length;
+    double[] cos = new double[n * headDim], sin = new double[n * headDim];
+    for (int r = 0; r < n; r++) {
+      for (int i = 0; i < half; i++) {
+        double angle = positions[r] * invFreq[i];
+        double c = Math.cos(angle), s = Math.sin(angle);
+        cos[r * headDim + i] = c;
+        cos[r * headDim + half + i] = c;
+        sin[r * headDim + i] = -s;
+        sin[r * headDim + half + i] = s;
+      }
+    }
+    return new Tables(Nd4j.createFromArray(cos).reshape(n, headDim).castTo(dtype),
+        Nd4j.createFromArray(sin).reshape(n, headDim).castTo(dtype));
+  }
+
+  /**
+   * Rotates every head of {@code x [N, heads·hd]} (a new array). {@code inverse} applies the transposed rotation,
+   * which is the backward: dL/dx from dL/dy.
+   */
+  public INDArray rotate(INDArray x, Tables t, boolean inverse) {
+    long n = x.size(0);
+    int heads = (int) (x.size(1) / headDim), half = headDim / 2;
+    INDArray x4 = x.reshape('c', n, heads, 2, half);
+    INDArray swapped = Nd4j.create(x.dataType(), n, heads, 2, half);
+    swapped.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.point(0), NDArrayIndex.all())
+        .assign(x4.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.point(1), NDArrayIndex.all()));
+    swapped.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.point(1), NDArrayIndex.all())
+        .assign(x4.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.point(0), NDArrayIndex.all()));
+    INDArray x3 = x4.reshape('c', n, heads, headDim);
+    INDArray s3 = swapped.reshape('c', n, heads, headDim);
+    INDArray y = Nd4j.create(x.dataType(), n, heads, headDim);
+    Nd4j.getExecutioner().exec(new BroadcastMulOp(x3, t.cos(), y, 0, 2));
+    Nd4j.getExecutioner().exec(new BroadcastMulOp(s3, t.sin(), s3, 0, 2));
+    if (inverse) y.subi(s3); else y.addi(s3);
+    return y.reshape('c', n, (long) heads * headDim);
+  }
+}
