@@ -13,6 +13,7 @@ import java.util.Map;
  */
 public final class AdamW implements Optimizer {
   private final INDArray m, v;        // [size] first and second moments
+  private final INDArray tmp;         // [size] scratch, so a step allocates nothing (full fine-tuning: 22M floats)
   private final INDArray decayMask;   // [size] 1 where weight decay applies
   private final double weightDecay, beta1, beta2, eps;
   private long t;
@@ -20,6 +21,7 @@ public final class AdamW implements Optimizer {
   AdamW(long size, INDArray decayMask, double weightDecay, double beta1, double beta2, double eps) {
     this.m = Nd4j.zeros(decayMask.dataType(), size);
     this.v = Nd4j.zeros(decayMask.dataType(), size);
+    this.tmp = Nd4j.zeros(decayMask.dataType(), size);
     this.decayMask = decayMask;
     this.weightDecay = weightDecay;
     this.beta1 = beta1;
@@ -30,13 +32,13 @@ public final class AdamW implements Optimizer {
   @Override
   public void step(INDArray p, INDArray g, double lr) {
     t++;
-    if (weightDecay > 0) p.subi(p.mul(decayMask).muli(lr * weightDecay));
-    m.muli(beta1).addi(g.mul(1 - beta1));
-    v.muli(beta2).addi(g.mul(g).muli(1 - beta2));
+    if (weightDecay > 0) p.subi(tmp.assign(p).muli(decayMask).muli(lr * weightDecay));
+    m.muli(beta1).addi(tmp.assign(g).muli(1 - beta1));
+    v.muli(beta2).addi(tmp.assign(g).muli(g).muli(1 - beta2));
     double c1 = 1 - Math.pow(beta1, t), c2 = 1 - Math.pow(beta2, t);
     // p -= lr · (m / c1) / (sqrt(v / c2) + eps)
-    INDArray denom = Transforms.sqrt(v.div(c2), false).addi(eps);
-    p.subi(m.div(denom).muli(lr / c1));
+    Transforms.sqrt(tmp.assign(v).muli(1 / c2), false).addi(eps);
+    p.subi(tmp.rdivi(m).muli(lr / c1));
   }
 
   @Override
