@@ -132,6 +132,36 @@ class CombineMergeCommandTest {
   }
 
   @Test
+  void trainingReadsTheLoraOptionsFromTheConfig() throws Exception {
+    List<String> texts = new java.util.ArrayList<>();
+    List<Integer> labels = new java.util.ArrayList<>();
+    for (int i = 0; i < 16; i++) {
+      texts.add(i % 2 == 0 ? "great product " + i : "awful waste " + i);
+      labels.add(i % 2 == 0 ? 1 : 0);
+    }
+    Path data = TestModels.jsonl(tmp.resolve("train.jsonl"), texts, labels);
+    Path out = tmp.resolve("run");
+    Path yaml = tmp.resolve("job.yaml");
+    Files.writeString(yaml, "model: '" + tiny + "'\noutput_dir: '" + out + "'\ndata: {train: ['" + data + "']}\n"
+        + "lora: {r: 2, alpha: 4, target_modules: [query, value], bias: lora_only, init_lora_weights: gaussian,\n"
+        + "       layers_to_transform: [1], rank_pattern: {query: 4}, alpha_pattern: {value: 8}}\n"
+        + "train: {max_steps: 2, batch_size: 8, lr: 1e-2, seed: 1}\n");
+    Result r = cli("train", "--config", yaml.toString());
+    assertEquals(0, r.code, r.err);
+    LoraConfig saved = AdapterFiles.info(out).lora();
+    assertEquals(new LoraConfig(2, 4, 0.0, List.of("query", "value"), false, "lora_only", true, false,
+        java.util.Map.of("query", 4), java.util.Map.of("value", 8.0), List.of(1)), saved);
+    PeftClassifier m = load(out);
+    assertEquals(List.of("encoder.layer.1.attention.self.query", "encoder.layer.1.attention.self.value"),
+        m.loraLayers().stream().map(LoraLinear::name).toList());
+    assertEquals(4, m.loraLayers().get(0).loraA().shape[0]);
+    assertEquals(8.0 / 2, m.loraLayers().get(1).scaling());
+    INDArray trainedBias = m.params().get("encoder.layer.1.attention.self.query.bias").value();
+    assertTrue(maxDiff(trainedBias, base.weights().get("encoder.layer.1.attention.self.query.bias")) > 0,
+        "the bias trained (and was saved)");
+  }
+
+  @Test
   void badInputGetsOneLineAndLeavesNothing() throws Exception {
     Path out = tmp.resolve("x");
     Result r = cli("combine", "--model", tiny.toString(), "--adapter", "a=" + loraA, "--out", out.toString());
