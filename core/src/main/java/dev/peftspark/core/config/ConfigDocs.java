@@ -34,7 +34,11 @@ public final class ConfigDocs {
     d.put("lora.dropout", "dropout on the adapter input, in [0, 1)");
     d.put("lora.target_modules", "module-name suffixes to adapt, one regex, or `all-linear`");
     d.put("lora.use_rslora", "scale by alpha/sqrt(r) instead of alpha/r");
-    d.put("lora.bias", "`none`");
+    d.put("lora.bias", "`none`, `lora_only` (the adapted linears' biases train too) or `all` (every bias of the model, LayerNorm biases included, as PEFT)");
+    d.put("lora.init_lora_weights", "`true` (A kaiming-uniform, B zero) or `gaussian` (A ~ N(0, 1/r))");
+    d.put("lora.layers_to_transform", "layer indices to adapt, e.g. `[4, 5]` (empty: every layer)");
+    d.put("lora.rank_pattern", "rank per module, PEFT's matching: `{query: 16, 'layer\\.0\\..*value': 4}` (key = regex on a dotted suffix of the module name)");
+    d.put("lora.alpha_pattern", "lora_alpha per module, matched as `rank_pattern`");
     d.put("lora.use_dora", "DoRA: learn a magnitude per output row on top of LoRA's direction (saved as `lora_magnitude_vector`)");
     d.put("ia3.target_modules", "modules that get an IA3 scaling vector `ia3_l` (suffixes, one regex, or `all-linear`)");
     d.put("ia3.feedforward_modules", "targets whose input is scaled instead of their output (PEFT: a plain name suffix, so `output.dense` also matches `attention.output.dense`)");

@@ -178,6 +178,7 @@ final class ConfigSchema {
       throw new ConfigException(path, "expected a string, got " + describe(v));
     }
     if (t == List.class) return toList(c, v, path);
+    if (t == Map.class) return toStringMap(v, path);
     if (v == null) throw new ConfigException(path, "expected " + kind(t) + ", got nothing");
     if (t == int.class || t == long.class) {
       Long n = null;
@@ -227,6 +228,21 @@ final class ConfigSchema {
       return List.copyOf(out);
     }
     throw new ConfigException(path, "expected a list of strings (or one string), got " + describe(v));
+  }
+
+  /** A map of scalars (rank_pattern: {query: 4}), values kept as strings for the caller to check. */
+  private static Map<String, String> toStringMap(Object v, String path) {
+    if (v == null) return Map.of();
+    if (!(v instanceof Map<?, ?> m)) throw new ConfigException(path, "expected a map such as {query: 4}, got " + describe(v));
+    Map<String, String> out = new LinkedHashMap<>();
+    for (Map.Entry<?, ?> e : m.entrySet()) {
+      Object x = e.getValue();
+      if (x == null || x instanceof Map<?, ?> || x instanceof List<?>) {
+        throw new ConfigException(path + "." + e.getKey(), "expected a number, got " + describe(x));
+      }
+      out.put(String.valueOf(e.getKey()), String.valueOf(x).trim());
+    }
+    return java.util.Collections.unmodifiableMap(out);
   }
 
   private static String kind(Class<?> t) {

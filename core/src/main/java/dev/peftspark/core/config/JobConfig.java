@@ -36,11 +36,22 @@ public record JobConfig(
       double dropout,              // lora_dropout on the adapter input (default 0.0)
       List<String> targetModules,  // module-name suffixes, one regex, or "all-linear" (default query, value)
       boolean useRslora,           // scaling alpha/sqrt(r) instead of alpha/r
-      String bias,                 // none (the only one in this release)
-      boolean useDora) {           // DoRA: a trainable magnitude per output row
+      String bias,                 // none | lora_only | all (PEFT's: which biases train too)
+      boolean useDora,             // DoRA: a trainable magnitude per output row
+      String initLoraWeights,      // true (kaiming-uniform A) | gaussian (A ~ N(0, 1/r))
+      List<String> layersToTransform,          // layer indices to adapt (empty: all)
+      java.util.Map<String, String> rankPattern,   // module regex → rank (PEFT's rank_pattern)
+      java.util.Map<String, String> alphaPattern) { // module regex → lora_alpha (PEFT's alpha_pattern)
     /** Plain LoRA (use_dora false). */
     public Lora(int r, double alpha, double dropout, List<String> targetModules, boolean useRslora, String bias) {
       this(r, alpha, dropout, targetModules, useRslora, bias, false);
+    }
+
+    /** Default init, every layer, no per-module patterns. */
+    public Lora(int r, double alpha, double dropout, List<String> targetModules, boolean useRslora, String bias,
+                boolean useDora) {
+      this(r, alpha, dropout, targetModules, useRslora, bias, useDora, "true", List.of(), java.util.Map.of(),
+          java.util.Map.of());
     }
   }
 

@@ -45,7 +45,8 @@ public final class JobConfigLoader {
     m.put("runner", List.of("local", "spark"));
     m.put("data.format", List.of("auto", "jsonl", "json", "csv"));
     m.put("data.empty_records", List.of("skip", "reject"));
-    m.put("lora.bias", List.of("none"));
+    m.put("lora.bias", List.of("none", "lora_only", "all"));
+    m.put("lora.init_lora_weights", List.of("true", "gaussian"));
     m.put("head.pooling", List.of("mean", "cls"));
     m.put("train.optimizer", List.of("adamw", "sgd"));
     m.put("train.schedule", List.of("linear", "cosine", "constant"));
@@ -158,6 +159,11 @@ public final class JobConfigLoader {
     check(l.alpha() > 0, "lora.alpha", "must be > 0", l.alpha());
     check(l.dropout() >= 0 && l.dropout() < 1, "lora.dropout", "must be in [0, 1)", l.dropout());
     check(!l.targetModules().isEmpty(), "lora.target_modules", "must name at least one module", l.targetModules());
+    for (String layer : l.layersToTransform()) {
+      check(layer.matches("\\d{1,9}"), "lora.layers_to_transform", "must list layer indices (integers ≥ 0)", l.layersToTransform());
+    }
+    l.rankPattern().forEach((k, v) -> check(v.matches("[1-9]\\d{0,8}"), "lora.rank_pattern." + k, "must be a rank ≥ 1", v));
+    l.alphaPattern().forEach((k, v) -> check(isPositive(v), "lora.alpha_pattern." + k, "must be a number > 0", v));
     check(!c.ia3().targetModules().isEmpty(), "ia3.target_modules", "must name at least one module",
         c.ia3().targetModules());
     check(c.head().numLabels() == 0 || c.head().numLabels() >= 2, "head.num_labels",
@@ -195,6 +201,14 @@ public final class JobConfigLoader {
     if (c.data().test().isEmpty()) throw new ConfigException("data.test", "is required for eval (file list)");
   }
 
+  private static boolean isPositive(String s) {
+    try {
+      return Double.parseDouble(s) > 0;
+    } catch (NumberFormatException e) {
+      return false;
+    }
+  }
+
   private static void check(boolean ok, String key, String rule, Object got) {
     if (!ok) throw new ConfigException(key, rule + "; got " + got);
   }
@@ -214,6 +228,9 @@ public final class JobConfigLoader {
   }
 
   /** Dotted key → value for every leaf key, in declaration order (e.g. {@code train.batch_size → 32}). */
+  private static final java.util.Set<String> LEAVES = java.util.Set.copyOf(ConfigSchema.leafKeys(JobConfig.class, ""));
+
+  /** Every leaf key with its value (map-valued keys such as lora.rank_pattern stay one entry). */
   public static Map<String, Object> flatten(JobConfig c) {
     Map<String, Object> out = new LinkedHashMap<>();
     flattenInto(out, "", ConfigSchema.toMap(c));
@@ -224,7 +241,7 @@ public final class JobConfigLoader {
   private static void flattenInto(Map<String, Object> out, String prefix, Map<String, Object> m) {
     m.forEach((k, v) -> {
       String key = ConfigSchema.join(prefix, k);
-      if (v instanceof Map<?, ?> nested) flattenInto(out, key, (Map<String, Object>) nested);
+      if (v instanceof Map<?, ?> nested && !LEAVES.contains(key)) flattenInto(out, key, (Map<String, Object>) nested);
       else out.put(key, v);
     });
   }

@@ -41,6 +41,12 @@ public final class BertEncoder implements dev.peftspark.core.nn.LinearModules {
    * @param trainable true for full fine-tuning (every base tensor becomes a trainable {@link Param})
    */
   public static BertEncoder fromWeights(BertConfig cfg, Map<String, INDArray> weights, DataType dtype, boolean trainable) {
+    return fromWeights(cfg, weights, dtype, name -> trainable);
+  }
+
+  /** @param trainable which base tensors (by Hugging Face name) become trainable, e.g. the biases for LoRA's bias option */
+  public static BertEncoder fromWeights(BertConfig cfg, Map<String, INDArray> weights, DataType dtype,
+                                        java.util.function.Predicate<String> trainable) {
     dev.peftspark.core.nn.Nd4jSetup.ensure();
     var w = new WeightLookup(weights, dtype, trainable);
     int h = cfg.hiddenSize();
@@ -111,7 +117,8 @@ public final class BertEncoder implements dev.peftspark.core.nn.LinearModules {
   }
 
   /** Looks tensors up by name, checks shapes, and says which names exist when one is missing. */
-  private record WeightLookup(Map<String, INDArray> weights, DataType dtype, boolean trainable) {
+  private record WeightLookup(Map<String, INDArray> weights, DataType dtype,
+                              java.util.function.Predicate<String> trainable) {
     Param param(String name, long... shape) {
       INDArray t = weights.get(name);
       if (t == null) {
@@ -123,7 +130,7 @@ public final class BertEncoder implements dev.peftspark.core.nn.LinearModules {
             + ", expected " + Arrays.toString(shape));
       }
       INDArray v = t.dataType() == dtype ? t : t.castTo(dtype);
-      return trainable ? Param.trainable(name, v) : Param.frozen(name, v);
+      return trainable.test(name) ? Param.trainable(name, v) : Param.frozen(name, v);
     }
 
     Linear linear(String module, int out, int in) {

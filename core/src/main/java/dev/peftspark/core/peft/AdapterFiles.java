@@ -81,16 +81,17 @@ public final class AdapterFiles {
     c.put("lora_alpha", lora == null ? 8 : lora.alpha());
     c.put("lora_dropout", lora == null ? 0.0 : lora.dropout());
     c.putPOJO("target_modules", lora == null ? List.of() : lora.targetModules());
-    c.put("bias", "none");
+    c.put("bias", lora == null ? "none" : lora.bias());
     c.put("use_rslora", lora != null && lora.useRslora());
     c.put("use_dora", lora != null && lora.useDora());
     c.put("fan_in_fan_out", false);
     if (lora != null && lora.initGaussian()) c.put("init_lora_weights", "gaussian"); else c.put("init_lora_weights", true);
     c.putPOJO("modules_to_save", List.of("classifier"));
-    c.putNull("layers_to_transform");
+    if (lora == null || lora.layersToTransform().isEmpty()) c.putNull("layers_to_transform");
+    else c.putPOJO("layers_to_transform", lora.layersToTransform());
     c.putNull("layers_pattern");
-    c.putPOJO("rank_pattern", Map.of());
-    c.putPOJO("alpha_pattern", Map.of());
+    c.putPOJO("rank_pattern", lora == null ? Map.of() : lora.rankPattern());
+    c.putPOJO("alpha_pattern", lora == null ? Map.of() : lora.alphaPattern());
     c.putNull("revision");
     return c;
   }
@@ -143,7 +144,8 @@ public final class AdapterFiles {
       } else {
         lora = new LoraConfig(c.path("r").asInt(), c.path("lora_alpha").asDouble(), c.path("lora_dropout").asDouble(),
             targets, c.path("use_rslora").asBoolean(), c.path("bias").asText("none"),
-            "gaussian".equals(c.path("init_lora_weights").asText()), c.path("use_dora").asBoolean());
+            "gaussian".equals(c.path("init_lora_weights").asText()), c.path("use_dora").asBoolean(),
+            intMap(c.path("rank_pattern")), doubleMap(c.path("alpha_pattern")), layers(c.path("layers_to_transform")));
       }
     }
     return new Info(method, pooling, labels, extra.path("base_model").asText(), lora, ia3);
@@ -195,6 +197,25 @@ public final class AdapterFiles {
     if (name.endsWith(".lora_A.weight")) return saved[1] == needed[1] && saved[0] != needed[0];
     if (name.endsWith(".lora_B.weight")) return saved[0] == needed[0] && saved[1] != needed[1];
     return false;
+  }
+
+  private static Map<String, Integer> intMap(JsonNode n) {
+    Map<String, Integer> out = new LinkedHashMap<>();
+    n.fields().forEachRemaining(e -> out.put(e.getKey(), e.getValue().asInt()));
+    return out;
+  }
+
+  private static Map<String, Double> doubleMap(JsonNode n) {
+    Map<String, Double> out = new LinkedHashMap<>();
+    n.fields().forEachRemaining(e -> out.put(e.getKey(), e.getValue().asDouble()));
+    return out;
+  }
+
+  /** layers_to_transform: null, one index, or a list (PEFT accepts an int or a list). */
+  private static List<Integer> layers(JsonNode n) {
+    List<Integer> out = new ArrayList<>();
+    if (n.isInt()) out.add(n.asInt()); else n.forEach(e -> out.add(e.asInt()));
+    return out;
   }
 
   /** A JSON list of strings, or one string (PEFT writes either). */

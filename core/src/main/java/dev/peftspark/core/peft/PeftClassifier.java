@@ -59,6 +59,9 @@ public final class PeftClassifier {
                                       long seed) {
     if (numLabels < 2) throw new IllegalArgumentException("classification needs at least 2 labels, got " + numLabels);
     BertEncoder encoder = BertEncoder.fromWeights(cfg, base, dtype, method == Method.FULL);
+    if (method.usesLora() && lora != null && !lora.bias().equals("none")) {
+      encoder = BertEncoder.fromWeights(cfg, base, dtype, trainableBiases(encoder, lora));
+    }
     if (method == Method.QLORA) Qlora.quantizeBase(encoder, dtype);
     if (method.usesLora()) {
       if (lora == null) throw new IllegalArgumentException("method " + method.key() + " needs a lora section");
@@ -73,6 +76,15 @@ public final class PeftClassifier {
         new BertClassifier(encoder, pooling, head, dtype), dtype);
   }
 
+  /**
+   * PEFT's LoRA bias option: "all" trains every tensor with "bias" in its name (LayerNorm biases too), "lora_only"
+   * the biases of the adapted linears.
+   */
+  private static java.util.function.Predicate<String> trainableBiases(BertEncoder encoder, LoraConfig lora) {
+    if (lora.bias().equals("all")) return name -> name.contains("bias");
+    var targets = Lora.targets(encoder.linears().stream().map(LinearLayer::name).toList(), lora);
+    return name -> name.endsWith(".bias") && targets.contains(name.substring(0, name.length() - ".bias".length()));
+  }
 
   public Method method() { return method; }
   public LoraConfig lora() { return lora; }

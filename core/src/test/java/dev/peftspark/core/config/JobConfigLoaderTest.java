@@ -160,7 +160,7 @@ class JobConfigLoaderTest {
       runner: yarn                  | runner: must be one of local, spark
       data: {format: xml}           | data.format: must be one of auto, jsonl, json, csv
       data: {empty_records: keep}   | data.empty_records: must be one of skip, reject
-      lora: {bias: all}             | lora.bias: must be one of none
+      lora: {bias: some}            | lora.bias: must be one of none, lora_only, all
       head: {pooling: max}          | head.pooling: must be one of mean, cls
       train: {optimizer: adam}      | train.optimizer: must be one of adamw, sgd; got 'adam'
       train: {schedule: step}       | train.schedule: must be one of linear, cosine, constant

@@ -26,7 +26,9 @@ import org.slf4j.LoggerFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Sequence classification on one JVM: read → tokenize → build the PEFT model → train → evaluate → save. Everything
@@ -134,7 +136,13 @@ public final class ClassificationJob {
   static LoraConfig loraConfig(JobConfig cfg) {
     if (!Method.parse(cfg.method()).usesLora()) return null;
     var l = cfg.lora();
-    return new LoraConfig(l.r(), l.alpha(), l.dropout(), l.targetModules(), l.useRslora(), l.bias(), false, l.useDora());
+    Map<String, Integer> ranks = new LinkedHashMap<>();
+    l.rankPattern().forEach((k, v) -> ranks.put(k, Integer.parseInt(v)));     // validated by JobConfigLoader
+    Map<String, Double> alphas = new LinkedHashMap<>();
+    l.alphaPattern().forEach((k, v) -> alphas.put(k, Double.parseDouble(v)));
+    return new LoraConfig(l.r(), l.alpha(), l.dropout(), l.targetModules(), l.useRslora(), l.bias(),
+        "gaussian".equals(l.initLoraWeights()), l.useDora(), ranks, alphas,
+        l.layersToTransform().stream().map(Integer::parseInt).toList());
   }
 
   static Ia3Config ia3Config(JobConfig cfg) {

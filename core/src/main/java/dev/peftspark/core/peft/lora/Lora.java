@@ -27,25 +27,57 @@ public final class Lora {
   /** Wraps the targeted linears of {@code model} in {@link LoraLinear}s; returns the new trainable params. */
   public static List<Param> inject(LinearModules model, LoraConfig cfg, DataType dtype, long seed) {
     List<String> names = model.linears().stream().map(LinearLayer::name).toList();
-    Set<String> targets = select(names, cfg.targetModules());
+    Set<String> targets = targets(names, cfg);
     List<Param> added = new ArrayList<>();
     model.mapLinears(layer -> {
       if (!targets.contains(layer.name())) return layer;
       LinearLayer base = layer.base();
-      Param a = Param.trainable(base.name() + ".lora_A.weight", initA(base, cfg, dtype, seed));
-      Param b = Param.trainable(base.name() + ".lora_B.weight", Nd4j.zeros(dtype, base.outFeatures(), cfg.r()));
+      int r = cfg.rank(base.name());
+      double scaling = cfg.scaling(base.name());
+      Param a = Param.trainable(base.name() + ".lora_A.weight", initA(base, r, cfg.initGaussian(), dtype, seed));
+      Param b = Param.trainable(base.name() + ".lora_B.weight", Nd4j.zeros(dtype, base.outFeatures(), r));
       added.add(a);
       added.add(b);
       Param m = null;
       if (cfg.useDora()) {   // m = ‖W + s·BA‖ per row, i.e. ‖W‖ while B is zero (PEFT's DoRA init)
-        INDArray norms = LoraLinear.rowNorms(BaseWeight.weight(base), a.value(), b.value(), cfg.scaling());
+        INDArray norms = LoraLinear.rowNorms(BaseWeight.weight(base), a.value(), b.value(), scaling);
         m = Param.trainable(base.name() + "." + MAGNITUDE, norms.reshape(base.outFeatures()).dup());
         added.add(m);
       }
       Dropout dropout = new Dropout(cfg.dropout(), seed ^ (base.name().hashCode() * 0x9E3779B97F4A7C15L));
-      return new LoraLinear(base, a, b, m, cfg.scaling(), dropout);
+      return new LoraLinear(base, a, b, m, scaling, dropout);
     });
     return added;
+  }
+
+  /**
+   * The modules LoRA adapts: {@link #select} on target_modules, then (for a list of names, as PEFT does) only those
+   * in layers_to_transform, the layer index being the number in {@code <x>.<N>.} of the name.
+   */
+  public static Set<String> targets(List<String> moduleNames, LoraConfig cfg) {
+    Set<String> chosen = select(moduleNames, cfg.targetModules());
+    boolean regex = cfg.targetModules().size() == 1 && isRegex(cfg.targetModules().get(0));
+    if (cfg.layersToTransform().isEmpty() || regex) return chosen;
+    Set<String> kept = new LinkedHashSet<>();
+    for (String n : chosen) {
+      Integer layer = layerIndex(n);
+      if (layer != null && cfg.layersToTransform().contains(layer)) kept.add(n);
+    }
+    if (kept.isEmpty()) {
+      Set<Integer> layers = new TreeSet<>();
+      for (String n : chosen) if (layerIndex(n) != null) layers.add(layerIndex(n));
+      throw new IllegalArgumentException("lora.layers_to_transform " + cfg.layersToTransform()
+          + " selects none of the targeted modules; the model's layers are " + layers);
+    }
+    return kept;
+  }
+
+  private static final Pattern LAYER = Pattern.compile(".*\\.[^.]*\\.(\\d+)\\.");
+
+  /** PEFT's layer index: {@code re.match(r".*\.[^.]*\.(\d+)\.", name)}, or null. */
+  static Integer layerIndex(String module) {
+    var m = LAYER.matcher(module);
+    return m.lookingAt() ? Integer.valueOf(m.group(1)) : null;
   }
 
   /** PEFT's target selection; every requested target must match something, else the error lists what exists. */
@@ -93,13 +125,13 @@ public final class Lora {
   }
 
   /** kaiming_uniform_(a=√5) on [r, in] is U(-1/√in, 1/√in); "gaussian" is N(0, 1/r) (std 1/r, as PEFT does). */
-  private static INDArray initA(LinearLayer base, LoraConfig cfg, DataType dtype, long seed) {
-    int in = base.inFeatures(), r = cfg.r();
+  private static INDArray initA(LinearLayer base, int r, boolean gaussian, DataType dtype, long seed) {
+    int in = base.inFeatures();
     SplittableRandom rng = new SplittableRandom(seed ^ base.name().hashCode());
     double[] v = new double[r * in];
     double bound = 1.0 / Math.sqrt(in);
     for (int i = 0; i < v.length; i++) {
-      v[i] = cfg.initGaussian() ? gaussian(rng) / r : (rng.nextDouble() * 2 - 1) * bound;
+      v[i] = gaussian ? gaussian(rng) / r : (rng.nextDouble() * 2 - 1) * bound;
     }
     return Nd4j.createFromArray(v).reshape(r, in).castTo(dtype);
   }
