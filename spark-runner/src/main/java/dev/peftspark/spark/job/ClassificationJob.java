@@ -36,7 +36,13 @@ public final class ClassificationJob {
 
   private ClassificationJob() {}
 
+  /** Trains on this JVM ({@code runner: local}). */
   public static TrainSummary train(JobConfig cfg, TrainListener listener) throws Exception {
+    return train(cfg, listener, Fitter.LOCAL);
+  }
+
+  /** Trains with {@code fitter} doing the optimizer steps; reading, evaluation and saving stay on this JVM. */
+  public static TrainSummary train(JobConfig cfg, TrainListener listener, Fitter fitter) throws Exception {
     if (cfg.outputDir() == null || cfg.outputDir().isBlank()) throw new IllegalArgumentException("output_dir is required");
     long start = System.nanoTime();
     BaseModel base = BaseModel.load(cfg.model());
@@ -60,9 +66,7 @@ public final class ClassificationJob {
     Path staging = OutputDir.staging(outputDir);
     try (RunOutputs outputs = new RunOutputs(staging, cfg)) {
       TrainListener all = TrainListeners.compose(outputs, listener);
-      var batcher = train.batcher(cfg.train().batchSize());
-      Trainer trainer = new Trainer(model, cfg.train(), batcher.numBatches());
-      Trainer.Result r = trainer.fit(e -> Tokenized.toTokenBatches(batcher.epoch(cfg.train().seed(), e)), all);
+      Trainer.Result r = fitter.fit(model, train, cfg, all);
       EvalResult eval = null;
       if (test != null) {
         eval = Trainer.evaluate(model, Tokenized.toTokenBatches(test.batcher(cfg.train().batchSize()).eval()), test.skipped());
@@ -72,7 +76,8 @@ public final class ClassificationJob {
       long wallMs = (System.nanoTime() - start) / 1_000_000;
       TrainSummary summary = new TrainSummary(model.method().key(), model.trainableCount(), model.totalCount(),
           r.steps(), r.epochs(), r.finalLoss(), wallMs, r.examples() / Math.max(1e-9, r.wallMs() / 1000.0),
-          train.size(), train.skipped() + (test == null ? 0 : test.skipped()), eval, outputDir.toString());
+          train.size(), train.skipped() + (test == null ? 0 : test.skipped()), eval, outputDir.toString(),
+          fitter.distributed());
       all.onEnd(summary);
       outputs.close();
       OutputDir.commit(staging, outputDir);
