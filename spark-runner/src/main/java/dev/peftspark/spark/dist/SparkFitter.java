@@ -40,7 +40,8 @@ public final class SparkFitter implements Fitter {
   public TrainSummary.Distributed distributed() { return distributed; }
 
   @Override
-  public Trainer.Result fit(PeftClassifier model, Tokenized train, JobConfig cfg, TrainListener listener) {
+  public Trainer.Result fit(PeftClassifier model, Tokenized train, JobConfig cfg, TrainListener listener)
+      throws java.io.IOException {
     JavaSparkContext sc = given != null ? given : start(cfg);
     try {
       int partitions = cfg.spark().partitions() > 0 ? cfg.spark().partitions() : sc.defaultParallelism();
@@ -72,8 +73,10 @@ public final class SparkFitter implements Fitter {
     private final ExampleStore store;
     private final TrainListener listener;
     private final boolean skipNonFinite;
+    private final Checkpoints checkpoints;   // null: checkpoint.every_steps is 0
+    private final List<StepMetrics> history = new java.util.ArrayList<>();
     private long bytesExchanged, overheadMs;
-    private int stepsDone;
+    private int resumedFrom, stepsHere;
 
     Run(JavaSparkContext sc, PeftClassifier model, Tokenized train, JobConfig cfg, int partitions,
         TrainListener listener) {
@@ -89,15 +92,47 @@ public final class SparkFitter implements Fitter {
       this.update = new GradientUpdate(model.params().size(), model.decayMask(), cfg.train(), stepsPerEpoch);
       this.store = new ExampleStore(sc, train, partitions, cfg.spark().storageLevel());
       this.skipNonFinite = cfg.distributed().onNonFinite().equals("skip");
+      this.checkpoints = cfg.checkpoint().everySteps() > 0
+          ? new Checkpoints(cfg.outputDir(), sc.hadoopConfiguration()) : null;
     }
 
-    Trainer.Result fit() {
+    /** Continues from the newest checkpoint, if any: parameters, optimizer state, step and metrics so far. */
+    private int resume() throws java.io.IOException {
+      if (checkpoints == null) return 0;
+      var found = checkpoints.newest();
+      if (found.isEmpty()) return 0;
+      Checkpoints.State s = found.get();
+      var ps = model.params();
+      if (s.size() != ps.size() || s.seed() != cfg.train().seed() || s.step() > update.totalSteps()) {
+        throw new IllegalStateException("checkpoint " + checkpoints.dir() + "/step-" + s.step() + " is from another "
+            + "run (" + s.size() + " trainable parameters, seed " + s.seed() + ", step " + s.step() + "; this run: "
+            + ps.size() + ", seed " + cfg.train().seed() + ", " + update.totalSteps() + " steps); remove "
+            + checkpoints.dir() + " or choose another output_dir");
+      }
+      ps.values().assign(org.nd4j.linalg.factory.Nd4j.createFromArray(s.values()));
+      update.optimizer().load(s.optimizer().toNd4j());
+      for (StepMetrics m : s.history()) {
+        history.add(m);
+        listener.onStep(m);
+      }
+      log.info("resuming from {}/step-{}", checkpoints.dir(), s.step());
+      return s.step();
+    }
+
+    private void checkpoint(int before, int after) throws java.io.IOException {
+      int every = cfg.checkpoint().everySteps();
+      if (checkpoints == null || before / every == after / every) return;
+      checkpoints.write(new Checkpoints.State(after, cfg.train().seed(), model.params().size(),
+          model.params().values().toFloatVector(), OptState.of(update.optimizer().state()), List.copyOf(history)));
+    }
+
+    Trainer.Result fit() throws java.io.IOException {
       int total = update.totalSteps();
       listener.onStart(total, model.trainableCount(), model.totalCount());
       log.info("spark: {} partitions, sync {}, {} trainable parameters cross the network per step",
           partitions, cfg.distributed().sync(), model.trainableCount());
       long start = System.nanoTime();
-      int step = 0;
+      int step = resumedFrom = resume();
       long examples = 0, tokens = 0;
       double lastLoss = Double.NaN;
       boolean average = cfg.distributed().sync().equals("average");
@@ -113,13 +148,15 @@ public final class SparkFitter implements Fitter {
               List<StepMetrics> done = average ? averageRound(data, round, step, epoch, start)
                   : List.of(gradientStep(data, round.get(0), step, epoch, start));
               for (StepMetrics m : done) {
+                history.add(m);
                 listener.onStep(m);
                 examples += m.examples();
                 tokens += m.tokens();
                 lastLoss = m.loss();
               }
+              checkpoint(step, step + k);
               step += k;
-              stepsDone = step;
+              stepsHere += k;
             }
           }
         }
@@ -259,9 +296,9 @@ public final class SparkFitter implements Fitter {
     }
 
     TrainSummary.Distributed summary() {
-      long perStep = stepsDone == 0 ? 0 : bytesExchanged / stepsDone;
+      long perStep = stepsHere == 0 ? 0 : bytesExchanged / stepsHere;
       long fullModel = model.totalCount() * 4L * 2 * partitions;
-      return new TrainSummary.Distributed(cfg.distributed().sync(), partitions, perStep, fullModel, overheadMs, 0);
+      return new TrainSummary.Distributed(cfg.distributed().sync(), partitions, perStep, fullModel, overheadMs, resumedFrom);
     }
   }
 

@@ -34,6 +34,9 @@ import java.util.List;
 public final class ClassificationJob {
   private static final Logger log = LoggerFactory.getLogger(ClassificationJob.class);
 
+  /** Folder of output_dir where a fitter keeps its checkpoints; carried into the committed output. */
+  public static final String CHECKPOINTS = "checkpoints";
+
   private ClassificationJob() {}
 
   /** Trains on this JVM ({@code runner: local}). */
@@ -80,6 +83,8 @@ public final class ClassificationJob {
           fitter.distributed());
       all.onEnd(summary);
       outputs.close();
+      Path checkpoints = outputDir.resolve(CHECKPOINTS);
+      if (Files.isDirectory(checkpoints)) Files.move(checkpoints, staging.resolve(CHECKPOINTS));
       OutputDir.commit(staging, outputDir);
       return summary;
     } catch (Exception | Error e) {

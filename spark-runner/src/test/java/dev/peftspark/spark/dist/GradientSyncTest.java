@@ -55,6 +55,8 @@ class GradientSyncTest {
     ObjectMapper json = new ObjectMapper();
     for (String line : lines) {
       JsonNode m = json.readTree(line);
+      log.info("step {}: compute {} ms, spark overhead {} ms, driver update {} ms, {} tokens/s", m.get("step"),
+          m.get("compute_ms"), m.get("spark_overhead_ms"), m.get("driver_update_ms"), m.get("tokens_per_s"));
       for (String k : List.of("bytes_to_executors", "bytes_from_executors", "partitions", "spark_overhead_ms",
           "tokens_per_s", "compute_ms", "driver_update_ms")) {
         assertTrue(m.has(k), k + " missing in " + line);
