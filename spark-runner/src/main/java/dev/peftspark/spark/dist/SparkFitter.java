@@ -297,7 +297,9 @@ public final class SparkFitter implements Fitter {
 
     TrainSummary.Distributed summary() {
       long perStep = stepsHere == 0 ? 0 : bytesExchanged / stepsHere;
-      long fullModel = model.totalCount() * 4L * 2 * partitions;
+      // Full-model averaging at the same cadence: every weight to and from every partition per exchange.
+      int every = cfg.distributed().sync().equals("average") ? cfg.distributed().averageEvery() : 1;
+      long fullModel = model.totalCount() * 4L * 2 * partitions / every;
       return new TrainSummary.Distributed(cfg.distributed().sync(), partitions, perStep, fullModel, overheadMs, resumedFrom);
     }
   }
