@@ -129,8 +129,8 @@ public final class SparkFitter implements Fitter {
     Trainer.Result fit() throws java.io.IOException {
       int total = update.totalSteps();
       listener.onStart(total, model.trainableCount(), model.totalCount());
-      log.info("spark: {} partitions, sync {}, {} trainable parameters cross the network per step",
-          partitions, cfg.distributed().sync(), model.trainableCount());
+      log.info("spark master {}: {} partitions, sync {}, {} trainable parameters cross the network per step",
+          sc.master(), partitions, cfg.distributed().sync(), model.trainableCount());
       long start = System.nanoTime();
       int step = resumedFrom = resume();
       long examples = 0, tokens = 0;

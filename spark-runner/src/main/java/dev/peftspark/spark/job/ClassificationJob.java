@@ -65,7 +65,10 @@ public final class ClassificationJob {
             cfg.head().numLabels() > 0 ? cfg.head().numLabels() : trainData.labels().size(),
             Pooling.Mode.valueOf(cfg.head().pooling().toUpperCase()), DataType.FLOAT, cfg.train().seed());
 
-    Path outputDir = Path.of(cfg.outputDir());
+    // A remote output_dir (hdfs://...) is assembled in a local folder and published whole at the end.
+    boolean remote = HadoopPaths.isRemote(cfg.outputDir());
+    Path outputDir = remote ? Files.createTempDirectory("peft-spark-output").resolve("out")
+        : HadoopPaths.local(cfg.outputDir());
     Path staging = OutputDir.staging(outputDir);
     try (RunOutputs outputs = new RunOutputs(staging, cfg)) {
       TrainListener all = TrainListeners.compose(outputs, listener);
@@ -79,13 +82,18 @@ public final class ClassificationJob {
       long wallMs = (System.nanoTime() - start) / 1_000_000;
       TrainSummary summary = new TrainSummary(model.method().key(), model.trainableCount(), model.totalCount(),
           r.steps(), r.epochs(), r.finalLoss(), wallMs, r.examples() / Math.max(1e-9, r.wallMs() / 1000.0),
-          train.size(), train.skipped() + (test == null ? 0 : test.skipped()), eval, outputDir.toString(),
+          train.size(), train.skipped() + (test == null ? 0 : test.skipped()), eval,
+          remote ? cfg.outputDir() : outputDir.toString(),
           fitter.distributed());
       all.onEnd(summary);
       outputs.close();
       Path checkpoints = outputDir.resolve(CHECKPOINTS);
       if (Files.isDirectory(checkpoints)) Files.move(checkpoints, staging.resolve(CHECKPOINTS));
       OutputDir.commit(staging, outputDir);
+      if (remote) {
+        HadoopPaths.publish(outputDir, cfg.outputDir(), CHECKPOINTS, new org.apache.hadoop.conf.Configuration());
+        org.apache.hadoop.fs.FileUtil.fullyDelete(outputDir.getParent().toFile());
+      }
       return summary;
     } catch (Exception | Error e) {
       OutputDir.abort(staging);

@@ -47,7 +47,9 @@ final class TestSpark {
     }
     if (System.getProperty("peft.spark.cache") == null && System.getenv("PEFT_SPARK_CACHE") == null) {
       try {
-        System.setProperty("peft.spark.cache", Files.createTempDirectory("peft-spark-test-cache").toString());
+        Path dir = Files.createTempDirectory("peft-spark-test-cache");
+        System.setProperty("peft.spark.cache", dir.toString());
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> org.apache.hadoop.fs.FileUtil.fullyDelete(dir.toFile())));
       } catch (IOException e) {
         throw new java.io.UncheckedIOException(e);
       }
@@ -71,7 +73,7 @@ final class TestSpark {
   }
 
   /** LoRA r=8 on query/value (+ head) over MiniLM, as the acceptance run, shortened. */
-  static JobConfig config(Path train, Path test, Path out, String runner, String... more) {
+  static JobConfig config(Object train, Object test, Object out, String runner, String... more) {
     List<String> sets = new java.util.ArrayList<>(List.of("runner=" + runner, "output_dir=" + out,
         "data.train=[" + train + "]", "data.test=[" + test + "]", "data.max_length=64", "lora.r=8",
         "lora.alpha=16", "lora.target_modules=[query,value]", "train.batch_size=32", "train.max_steps=20",
