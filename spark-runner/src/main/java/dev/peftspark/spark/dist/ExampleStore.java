@@ -39,7 +39,6 @@ final class ExampleStore implements AutoCloseable {
       row[ids.length] = train.labels()[i];
       rows.add(new Tuple2<>(i, row));
     }
-    sc.setJobDescription("peft: tokenized examples to executors");
     this.examples = sc.parallelizePairs(rows, partitions).partitionBy(new HashPartitioner(partitions))
         .setName("peft tokenized examples").persist(level);
   }
