@@ -62,8 +62,13 @@ public final class ConfigDocs {
     d.put("train.log_every", "console progress period in steps (when not a terminal)");
     d.put("spark.master", "Spark master URL (runner: spark)");
     d.put("spark.partitions", "data partitions (0: Spark's default parallelism)");
-    d.put("spark.sync", "`gradient` (all-reduce every step) or `average` (parameter averaging)");
-    d.put("spark.average_every", "steps between averaging (sync: average)");
+    d.put("spark.storage_level", "Spark storage level of the cached tokenized partitions");
+    d.put("distributed.sync", "`gradient` (adapter gradients summed every step; equals `runner: local`) or "
+        + "`average` (local steps, then adapter and optimizer-moment averaging)");
+    d.put("distributed.average_every", "local steps per partition between averaging (sync: average)");
+    d.put("distributed.on_non_finite", "a NaN/Inf loss or gradient: `stop` the run or `skip` the step");
+    d.put("checkpoint.every_steps", "write output_dir/checkpoints/step-N every N steps and resume from the "
+        + "newest on rerun (0: off; runner: spark)");
     return Map.copyOf(d);
   }
 

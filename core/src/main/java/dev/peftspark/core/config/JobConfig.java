@@ -19,7 +19,9 @@ public record JobConfig(
     Ia3 ia3,
     Head head,
     Train train,
-    Spark spark) {
+    Spark spark,
+    Distributed distributed,
+    Checkpoint checkpoint) {
 
   public record Data(
       List<String> train,      // file URIs (file://, hdfs://, plain paths); several are concatenated
@@ -80,8 +82,15 @@ public record JobConfig(
       int logEvery) {}         // console log period in steps
 
   public record Spark(
-      String master,           // default local[*]
+      String master,           // default local[*]; spark-submit's --master wins
       int partitions,          // 0: default parallelism
-      String sync,             // gradient | average
-      int averageEvery) {}
+      String storageLevel) {}  // how tokenized partitions are cached (e.g. MEMORY_AND_DISK_SER)
+
+  public record Distributed(
+      String sync,             // gradient (sum every step) | average (parameter averaging)
+      int averageEvery,        // local steps between averaging (sync: average)
+      String onNonFinite) {}   // stop | skip: a NaN/Inf loss or gradient
+
+  public record Checkpoint(
+      int everySteps) {}       // 0: none; else output_dir/checkpoints/step-N every N steps (runner: spark)
 }

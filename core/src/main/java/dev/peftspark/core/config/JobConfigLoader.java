@@ -33,7 +33,9 @@ public final class JobConfigLoader {
       new JobConfig.Ia3(List.of("key", "value", "output.dense"), List.of("output.dense")),
       new JobConfig.Head("mean", 0),
       new JobConfig.Train(1, -1, 32, 1, 5e-4, "adamw", 0.0, 0.9, 0.9, 0.999, 1e-8, 1.0, 0.06, "linear", 42, 10),
-      new JobConfig.Spark("local[*]", 0, "gradient", 1));
+      new JobConfig.Spark("local[*]", 0, "MEMORY_AND_DISK_SER"),
+      new JobConfig.Distributed("gradient", 1, "stop"),
+      new JobConfig.Checkpoint(0));
 
   /** The values a string key may take (keys not listed here are free text). */
   public static final Map<String, List<String>> CHOICES = choices();
@@ -50,7 +52,10 @@ public final class JobConfigLoader {
     m.put("head.pooling", List.of("mean", "cls"));
     m.put("train.optimizer", List.of("adamw", "sgd"));
     m.put("train.schedule", List.of("linear", "cosine", "constant"));
-    m.put("spark.sync", List.of("gradient", "average"));
+    m.put("spark.storage_level", List.of("MEMORY_ONLY", "MEMORY_ONLY_SER", "MEMORY_AND_DISK",
+        "MEMORY_AND_DISK_SER", "DISK_ONLY", "OFF_HEAP"));
+    m.put("distributed.sync", List.of("gradient", "average"));
+    m.put("distributed.on_non_finite", List.of("stop", "skip"));
     return Map.copyOf(m);
   }
 
@@ -185,7 +190,10 @@ public final class JobConfigLoader {
     check(t.logEvery() >= 1, "train.log_every", "must be ≥ 1", t.logEvery());
     check(c.spark().partitions() >= 0, "spark.partitions", "must be ≥ 0 (0: default parallelism)",
         c.spark().partitions());
-    check(c.spark().averageEvery() >= 1, "spark.average_every", "must be ≥ 1", c.spark().averageEvery());
+    check(c.distributed().averageEvery() >= 1, "distributed.average_every", "must be ≥ 1",
+        c.distributed().averageEvery());
+    check(c.checkpoint().everySteps() >= 0, "checkpoint.every_steps", "must be ≥ 0 (0: no checkpoints)",
+        c.checkpoint().everySteps());
   }
 
   /** What {@code train} needs beyond {@link #validate}: somewhere to write and something to train on. */

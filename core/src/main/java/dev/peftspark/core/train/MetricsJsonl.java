@@ -13,7 +13,8 @@ import java.nio.file.Path;
 /**
  * Writes {@code metrics.jsonl}: one JSON object per optimizer step, flushed as it happens so the file can be
  * followed during a run. Keys: step, epoch, loss, lr, grad_norm, examples_per_s, tokens_per_s, elapsed_ms;
- * a non-finite number is written as null. Write it inside a staging directory ({@link OutputDir}).
+ * a Spark run adds bytes_to_executors, bytes_from_executors, partitions, compute_ms, spark_overhead_ms and
+ * driver_update_ms. A non-finite number is written as null. Write it inside a staging directory ({@link OutputDir}).
  */
 public final class MetricsJsonl implements TrainListener, Closeable {
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -37,6 +38,15 @@ public final class MetricsJsonl implements TrainListener, Closeable {
     put(o, "examples_per_s", m.examplesPerS());
     put(o, "tokens_per_s", m.tokensPerS());
     o.put("elapsed_ms", m.elapsedMs());
+    if (m.exchange() != null) {
+      var x = m.exchange();
+      o.put("bytes_to_executors", x.bytesToExecutors());
+      o.put("bytes_from_executors", x.bytesFromExecutors());
+      o.put("partitions", x.partitions());
+      o.put("compute_ms", x.computeMs());
+      o.put("spark_overhead_ms", x.sparkOverheadMs());
+      o.put("driver_update_ms", x.driverUpdateMs());
+    }
     try {
       out.write(JSON.writeValueAsString(o));
       out.write('\n');

@@ -3,7 +3,6 @@ package dev.peftspark.core.train;
 import dev.peftspark.core.config.JobConfig;
 import dev.peftspark.core.nn.CrossEntropy;
 import dev.peftspark.core.nn.Nd4jSetup;
-import dev.peftspark.core.optim.LrSchedule;
 import dev.peftspark.core.optim.Optimizer;
 import dev.peftspark.core.peft.PeftClassifier;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -19,8 +18,7 @@ import java.util.function.IntFunction;
 public final class Trainer {
   private final PeftClassifier model;
   private final JobConfig.Train cfg;
-  private final Optimizer optimizer;
-  private final LrSchedule schedule;
+  private final GradientUpdate update;
   private final int totalSteps;
 
   /** A non-finite loss or gradient: the step is not applied and nothing is saved. */
@@ -31,15 +29,12 @@ public final class Trainer {
   public Trainer(PeftClassifier model, JobConfig.Train cfg, int stepsPerEpoch) {
     this.model = model;
     this.cfg = cfg;
-    int planned = stepsPerEpoch * cfg.epochs();
-    this.totalSteps = cfg.maxSteps() > 0 ? Math.min(cfg.maxSteps(), planned) : planned;
-    this.optimizer = Optimizer.create(cfg.optimizer(), Math.max(1, model.params().size()), model.decayMask(),
-        cfg.weightDecay(), cfg.momentum(), cfg.beta1(), cfg.beta2(), cfg.eps());
-    this.schedule = LrSchedule.of(cfg.lr(), cfg.warmupRatio(), totalSteps, cfg.schedule());
+    this.update = new GradientUpdate(model.params().size(), model.decayMask(), cfg, stepsPerEpoch);
+    this.totalSteps = update.totalSteps();
   }
 
   public int totalSteps() { return totalSteps; }
-  public Optimizer optimizer() { return optimizer; }
+  public Optimizer optimizer() { return update.optimizer(); }
 
   /** Result of {@link #fit}. */
   public record Result(int steps, int epochs, double finalLoss, long wallMs, long examples, long tokens) {}
@@ -60,7 +55,7 @@ public final class Trainer {
         double seconds = (System.nanoTime() - t0) / 1e9;
         examples += batch.size();
         tokens += batch.tokens();
-        listener.onStep(new StepMetrics(step + 1, epoch + 1, lastLoss, schedule.at(step), lastGradNorm,
+        listener.onStep(new StepMetrics(step + 1, epoch + 1, lastLoss, update.schedule().at(step), lastGradNorm,
             batch.size() / seconds, batch.tokens() / seconds, (System.nanoTime() - start) / 1_000_000,
             batch.size(), batch.tokens()));
         step++;
@@ -89,15 +84,7 @@ public final class Trainer {
         loss += share * model.model().trainStep(mb.ids(), mb.mask(), mb.labels(), share);
       }
     }
-    INDArray grads = ps.grads();
-    double norm = Optimizer.clipGlobalNorm(grads, cfg.gradClip());
-    if (!Double.isFinite(loss) || !Double.isFinite(norm)) {
-      throw new NonFiniteException("step " + (step + 1) + ": " + (Double.isFinite(loss) ? "gradient norm" : "loss")
-          + " is " + (Double.isFinite(loss) ? norm : loss) + "; the step was not applied and nothing was saved"
-          + " (try a lower train.lr)");
-    }
-    lastGradNorm = norm;
-    optimizer.step(ps.values(), grads, schedule.at(step));
+    lastGradNorm = update.apply(ps.values(), ps.grads(), loss, step, "");
     return loss;
   }
 

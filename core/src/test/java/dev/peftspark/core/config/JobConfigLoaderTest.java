@@ -44,7 +44,9 @@ class JobConfigLoaderTest {
     assertEquals(new JobConfig.Head("mean", 0), c.head());
     assertEquals(new JobConfig.Train(1, -1, 32, 1, 5e-4, "adamw", 0.0, 0.9, 0.9, 0.999, 1e-8, 1.0, 0.06, "linear",
         42, 10), c.train());
-    assertEquals(new JobConfig.Spark("local[*]", 0, "gradient", 1), c.spark());
+    assertEquals(new JobConfig.Spark("local[*]", 0, "MEMORY_AND_DISK_SER"), c.spark());
+    assertEquals(new JobConfig.Distributed("gradient", 1, "stop"), c.distributed());
+    assertEquals(new JobConfig.Checkpoint(0), c.checkpoint());
   }
 
   @Test
@@ -72,7 +74,8 @@ class JobConfigLoaderTest {
           lr: 1e-3
           weight_decay: 0.01
           seed: 7
-        spark: {master: "local[2]", partitions: 4, sync: average, average_every: 5}
+        spark: {master: "local[2]", partitions: 4}
+        distributed: {sync: average, average_every: 5}
         """);
     assertEquals("runs/x", c.outputDir());
     assertEquals("runs/prev", c.initAdapter());
@@ -92,7 +95,8 @@ class JobConfigLoaderTest {
     assertEquals(0.01, c.train().weightDecay());
     assertEquals(7L, c.train().seed());
     assertEquals(0.9, c.train().beta1());
-    assertEquals(new JobConfig.Spark("local[2]", 4, "average", 5), c.spark());
+    assertEquals(new JobConfig.Spark("local[2]", 4, "MEMORY_AND_DISK_SER"), c.spark());
+    assertEquals(new JobConfig.Distributed("average", 5, "stop"), c.distributed());
   }
 
   @Test
@@ -164,7 +168,9 @@ class JobConfigLoaderTest {
       head: {pooling: max}          | head.pooling: must be one of mean, cls
       train: {optimizer: adam}      | train.optimizer: must be one of adamw, sgd; got 'adam'
       train: {schedule: step}       | train.schedule: must be one of linear, cosine, constant
-      spark: {sync: never}          | spark.sync: must be one of gradient, average
+      distributed: {sync: never}    | distributed.sync: must be one of gradient, average
+      distributed: {on_non_finite: x} | distributed.on_non_finite: must be one of stop, skip
+      spark: {storage_level: RAM}   | spark.storage_level: must be one of MEMORY_ONLY,
       """)
   void choicesAreChecked(String yaml, String message) {
     assertContains(error(yaml), message);
@@ -188,7 +194,8 @@ class JobConfigLoaderTest {
       train: {log_every: 0}                    | train.log_every: must be ≥ 1
       head: {num_labels: 1}                    | head.num_labels: must be 0 (inferred from the training labels) or ≥ 2
       data: {max_length: 1}                    | data.max_length: must be ≥ 2
-      spark: {average_every: 0}                | spark.average_every: must be ≥ 1
+      distributed: {average_every: 0}          | distributed.average_every: must be ≥ 1
+      checkpoint: {every_steps: -1}            | checkpoint.every_steps: must be ≥ 0 (0: no checkpoints); got -1
       model: ''                                | model: must not be empty
       """)
   void rangesAreChecked(String yaml, String message) {
@@ -255,15 +262,17 @@ class JobConfigLoaderTest {
   @Test
   void theKeyListComesFromTheRecords() {
     Map<String, Object> flat = JobConfigLoader.flatten(JobConfigLoader.DEFAULTS);
-    int expected = JobConfig.class.getRecordComponents().length - 6
+    int expected = JobConfig.class.getRecordComponents().length - 8
         + JobConfig.Data.class.getRecordComponents().length + JobConfig.Lora.class.getRecordComponents().length
         + JobConfig.Ia3.class.getRecordComponents().length
         + JobConfig.Head.class.getRecordComponents().length + JobConfig.Train.class.getRecordComponents().length
-        + JobConfig.Spark.class.getRecordComponents().length;
+        + JobConfig.Spark.class.getRecordComponents().length
+        + JobConfig.Distributed.class.getRecordComponents().length
+        + JobConfig.Checkpoint.class.getRecordComponents().length;
     assertEquals(expected, flat.size());
     assertEquals(32, flat.get("train.batch_size"));
     assertEquals(List.of("query", "value"), flat.get("lora.target_modules"));
     assertTrue(flat.containsKey("init_adapter") && flat.containsKey("output_dir"));
-    assertTrue(flat.containsKey("lora.use_rslora") && flat.containsKey("spark.average_every"));
+    assertTrue(flat.containsKey("lora.use_rslora") && flat.containsKey("distributed.average_every"));
   }
 }

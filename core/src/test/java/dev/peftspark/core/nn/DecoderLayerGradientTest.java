@@ -166,7 +166,7 @@ class DecoderLayerGradientTest {
     Rope rope = new Rope(hd, 10000.0);
     CausalAttention gqa = attention(hidden, heads, kvHeads, hd, true, rope);
     // repeat_kv: query head h reads kv head h / g, so the MHA copy repeats each kv head's rows g times
-    Linear k = gqa.key().base(), v = gqa.value().base();
+    Linear k = (Linear) gqa.key().base(), v = (Linear) gqa.value().base();
     INDArray kw = Nd4j.create(DataType.DOUBLE, heads * hd, hidden), vw = kw.dup(), kb = Nd4j.create(DataType.DOUBLE, heads * hd), vb = kb.dup();
     for (int h = 0; h < heads; h++) {
       for (int d = 0; d < hd; d++) {

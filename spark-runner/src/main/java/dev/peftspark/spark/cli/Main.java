@@ -37,7 +37,7 @@ public final class Main implements Callable<Integer> {
   }
 
   public static void main(String[] args) {
-    System.exit(run(new LocalEngine(), System.out, System.err, args));
+    System.exit(run(new JobEngine(), System.out, System.err, args));
   }
 
   /** Runs one command line; returns the exit code. */

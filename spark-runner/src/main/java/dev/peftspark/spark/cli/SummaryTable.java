@@ -24,6 +24,13 @@ final class SummaryTable {
     row(b, "train examples", String.format(Locale.ROOT, "%,d (%,d records skipped)", s.trainExamples(),
         s.skippedRecords()));
     row(b, "final loss", String.format(Locale.ROOT, "%.4f", s.finalLoss()));
+    if (s.distributed() != null) {
+      var d = s.distributed();
+      row(b, "spark", String.format(Locale.ROOT, "sync %s, %d partitions%s", d.sync(), d.partitions(),
+          d.resumedFromStep() > 0 ? ", resumed at step " + d.resumedFromStep() : ""));
+      row(b, "bytes/step", String.format(Locale.ROOT, "%s exchanged vs %s to average the full model (%.0fx less)",
+          bytes(d.bytesPerStep()), bytes(d.fullModelBytesPerStep()), d.ratio()));
+    }
     if (s.eval() != null) {
       EvalResult e = s.eval();
       row(b, "eval accuracy", String.format(Locale.ROOT, "%.4f", e.accuracy()));
@@ -52,6 +59,13 @@ final class SummaryTable {
       }
     }
     return b.toString();
+  }
+
+  static String bytes(long n) {
+    if (n < 1024) return n + " B";
+    if (n < 1024 * 1024) return String.format(Locale.ROOT, "%.1f KiB", n / 1024.0);
+    if (n < 1024L * 1024 * 1024) return String.format(Locale.ROOT, "%.1f MiB", n / 1048576.0);
+    return String.format(Locale.ROOT, "%.2f GiB", n / 1073741824.0);
   }
 
   private static void row(StringBuilder b, String label, String value) {

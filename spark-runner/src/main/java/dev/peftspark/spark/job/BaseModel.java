@@ -3,6 +3,7 @@ package dev.peftspark.spark.job;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.peftspark.core.io.MiniLm;
+import dev.peftspark.core.io.ResourceCache;
 import dev.peftspark.core.io.SafeTensors;
 import dev.peftspark.core.model.BertConfig;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -26,12 +27,23 @@ public record BaseModel(String name, String hfId, BertConfig config, Map<String,
 
   private static final Map<String, BaseModel> CACHE = new ConcurrentHashMap<>();
 
-  /** The built-in {@code minilm}, or a Hugging Face BERT directory (config.json, model.safetensors, tokenizer.json). */
+  /**
+   * The built-in {@code minilm}, or a Hugging Face BERT directory (config.json, model.safetensors, tokenizer.json)
+   * as a local path or any Hadoop FileSystem URI. Loaded once per JVM: executors call this themselves, so the
+   * base never travels through the driver.
+   */
   public static BaseModel load(String model) throws IOException {
     try {
       return CACHE.computeIfAbsent(model, m -> {
         try {
-          return m.equals(MINILM) ? miniLm() : directory(Path.of(m.replaceFirst("^file://", "")));
+          if (m.equals(MINILM)) return miniLm();
+          if (!HadoopPaths.isRemote(m)) return directory(HadoopPaths.local(m));
+          // hdfs://, s3a://...: each JVM copies the directory once into its local cache, keyed by path and content
+          String root = System.getProperty("peft.spark.cache");   // tests point it at a temporary folder
+          Path copy = HadoopPaths.cachedCopy(m, (root != null ? Path.of(root) : ResourceCache.root()).resolve("models"),
+              new org.apache.hadoop.conf.Configuration());
+          BaseModel local = directory(copy);
+          return new BaseModel(m, local.hfId(), local.config(), local.weights(), local.tokenizer());
         } catch (IOException e) {
           throw new java.io.UncheckedIOException(e);
         }

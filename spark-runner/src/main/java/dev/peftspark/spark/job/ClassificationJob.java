@@ -37,9 +37,18 @@ import java.util.Map;
 public final class ClassificationJob {
   private static final Logger log = LoggerFactory.getLogger(ClassificationJob.class);
 
+  /** Folder of output_dir where a fitter keeps its checkpoints; carried into the committed output. */
+  public static final String CHECKPOINTS = "checkpoints";
+
   private ClassificationJob() {}
 
+  /** Trains on this JVM ({@code runner: local}). */
   public static TrainSummary train(JobConfig cfg, TrainListener listener) throws Exception {
+    return train(cfg, listener, Fitter.LOCAL);
+  }
+
+  /** Trains with {@code fitter} doing the optimizer steps; reading, evaluation and saving stay on this JVM. */
+  public static TrainSummary train(JobConfig cfg, TrainListener listener, Fitter fitter) throws Exception {
     if (cfg.outputDir() == null || cfg.outputDir().isBlank()) throw new IllegalArgumentException("output_dir is required");
     long start = System.nanoTime();
     AdapterFiles.Info init = cfg.initAdapter() == null ? null : initAdapter(cfg);
@@ -60,13 +69,14 @@ public final class ClassificationJob {
             cfg.head().numLabels() > 0 ? cfg.head().numLabels() : trainData.labels().size(),
             Pooling.Mode.valueOf(cfg.head().pooling().toUpperCase()), DataType.FLOAT, cfg.train().seed());
 
-    Path outputDir = Path.of(cfg.outputDir());
+    // A remote output_dir (hdfs://...) is assembled in a local folder and published whole at the end.
+    boolean remote = HadoopPaths.isRemote(cfg.outputDir());
+    Path outputDir = remote ? Files.createTempDirectory("peft-spark-output").resolve("out")
+        : HadoopPaths.local(cfg.outputDir());
     Path staging = OutputDir.staging(outputDir);
     try (RunOutputs outputs = new RunOutputs(staging, cfg)) {
       TrainListener all = TrainListeners.compose(outputs, listener);
-      var batcher = train.batcher(cfg.train().batchSize());
-      Trainer trainer = new Trainer(model, cfg.train(), batcher.numBatches());
-      Trainer.Result r = trainer.fit(e -> Tokenized.toTokenBatches(batcher.epoch(cfg.train().seed(), e)), all);
+      Trainer.Result r = fitter.fit(model, train, cfg, all);
       EvalResult eval = null;
       if (test != null) {
         eval = Trainer.evaluate(model, Tokenized.toTokenBatches(test.batcher(cfg.train().batchSize()).eval()), test.skipped());
@@ -76,10 +86,18 @@ public final class ClassificationJob {
       long wallMs = (System.nanoTime() - start) / 1_000_000;
       TrainSummary summary = new TrainSummary(model.method().key(), model.trainableCount(), model.totalCount(),
           r.steps(), r.epochs(), r.finalLoss(), wallMs, r.examples() / Math.max(1e-9, r.wallMs() / 1000.0),
-          train.size(), train.skipped(), eval, outputDir.toString());
+          train.size(), train.skipped(), eval,
+          remote ? cfg.outputDir() : outputDir.toString(),
+          fitter.distributed());
       all.onEnd(summary);
       outputs.close();
+      Path checkpoints = outputDir.resolve(CHECKPOINTS);
+      if (Files.isDirectory(checkpoints)) Files.move(checkpoints, staging.resolve(CHECKPOINTS));
       OutputDir.commit(staging, outputDir);
+      if (remote) {
+        HadoopPaths.publish(outputDir, cfg.outputDir(), CHECKPOINTS, new org.apache.hadoop.conf.Configuration());
+        org.apache.hadoop.fs.FileUtil.fullyDelete(outputDir.getParent().toFile());
+      }
       return summary;
     } catch (Exception | Error e) {
       OutputDir.abort(staging);

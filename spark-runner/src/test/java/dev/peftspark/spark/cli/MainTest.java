@@ -137,7 +137,7 @@ class MainTest {
   @Test
   void theRealEngineNamesAMissingDataFile() throws Exception {
     Path ok = config("output_dir: x\ndata: {train: a.json}\n");
-    Result r = run(new LocalEngine(), "train", "--config", ok.toString());
+    Result r = run(new JobEngine(), "train", "--config", ok.toString());
     assertEquals(1, r.code());
     assertEquals("error: data file not found: a.json", r.err().strip());
   }

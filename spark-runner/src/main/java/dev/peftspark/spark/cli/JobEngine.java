@@ -4,14 +4,19 @@ import dev.peftspark.core.config.JobConfig;
 import dev.peftspark.core.train.EvalResult;
 import dev.peftspark.core.train.TrainListener;
 import dev.peftspark.core.train.TrainSummary;
+import dev.peftspark.spark.dist.SparkFitter;
 import dev.peftspark.spark.job.ClassificationJob;
 import dev.peftspark.spark.job.EmbedJob;
 
-/** The engine the CLI runs with: the single-JVM trainer ({@code runner: local}). */
-public final class LocalEngine implements Engine {
+/**
+ * The engine the CLI runs with. {@code runner: local} trains on this JVM; {@code runner: spark} makes this JVM
+ * the Spark driver ({@code spark.master}, or spark-submit's master) with the partitions on the executors.
+ */
+public final class JobEngine implements Engine {
   @Override
   public TrainSummary train(JobConfig cfg, TrainListener listener) throws Exception {
-    return ClassificationJob.train(cfg, listener);
+    return cfg.runner().equals("spark") ? ClassificationJob.train(cfg, listener, new SparkFitter(null))
+        : ClassificationJob.train(cfg, listener);
   }
 
   @Override

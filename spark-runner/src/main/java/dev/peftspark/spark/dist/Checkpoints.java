@@ -1,0 +1,183 @@
+package dev.peftspark.spark.dist;
+
+import dev.peftspark.core.train.StepMetrics;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileStatus;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.FileNotFoundException;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Optional;
+import java.util.UUID;
+
+/**
+ * Training checkpoints under {@code output_dir/checkpoints/step-N}, on any Hadoop FileSystem. Each is written
+ * under a temporary name and renamed into place (atomic on HDFS and local disks), so a {@code step-N} directory
+ * is always complete; the newest one that reads back is where a rerun resumes. The data cursor is the step
+ * itself (epoch = step / steps per epoch; the batcher's order is a function of seed and epoch) and the RNG state
+ * is the seed (dropout masks are seeded by seed, step and partition), so both are checked, not stored twice.
+ */
+public final class Checkpoints {
+  private static final Logger log = LoggerFactory.getLogger(Checkpoints.class);
+  public static final String DIR = dev.peftspark.spark.job.ClassificationJob.CHECKPOINTS;
+  private static final String FILE = "state.bin";
+  private static final int MAGIC = 0x50454654;   // "PEFT"
+  private static final int VERSION = 1;
+  private static final int KEEP = 2;
+
+  /**
+   * Everything needed to continue exactly.
+   *
+   * @param size    trainable parameters (a checkpoint of another model shape is refused)
+   * @param history the metrics of steps 1..step, replayed into the resumed run's metrics.jsonl
+   */
+  public record State(int step, long seed, long size, float[] values, OptState optimizer, List<StepMetrics> history) {}
+
+  private final Path dir;
+  private final Configuration conf;
+
+  public Checkpoints(String outputDir, Configuration conf) {
+    this.dir = new Path(new Path(outputDir), DIR);
+    this.conf = conf;
+  }
+
+  public Path dir() { return dir; }
+
+  public void write(State s) throws IOException {
+    FileSystem fs = dir.getFileSystem(conf);
+    fs.mkdirs(dir);
+    Path tmp = new Path(dir, ".tmp-step-" + s.step() + "-" + UUID.randomUUID().toString().substring(0, 8));
+    Path target = new Path(dir, "step-" + s.step());
+    try {
+      try (DataOutputStream out = fs.create(new Path(tmp, FILE), false)) {
+        encode(s, out);
+      }
+      if (fs.exists(target)) fs.delete(target, true);   // a rerun passing the same step again
+      if (!fs.rename(tmp, target)) throw new IOException("cannot rename " + tmp + " to " + target);
+    } catch (IOException | RuntimeException e) {
+      fs.delete(tmp, true);
+      throw e;
+    }
+    List<Integer> steps = steps(fs);
+    for (int i = KEEP; i < steps.size(); i++) fs.delete(new Path(dir, "step-" + steps.get(i)), true);
+  }
+
+  /** The newest checkpoint that reads back whole, or empty. */
+  public Optional<State> newest() throws IOException {
+    FileSystem fs = dir.getFileSystem(conf);
+    for (int step : steps(fs)) {
+      Path file = new Path(new Path(dir, "step-" + step), FILE);
+      try (DataInputStream in = fs.open(file)) {
+        return Optional.of(decode(in));
+      } catch (IOException e) {
+        log.warn("checkpoint {} is unreadable ({}); trying an older one", file, e.getMessage());
+      }
+    }
+    return Optional.empty();
+  }
+
+  /** Complete checkpoints' steps, newest first. */
+  private List<Integer> steps(FileSystem fs) throws IOException {
+    FileStatus[] all;
+    try {
+      all = fs.listStatus(dir);
+    } catch (FileNotFoundException e) {
+      return List.of();
+    }
+    List<Integer> steps = new ArrayList<>();
+    for (FileStatus f : all) {
+      String name = f.getPath().getName();
+      if (f.isDirectory() && name.matches("step-\\d+")) steps.add(Integer.parseInt(name.substring(5)));
+    }
+    steps.sort(Comparator.reverseOrder());
+    return steps;
+  }
+
+  static void encode(State s, DataOutputStream out) throws IOException {
+    out.writeInt(MAGIC);
+    out.writeInt(VERSION);
+    out.writeInt(s.step());
+    out.writeLong(s.seed());
+    out.writeLong(s.size());
+    writeFloats(out, s.values());
+    out.writeInt(s.optimizer().vectors().size());
+    for (var e : s.optimizer().vectors().entrySet()) {
+      out.writeUTF(e.getKey());
+      writeFloats(out, e.getValue());
+    }
+    out.writeInt(s.optimizer().counters().size());
+    for (var e : s.optimizer().counters().entrySet()) {
+      out.writeUTF(e.getKey());
+      out.writeLong(e.getValue());
+    }
+    out.writeInt(s.history().size());
+    for (StepMetrics m : s.history()) writeMetrics(out, m);
+  }
+
+  static State decode(DataInputStream in) throws IOException {
+    if (in.readInt() != MAGIC) throw new IOException("not a peft-spark checkpoint");
+    int version = in.readInt();
+    if (version != VERSION) throw new IOException("checkpoint format " + version + ", expected " + VERSION);
+    int step = in.readInt();
+    long seed = in.readLong();
+    long size = in.readLong();
+    float[] values = readFloats(in);
+    LinkedHashMap<String, float[]> vectors = new LinkedHashMap<>();
+    for (int i = in.readInt(); i > 0; i--) vectors.put(in.readUTF(), readFloats(in));
+    LinkedHashMap<String, Long> counters = new LinkedHashMap<>();
+    for (int i = in.readInt(); i > 0; i--) counters.put(in.readUTF(), in.readLong());
+    List<StepMetrics> history = new ArrayList<>();
+    for (int i = in.readInt(); i > 0; i--) history.add(readMetrics(in));
+    return new State(step, seed, size, values, new OptState(vectors, counters), history);
+  }
+
+  private static void writeFloats(DataOutputStream out, float[] a) throws IOException {
+    out.writeInt(a.length);
+    for (float f : a) out.writeFloat(f);
+  }
+
+  private static float[] readFloats(DataInputStream in) throws IOException {
+    float[] a = new float[in.readInt()];
+    for (int i = 0; i < a.length; i++) a[i] = in.readFloat();
+    return a;
+  }
+
+  private static void writeMetrics(DataOutputStream out, StepMetrics m) throws IOException {
+    out.writeInt(m.step());
+    out.writeInt(m.epoch());
+    for (double d : new double[] {m.loss(), m.lr(), m.gradNorm(), m.examplesPerS(), m.tokensPerS()}) out.writeDouble(d);
+    out.writeLong(m.elapsedMs());
+    out.writeInt(m.examples());
+    out.writeInt(m.tokens());
+    var x = m.exchange();
+    out.writeBoolean(x != null);
+    if (x != null) {
+      for (long l : new long[] {x.bytesToExecutors(), x.bytesFromExecutors(), x.partitions(), x.computeMs(),
+          x.sparkOverheadMs(), x.driverUpdateMs()}) out.writeLong(l);
+    }
+  }
+
+  private static StepMetrics readMetrics(DataInputStream in) throws IOException {
+    int step = in.readInt(), epoch = in.readInt();
+    double[] d = new double[5];
+    for (int i = 0; i < 5; i++) d[i] = in.readDouble();
+    long elapsed = in.readLong();
+    int examples = in.readInt(), tokens = in.readInt();
+    StepMetrics.Exchange x = null;
+    if (in.readBoolean()) {
+      long[] l = new long[6];
+      for (int i = 0; i < 6; i++) l[i] = in.readLong();
+      x = new StepMetrics.Exchange(l[0], l[1], (int) l[2], l[3], l[4], l[5]);
+    }
+    return new StepMetrics(step, epoch, d[0], d[1], d[2], d[3], d[4], elapsed, examples, tokens, x);
+  }
+}

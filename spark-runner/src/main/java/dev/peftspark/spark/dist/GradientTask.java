@@ -1,0 +1,89 @@
+package dev.peftspark.spark.dist;
+
+import dev.peftspark.core.nn.Nd4jSetup;
+import dev.peftspark.core.peft.PeftClassifier;
+import dev.peftspark.core.train.TokenBatch;
+import org.apache.spark.api.java.function.Function2;
+import org.apache.spark.broadcast.Broadcast;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.io.Serializable;
+import java.util.Iterator;
+import java.util.List;
+
+/**
+ * One partition's part of a {@code sync: gradient} step: its members of the global batch, forward/backward in
+ * micro-batches, gradients summed with each micro-batch weighted by its share of the GLOBAL batch, so that the
+ * driver's plain sum over partitions is the gradient of the global batch's mean loss.
+ */
+public final class GradientTask implements Function2<Integer, Iterator<PartitionData>, Iterator<GradientTask.Result>> {
+  /** What the driver broadcasts per step: adapter values and the global batch. */
+  public record Request(int step, float[] values, int[] batch) implements Serializable {
+    public long bytes() { return 4L * values.length + 4L * batch.length + 16; }
+  }
+
+  /**
+   * One partition's answer.
+   *
+   * @param grads      summed, share-weighted gradient; null when the partition held no member of the batch
+   * @param loss       share-weighted loss (the partitions' values add up to the batch's mean loss)
+   * @param gradNorm2  squared L2 norm of {@code grads}, to name a partition whose gradient is not finite
+   */
+  public record Result(int partition, float[] grads, double loss, double gradNorm2, int examples, int tokens,
+                       long computeMs) implements Serializable {
+    public long bytes() { return (grads == null ? 0 : 4L * grads.length) + 40; }
+  }
+
+  private final ModelSpec spec;
+  private final Broadcast<Request> request;
+  private final int globalBatch, microRows;
+
+  /** @param microRows rows per forward/backward (train.batch_size / train.grad_accum) */
+  public GradientTask(ModelSpec spec, Broadcast<Request> request, int globalBatch, int microRows) {
+    this.spec = spec;
+    this.request = request;
+    this.globalBatch = globalBatch;
+    this.microRows = microRows;
+  }
+
+  @Override
+  public Iterator<Result> call(Integer partition, Iterator<PartitionData> blocks) throws Exception {
+    Request r = request.value();
+    PartitionData data = blocks.next();
+    long t0 = System.nanoTime();
+    TokenBatch mine = data.select(r.batch());
+    if (mine == null) return List.of(new Result(partition, null, 0, 0, 0, 0, 0)).iterator();
+    PeftClassifier model = ExecutorModels.borrow(spec, ExecutorModels.taskSeed(spec.seed(), r.step(), partition));
+    try {
+      var ps = model.params();
+      ps.values().assign(Nd4j.createFromArray(r.values()));
+      ps.zeroGrad();
+      model.setTraining(true);
+      double loss = accumulate(model, mine, globalBatch, microRows);
+      double norm = ps.grads().norm2Number().doubleValue();
+      return List.of(new Result(partition, ps.grads().toFloatVector(), loss, norm * norm, mine.size(),
+          mine.tokens(), (System.nanoTime() - t0) / 1_000_000)).iterator();
+    } finally {
+      ExecutorModels.release(spec, model);
+    }
+  }
+
+  /**
+   * Forward/backward over {@code rows} in chunks of at most {@code microRows}, each weighted by its share of a
+   * batch of {@code denominator} examples; returns the weighted loss. Gradients accumulate in the model.
+   */
+  static double accumulate(PeftClassifier model, TokenBatch rows, int denominator, int microRows) {
+    int n = rows.size();
+    int chunks = (n + microRows - 1) / microRows;
+    double loss = 0;
+    for (int k = 0; k < chunks; k++) {
+      int from = k * n / chunks, to = (k + 1) * n / chunks;
+      TokenBatch mb = chunks == 1 ? rows : rows.slice(from, to);
+      double share = (double) (to - from) / denominator;
+      try (var ws = Nd4jSetup.stepWorkspace()) {   // activations in a reused per-thread arena
+        loss += share * model.model().trainStep(mb.ids(), mb.mask(), mb.labels(), share);
+      }
+    }
+    return loss;
+  }
+}

@@ -1,0 +1,101 @@
+package dev.peftspark.spark.dist;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.peftspark.core.io.SafeTensors;
+import dev.peftspark.core.model.BertConfig;
+import dev.peftspark.core.peft.AdapterFiles;
+import dev.peftspark.core.train.TrainListener;
+import dev.peftspark.core.train.TrainSummary;
+import dev.peftspark.spark.job.BaseModel;
+import dev.peftspark.spark.job.ClassificationJob;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.hdfs.MiniDFSCluster;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Data, base model, checkpoints and output on a real HDFS (MiniDFSCluster in this JVM). */
+class HdfsTest {
+  static MiniDFSCluster dfs;
+  static FileSystem fs;
+  @TempDir static Path dfsDir;
+  @TempDir Path tmp;
+
+  @BeforeAll
+  static void startHdfs() throws Exception {
+    Configuration conf = new Configuration();
+    dfs = new MiniDFSCluster.Builder(conf, dfsDir.toFile()).numDataNodes(1).build();
+    dfs.waitActive();
+    fs = dfs.getFileSystem();
+  }
+
+  @AfterAll
+  static void stopHdfs() {
+    if (dfs != null) dfs.shutdown();
+  }
+
+  static String put(Path local, String name) throws Exception {
+    org.apache.hadoop.fs.Path p = new org.apache.hadoop.fs.Path("/peft/" + name);
+    fs.copyFromLocalFile(new org.apache.hadoop.fs.Path(local.toUri()), p);
+    return fs.makeQualified(p).toString();
+  }
+
+  /** all-MiniLM-L6-v2 as a Hugging Face model directory (config.json, model.safetensors, tokenizer.json). */
+  static Path miniLmDirectory(Path dir) throws Exception {
+    BaseModel m = BaseModel.load(BaseModel.MINILM);
+    BertConfig c = m.config();
+    Files.createDirectories(dir);
+    Map<String, Object> json = new LinkedHashMap<>();
+    json.put("_name_or_path", m.hfId());
+    json.put("vocab_size", c.vocabSize());
+    json.put("hidden_size", c.hiddenSize());
+    json.put("num_hidden_layers", c.numHiddenLayers());
+    json.put("num_attention_heads", c.numAttentionHeads());
+    json.put("intermediate_size", c.intermediateSize());
+    json.put("max_position_embeddings", c.maxPositionEmbeddings());
+    json.put("type_vocab_size", c.typeVocabSize());
+    json.put("layer_norm_eps", c.layerNormEps());
+    new ObjectMapper().writeValue(dir.resolve("config.json").toFile(), json);
+    SafeTensors.write(dir.resolve("model.safetensors"), m.weights(), Map.of("format", "pt"));
+    Files.copy(m.tokenizer(), dir.resolve("tokenizer.json"));
+    return dir;
+  }
+
+  @Test
+  void trainsFromHdfsDataAndModelWithCheckpointsAndOutputOnHdfs() throws Exception {
+    Path train = TestSpark.slice("demo:sentiment/amazon.json", 96, tmp);
+    Path test = TestSpark.slice("demo:sentiment/yelp.json", 16, tmp);
+    String model = put(miniLmDirectory(tmp.resolve("minilm-hf")), "minilm-hf");
+    String out = fs.makeQualified(new org.apache.hadoop.fs.Path("/peft/out")).toString();
+    var sc = TestSpark.context();
+    String[] sets = {"train.batch_size=16", "train.max_steps=4", "checkpoint.every_steps=2", "model=" + model};
+    TrainSummary s = ClassificationJob.train(TestSpark.config(put(train, "train.jsonl"), put(test, "test.jsonl"),
+        out, "spark", sets), new TrainListener() {}, new SparkFitter(sc));
+    assertEquals(4, s.steps());
+    assertTrue(out.startsWith("hdfs://"), out);
+    for (String f : new String[] {AdapterFiles.WEIGHTS, AdapterFiles.CONFIG, "metrics.jsonl",
+        "checkpoints/step-4/state.bin", "checkpoints/step-2/state.bin"}) {
+      assertTrue(fs.exists(new org.apache.hadoop.fs.Path(out, f)), f + " on HDFS");
+    }
+
+    // The same run from local files and the built-in model gives the same adapter.
+    Path local = tmp.resolve("local");
+    ClassificationJob.train(TestSpark.config(train, test, local, "spark", "train.batch_size=16",
+        "train.max_steps=4"), new TrainListener() {}, new SparkFitter(sc));
+    Path fetched = tmp.resolve("fetched");
+    Files.createDirectories(fetched);
+    fs.copyToLocalFile(new org.apache.hadoop.fs.Path(out, AdapterFiles.WEIGHTS),
+        new org.apache.hadoop.fs.Path(fetched.resolve(AdapterFiles.WEIGHTS).toUri()));
+    assertEquals(0.0, TestSpark.maxDiff(TestSpark.adapter(local), TestSpark.adapter(fetched)));
+  }
+}
