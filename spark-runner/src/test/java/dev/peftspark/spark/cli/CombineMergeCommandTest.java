@@ -47,7 +47,7 @@ class CombineMergeCommandTest {
   static Result cli(String... args) {
     var o = new ByteArrayOutputStream();
     var e = new ByteArrayOutputStream();
-    int code = Main.run(new LocalEngine(), new PrintStream(o, true, StandardCharsets.UTF_8),
+    int code = Main.run(new JobEngine(), new PrintStream(o, true, StandardCharsets.UTF_8),
         new PrintStream(e, true, StandardCharsets.UTF_8), args);
     return new Result(code, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
   }
