@@ -9,7 +9,8 @@ mvn -q -B -DskipTests package -pl spark-runner -am >&2
 jar="$(ls spark-runner/target/peft-spark-*.jar | grep -v original | head -1)"
 for c in linux-x86_64 linux-x86_64-avx2 linux-x86_64-avx512 linux-x86_64-onednn linux-x86_64-onednn-avx2 linux-x86_64-onednn-avx512; do
   cp_file="$(mktemp)"
-  mvn -q -B dependency:build-classpath -pl spark-runner -Dnd4j.classifier="$c" -Dmdep.includeScope=provided \
+  # -am resolves the sibling modules from the reactor; every module writes the file, spark-runner (last) wins
+  mvn -q -B compile dependency:build-classpath -pl spark-runner -am -Dnd4j.classifier="$c" \
     -Dmdep.outputFile="$cp_file" >&2
   # the project's own classes first, then the dependencies resolved for this classifier (not the shaded jar,
   # which carries the default classifier's natives)

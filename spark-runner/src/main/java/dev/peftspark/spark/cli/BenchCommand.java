@@ -137,13 +137,15 @@ final class BenchCommand implements Callable<Integer> {
     /**
      * FLOPs a step needs, counted analytically (2 per multiply-add): forward GEMMs and attention products; backward
      * input gradients (same as forward) and attention's 4 backward products (2× forward); weight gradients only
-     * for trainable matrices (all of them in full fine-tuning); LoRA's own products. Element-wise work not counted.
+     * for trainable matrices (all of them in full fine-tuning); LoRA's own products; no encoder backward for a
+     * head-only run. Element-wise work, embeddings and the head are not counted.
      */
     static double usefulFlops(BertConfig c, Method m, PeftClassifier pc, int batch, int seq) {
       double n = (double) batch * seq, h = c.hiddenSize(), i = c.intermediateSize(), layers = c.numHiddenLayers();
       double linear = 2 * n * (4 * h * h + 2 * h * i);
       double attention = 2 * 2 * batch * (double) seq * seq * h;
       double fwd = layers * (linear + attention), bwd = layers * (linear + 2 * attention);
+      if (m == Method.HEAD) bwd = 0;                   // nothing below the head is trainable: no encoder backward
       if (m == Method.FULL) bwd += layers * linear;
       double lora = 0;
       for (var l : pc.loraLayers()) lora += 2 * n * l.loraA().shape[0] * (l.inFeatures() + l.outFeatures());
