@@ -2,7 +2,13 @@ package dev.peftspark.spark.dist;
 
 import dev.peftspark.core.peft.PeftClassifier;
 
+import org.apache.spark.SparkConf;
+import org.apache.spark.SparkEnv;
+import org.nd4j.linalg.factory.Nd4j;
+
 import java.io.IOException;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.Map;
 import java.util.Queue;
 import java.util.concurrent.ConcurrentHashMap;
@@ -19,8 +25,43 @@ public final class ExecutorModels {
 
   private ExecutorModels() {}
 
+  private static volatile boolean threadsSet;
+  private static final Pattern LOCAL = Pattern.compile("local\\[(\\d+|\\*)");
+
+  /**
+   * GEMM threads per task = cores / concurrent task slots of this executor. OpenBLAS's thread count is
+   * process-wide: with {@code local[2]} two tasks each starting 2 spinning BLAS threads on 2 cores made every
+   * GEMM wait for the other task's threads.
+   */
+  static void limitBlasThreads() {
+    if (threadsSet || SparkEnv.get() == null) return;
+    synchronized (ExecutorModels.class) {
+      if (threadsSet) return;
+      SparkConf conf = SparkEnv.get().conf();
+      int cpus = Runtime.getRuntime().availableProcessors();
+      Matcher local = LOCAL.matcher(conf.get("spark.master", ""));
+      int slots = local.lookingAt()
+          ? (local.group(1).equals("*") ? cpus : Integer.parseInt(local.group(1)))
+          : conf.getInt("spark.executor.cores", 1) / Math.max(1, conf.getInt("spark.task.cpus", 1));
+      int threads = Math.max(1, cpus / Math.max(1, slots));
+      previousThreads = Nd4j.factory().blas().getMaxThreads();
+      Nd4j.factory().blas().setMaxThreads(threads);
+      threadsSet = true;
+    }
+  }
+
+  private static int previousThreads;
+
+  /** Undoes {@link #limitBlasThreads} in this JVM (a local-mode driver goes on with its own work). */
+  static synchronized void restoreBlasThreads() {
+    if (!threadsSet) return;
+    Nd4j.factory().blas().setMaxThreads(previousThreads);
+    threadsSet = false;
+  }
+
   /** A model for one task; give it back with {@link #release}. */
   public static PeftClassifier borrow(ModelSpec spec, long taskSeed) throws IOException {
+    limitBlasThreads();
     if (spec.stochastic()) return spec.build(taskSeed);      // fresh dropout stream per (step, partition)
     PeftClassifier m = POOL.computeIfAbsent(spec, s -> new ConcurrentLinkedQueue<>()).poll();
     return m != null ? m : spec.build(spec.seed());

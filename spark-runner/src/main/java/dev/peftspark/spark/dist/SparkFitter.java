@@ -50,6 +50,7 @@ public final class SparkFitter implements Fitter {
       distributed = run.summary();
       return r;
     } finally {
+      ExecutorModels.restoreBlasThreads();   // local mode: the driver JVM ran the tasks
       if (given == null) sc.stop();
     }
   }
