@@ -72,19 +72,28 @@ public final class Trainer {
   public double step(TokenBatch batch, int step) {
     var ps = model.params();
     ps.zeroGrad();
-    int n = batch.size();
-    int micro = Math.max(1, cfg.gradAccum());
+    double loss = accumulate(model, batch, batch.size(), cfg.batchSize() / Math.max(1, cfg.gradAccum()));
+    lastGradNorm = update.apply(ps.values(), ps.grads(), loss, step, "");
+    return loss;
+  }
+
+  /**
+   * Forward/backward over {@code rows} in chunks of at most {@code microRows}, each weighted by its share of a
+   * batch of {@code denominator} examples; returns the weighted loss. Gradients accumulate in the model. Shared by
+   * this trainer and the Spark tasks, so both split and weight micro-batches the same way.
+   */
+  public static double accumulate(PeftClassifier model, TokenBatch rows, int denominator, int microRows) {
+    int n = rows.size();
+    int chunks = (n + microRows - 1) / microRows;
     double loss = 0;
-    for (int k = 0; k < micro; k++) {
-      int from = k * n / micro, to = (k + 1) * n / micro;
-      if (from == to) continue;
-      TokenBatch mb = micro == 1 ? batch : batch.slice(from, to);
-      double share = (double) (to - from) / n;
-      try (var ws = Nd4jSetup.stepWorkspace()) {
+    for (int k = 0; k < chunks; k++) {
+      int from = k * n / chunks, to = (k + 1) * n / chunks;
+      TokenBatch mb = chunks == 1 ? rows : rows.slice(from, to);
+      double share = (double) (to - from) / denominator;
+      try (var ws = Nd4jSetup.stepWorkspace()) {   // activations in a reused per-thread arena
         loss += share * model.model().trainStep(mb.ids(), mb.mask(), mb.labels(), share);
       }
     }
-    lastGradNorm = update.apply(ps.values(), ps.grads(), loss, step, "");
     return loss;
   }
 

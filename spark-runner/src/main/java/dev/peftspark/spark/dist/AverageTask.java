@@ -3,6 +3,7 @@ package dev.peftspark.spark.dist;
 import dev.peftspark.core.optim.Optimizer;
 import dev.peftspark.core.peft.PeftClassifier;
 import dev.peftspark.core.train.TokenBatch;
+import dev.peftspark.core.train.Trainer;
 import org.apache.spark.api.java.function.Function2;
 import org.apache.spark.broadcast.Broadcast;
 import org.nd4j.linalg.factory.Nd4j;
@@ -71,7 +72,7 @@ public final class AverageTask implements Function2<Integer, Iterator<PartitionD
         TokenBatch mine = data.select(r.batches()[j]);
         if (mine == null) continue;
         ps.zeroGrad();
-        double loss = GradientTask.accumulate(model, mine, mine.size(), microRows);
+        double loss = Trainer.accumulate(model, mine, mine.size(), microRows);
         double norm = Optimizer.clipGlobalNorm(ps.grads(), spec.gradClip());
         losses[j] = loss;
         norms[j] = norm;

@@ -1,6 +1,6 @@
 package dev.peftspark.spark.dist;
 
-import dev.peftspark.core.nn.Nd4jSetup;
+import dev.peftspark.core.train.Trainer;
 import dev.peftspark.core.peft.PeftClassifier;
 import dev.peftspark.core.train.TokenBatch;
 import org.apache.spark.api.java.function.Function2;
@@ -59,31 +59,12 @@ public final class GradientTask implements Function2<Integer, Iterator<Partition
       ps.values().assign(Nd4j.createFromArray(r.values()));
       ps.zeroGrad();
       model.setTraining(true);
-      double loss = accumulate(model, mine, globalBatch, microRows);
+      double loss = Trainer.accumulate(model, mine, globalBatch, microRows);
       double norm = ps.grads().norm2Number().doubleValue();
       return List.of(new Result(partition, ps.grads().toFloatVector(), loss, norm * norm, mine.size(),
           mine.tokens(), (System.nanoTime() - t0) / 1_000_000)).iterator();
     } finally {
       ExecutorModels.release(spec, model);
     }
-  }
-
-  /**
-   * Forward/backward over {@code rows} in chunks of at most {@code microRows}, each weighted by its share of a
-   * batch of {@code denominator} examples; returns the weighted loss. Gradients accumulate in the model.
-   */
-  static double accumulate(PeftClassifier model, TokenBatch rows, int denominator, int microRows) {
-    int n = rows.size();
-    int chunks = (n + microRows - 1) / microRows;
-    double loss = 0;
-    for (int k = 0; k < chunks; k++) {
-      int from = k * n / chunks, to = (k + 1) * n / chunks;
-      TokenBatch mb = chunks == 1 ? rows : rows.slice(from, to);
-      double share = (double) (to - from) / denominator;
-      try (var ws = Nd4jSetup.stepWorkspace()) {   // activations in a reused per-thread arena
-        loss += share * model.model().trainStep(mb.ids(), mb.mask(), mb.labels(), share);
-      }
-    }
-    return loss;
   }
 }
