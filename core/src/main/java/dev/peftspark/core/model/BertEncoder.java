@@ -9,6 +9,7 @@ import dev.peftspark.core.nn.SelfAttention;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -29,6 +30,8 @@ public final class BertEncoder implements dev.peftspark.core.nn.LinearModules {
   private final BertConfig config;
   private final Embeddings embeddings;
   private final List<BertLayer> layers;
+  private Param prefix;                  // prefix tuning's [nv, L*2*H] keys/values (null: none)
+  private int batch, tokens;             // of the last forward (prompt tuning's backward re-pads to nv + tokens)
 
   private BertEncoder(BertConfig config, Embeddings embeddings, List<BertLayer> layers) {
     this.config = config;
@@ -74,12 +77,27 @@ public final class BertEncoder implements dev.peftspark.core.nn.LinearModules {
   public List<BertLayer> layers() { return layers; }
   public Embeddings embeddings() { return embeddings; }
 
+  /** Prefix tuning: every layer's attention gets its slice of {@code prefix [nv, L*2*H]}. */
+  public void setPrefix(Param prefix) {
+    this.prefix = prefix;
+    for (int i = 0; i < layers.size(); i++) layers.get(i).attention().setPrefix(prefix, i);
+  }
+
+  /**
+   * Hidden states {@code [B*T, H]} of the real tokens. Prompt tuning's virtual tokens run through every layer in
+   * front of each row (attending and attended to, never masked) and are dropped from the output.
+   */
   public INDArray forward(int[][] ids, int[][] mask) {
-    int batch = ids.length, seq = ids[0].length;
+    int batch = ids.length, tokens = ids[0].length, nv = embeddings.virtualTokens(), seq = nv + tokens;
+    this.batch = batch;
+    this.tokens = tokens;
     INDArray x = embeddings.forward(ids);
     INDArray maskBias = maskBias(mask, x.dataType());
+    if (nv > 0) maskBias = Nd4j.concat(1, Nd4j.zeros(x.dataType(), batch, nv), maskBias);
     for (BertLayer layer : layers) x = layer.forward(x, maskBias, batch, seq);
-    return x;
+    if (nv == 0) return x;
+    return x.reshape('c', batch, seq, x.size(1)).get(NDArrayIndex.all(), NDArrayIndex.interval(nv, seq), NDArrayIndex.all())
+        .dup('c').reshape('c', (long) batch * tokens, x.size(1));
   }
 
   /** Backpropagates dL/dhidden, stopping below the lowest layer that has trainable parameters. */
@@ -87,6 +105,14 @@ public final class BertEncoder implements dev.peftspark.core.nn.LinearModules {
     int lowest = embeddings.isTrainable() ? -1 : layers.size();
     for (int i = 0; i < layers.size() && lowest == layers.size(); i++) if (layers.get(i).hasTrainable()) lowest = i;
     INDArray d = dHidden;
+    int nv = embeddings.virtualTokens();
+    if (nv > 0) {   // the virtual positions were dropped from the output: their gradient there is 0
+      long h = dHidden.size(1);
+      d = Nd4j.zeros(dHidden.dataType(), batch, nv + tokens, h);
+      d.get(NDArrayIndex.all(), NDArrayIndex.interval(nv, nv + tokens), NDArrayIndex.all())
+          .assign(dHidden.reshape('c', batch, tokens, h));
+      d = d.reshape('c', (long) batch * (nv + tokens), h);
+    }
     for (int i = layers.size() - 1; i >= 0 && i >= lowest; i--) d = layers.get(i).backward(d, i > lowest);
     if (lowest == -1) embeddings.backward(d);
   }
@@ -105,6 +131,8 @@ public final class BertEncoder implements dev.peftspark.core.nn.LinearModules {
   public List<Param> params() {
     List<Param> all = new ArrayList<>(List.of(embeddings.word(), embeddings.position(), embeddings.tokenType(),
         embeddings.norm().gamma(), embeddings.norm().beta()));
+    if (embeddings.prompt() != null) all.add(embeddings.prompt());
+    if (prefix != null) all.add(prefix);
     for (BertLayer layer : layers) all.addAll(layer.params());
     return all;
   }

@@ -64,5 +64,10 @@ public final class BertLayer {
     return all;
   }
 
-  public boolean hasTrainable() { return params().stream().anyMatch(Param::isTrainable); }
+  public SelfAttention attention() { return attention; }
+
+  /** Something in this block trains: a parameter of its own or its slice of a shared prefix. */
+  public boolean hasTrainable() {
+    return attention.hasTrainablePrefix() || params().stream().anyMatch(Param::isTrainable);
+  }
 }

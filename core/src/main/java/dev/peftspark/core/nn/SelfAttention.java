@@ -4,16 +4,21 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
 import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 
 /**
  * Bidirectional multi-head self-attention with a key padding mask (BERT): {@code x [B*T, H] -> [B*T, H]},
- * including the output projection. Q, K, V, O are {@link LinearLayer}s so PEFT methods can wrap them.
+ * including the output projection. Q, K, V, O are {@link LinearLayer}s so PEFT methods can wrap them. With prefix
+ * tuning, {@code nv} trainable keys and values (this layer's columns of one shared {@code [nv, L·2·H]} tensor) come
+ * before the sequence's own, visible to every query.
  */
 public final class SelfAttention {
   private LinearLayer query, key, value, output;
   private final int heads;
   private int batch, seq;
-  private INDArray q, k, v;   // [B, nh, T, hd]
+  private Param prefix;       // [nv, L*2*H] shared by all layers (null: none)
+  private int prefixLayer;    // this layer's index into it
+  private INDArray q, k, v;   // [B, nh, T, hd]; k and v [B, nh, nv+T, hd] with a prefix
   private INDArray probs;     // [B, nh, T, T]
 
   public SelfAttention(LinearLayer query, LinearLayer key, LinearLayer value, LinearLayer output, int heads) {
@@ -37,6 +42,14 @@ public final class SelfAttention {
     output = f.apply(output);
   }
 
+  /** Prefix tuning: this layer reads its keys and values from columns {@code (2·layer + kv)·H} of {@code prefix}. */
+  public void setPrefix(Param prefix, int layer) {
+    this.prefix = prefix;
+    this.prefixLayer = layer;
+  }
+
+  public boolean hasTrainablePrefix() { return prefix != null && prefix.isTrainable(); }
+
   public java.util.List<LinearLayer> linears() { return java.util.List.of(query, key, value, output); }
 
   /**
@@ -49,6 +62,11 @@ public final class SelfAttention {
     q = splitHeads(query.forward(x));
     k = splitHeads(key.forward(x));
     v = splitHeads(value.forward(x));
+    if (prefix != null) {
+      k = Nd4j.concat(2, prefixHeads(0), k);
+      v = Nd4j.concat(2, prefixHeads(1), v);
+      maskBias = Nd4j.concat(1, Nd4j.zeros(maskBias.dataType(), batch, prefix.shape[0]), maskBias);
+    }
     int hd = (int) q.size(3);
     INDArray scores = Nd4j.matmul(q, k, false, true, false).muli(1.0 / Math.sqrt(hd)); // [B, nh, T, T]
     Nd4j.getExecutioner().exec(new BroadcastAddOp(scores, maskBias, scores, 0, 3));
@@ -64,13 +82,18 @@ public final class SelfAttention {
     INDArray dv = Nd4j.matmul(probs, dctx, true, false, false);                // [B, nh, T, hd]
     // softmax backward on rows: ds = p * (dp - sum(dp * p))
     long rows = (long) batch * heads * seq;
-    INDArray p2 = probs.reshape('c', rows, seq);
-    INDArray dp2 = dprobs.reshape('c', rows, seq);
+    long keys = k.size(2);                                                     // nv + T
+    INDArray p2 = probs.reshape('c', rows, keys);
+    INDArray dp2 = dprobs.reshape('c', rows, keys);
     INDArray rowDot = dp2.mul(p2).sum(true, 1);
-    INDArray dscores = dp2.subiColumnVector(rowDot).muli(p2).reshape('c', batch, heads, seq, seq);
+    INDArray dscores = dp2.subiColumnVector(rowDot).muli(p2).reshape('c', batch, heads, seq, keys);
     dscores.muli(1.0 / Math.sqrt(q.size(3)));
     INDArray dq = Nd4j.matmul(dscores, k);                                     // [B, nh, T, hd]
-    INDArray dk = Nd4j.matmul(dscores, q, true, false, false);                 // [B, nh, T, hd]
+    INDArray dk = Nd4j.matmul(dscores, q, true, false, false);                 // [B, nh, nv+T, hd]
+    if (prefix != null) {
+      dk = prefixBackward(dk, 0);
+      dv = prefixBackward(dv, 1);
+    }
     q = k = v = probs = null;
     INDArray dx = query.backward(mergeHeads(dq), needInputGrad);
     INDArray dxk = key.backward(mergeHeads(dk), needInputGrad);
@@ -78,6 +101,29 @@ public final class SelfAttention {
     if (!needInputGrad) return null;
     return dx.addi(dxk).addi(dxv);
   }
+
+  /** This layer's prefix keys (kv 0) or values (kv 1) as [B, nh, nv, hd] (the same for every row). */
+  private INDArray prefixHeads(int kv) {
+    long nv = prefix.shape[0], h = hiddenSize(), hd = h / heads;
+    long from = (2L * prefixLayer + kv) * h;
+    INDArray cols = prefix.value().get(NDArrayIndex.all(), NDArrayIndex.interval(from, from + h)); // [nv, H]
+    INDArray one = cols.dup('c').reshape('c', nv, heads, hd).permute(1, 0, 2);                    // [nh, nv, hd]
+    return one.reshape(1, heads, nv, hd).broadcast(batch, heads, nv, hd).dup('c');
+  }
+
+  /** Splits d[keys] [B, nh, nv+T, hd] into the prefix part (summed over rows into the shared gradient) and the rest. */
+  private INDArray prefixBackward(INDArray d, int kv) {
+    long nv = prefix.shape[0], h = hiddenSize(), keys = d.size(2);
+    if (prefix.isTrainable()) {
+      INDArray dPrefix = d.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.interval(0, nv), NDArrayIndex.all())
+          .sum(0).permute(1, 0, 2).dup('c').reshape('c', nv, h);                                   // [nv, H]
+      long from = (2L * prefixLayer + kv) * h;
+      prefix.grad().get(NDArrayIndex.all(), NDArrayIndex.interval(from, from + h)).addi(dPrefix);
+    }
+    return d.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.interval(nv, keys), NDArrayIndex.all()).dup('c');
+  }
+
+  private long hiddenSize() { return heads * q.size(3); }
 
   /** [B*T, H] -> [B, nh, T, hd] (contiguous). */
   private INDArray splitHeads(INDArray x) {

@@ -13,6 +13,8 @@ import dev.peftspark.core.nn.ParamSet;
 import dev.peftspark.core.nn.Pooling;
 import dev.peftspark.core.peft.ia3.Ia3Config;
 import dev.peftspark.core.peft.lora.LoraConfig;
+import dev.peftspark.core.peft.prompt.PromptConfig;
+import dev.peftspark.core.peft.prompt.PromptTuning;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -32,6 +34,8 @@ import java.util.TreeSet;
  * (PEFT's keys only, so Python's PEFT reads it) and {@code adapter_model.safetensors} with PEFT's key names
  * ({@code base_model.model.<module>.lora_A.weight}, DoRA's {@code ...lora_magnitude_vector}, IA3's {@code ...ia3_l},
  * head as modules_to_save {@code base_model.model.classifier.weight}); qlora saves a plain LoRA config, as PEFT does.
+ * Prompt learning saves PEFT's one tensor {@code prompt_embeddings} and the head as {@code base_model.classifier.weight}
+ * (PEFT wraps no tuner model around the base there, so there is no {@code .model}).
  * {@code method: full} writes {@code model.safetensors} with every tensor under its Hugging Face name instead.
  * What PEFT has no key for (method, pooling, label names) goes to {@code peft_spark.json}.
  */
@@ -41,6 +45,8 @@ public final class AdapterFiles {
   public static final String FULL_WEIGHTS = "model.safetensors";
   public static final String EXTRA = "peft_spark.json";
   public static final String PREFIX = "base_model.model.";
+  /** Prompt learning's prefix for modules_to_save (the head). */
+  public static final String PROMPT_PREFIX = "base_model.";
 
   private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
@@ -48,7 +54,7 @@ public final class AdapterFiles {
 
   /** What a saved adapter says about itself beyond PEFT's config. */
   public record Info(Method method, Pooling.Mode pooling, List<String> labels, String baseModel, LoraConfig lora,
-                     Ia3Config ia3) {}
+                     Ia3Config ia3, PromptConfig prompt) {}
 
   public static void save(Path dir, PeftClassifier model, List<String> labels, String baseModel, String baseModelId)
       throws IOException {
@@ -56,7 +62,7 @@ public final class AdapterFiles {
     Map<String, INDArray> tensors = new LinkedHashMap<>();
     ParamSet ps = model.params();
     boolean full = model.method() == Method.FULL;
-    for (String name : ps.names()) tensors.put(full ? name : PREFIX + name, ps.get(name).value());
+    for (String name : ps.names()) tensors.put(full ? name : key(model.method(), name), ps.get(name).value());
     SafeTensors.write(dir.resolve(full ? FULL_WEIGHTS : WEIGHTS), tensors, Map.of("format", "pt"));
     if (!full) writeJson(dir.resolve(CONFIG), peftConfig(model, baseModelId));
     ObjectNode extra = JSON.createObjectNode();
@@ -68,8 +74,15 @@ public final class AdapterFiles {
     writeJson(dir.resolve(EXTRA), extra);
   }
 
+  /** The saved key of a trainable tensor: PEFT's prefix, none for {@code prompt_embeddings}. */
+  static String key(Method method, String name) {
+    if (!method.usesPrompt()) return PREFIX + name;
+    return name.equals(PromptTuning.TENSOR) ? name : PROMPT_PREFIX + name;
+  }
+
   private static ObjectNode peftConfig(PeftClassifier model, String baseModelId) {
     if (model.method() == Method.IA3) return ia3Config(model.ia3(), baseModelId);
+    if (model.method().usesPrompt()) return promptConfig(model, baseModelId);
     ObjectNode c = JSON.createObjectNode();
     LoraConfig lora = model.lora();
     c.put("peft_type", "LORA");
@@ -112,6 +125,38 @@ public final class AdapterFiles {
     return c;
   }
 
+  /** PEFT's PromptTuningConfig / PrefixTuningConfig keys (no projection). */
+  private static ObjectNode promptConfig(PeftClassifier model, String baseModelId) {
+    PromptConfig p = model.prompt();
+    BertConfig bert = model.model().encoder().config();
+    ObjectNode c = JSON.createObjectNode();
+    c.put("peft_type", model.method() == Method.PROMPT_TUNING ? "PROMPT_TUNING" : "PREFIX_TUNING");
+    c.put("task_type", "SEQ_CLS");
+    c.put("base_model_name_or_path", baseModelId);
+    c.put("inference_mode", true);
+    c.put("num_virtual_tokens", p.numVirtualTokens());
+    c.put("token_dim", bert.hiddenSize());
+    c.put("num_transformer_submodules", 1);
+    c.put("num_attention_heads", bert.numAttentionHeads());
+    c.put("num_layers", bert.numHiddenLayers());
+    if (model.method() == Method.PROMPT_TUNING) {
+      c.put("prompt_tuning_init", p.textInit() ? "TEXT" : "RANDOM");
+      if (p.textInit()) {
+        c.put("prompt_tuning_init_text", p.initText());
+        c.put("tokenizer_name_or_path", baseModelId);
+      } else {
+        c.putNull("prompt_tuning_init_text");
+        c.putNull("tokenizer_name_or_path");
+      }
+    } else {
+      c.put("encoder_hidden_size", bert.hiddenSize());
+      c.put("prefix_projection", false);
+    }
+    c.putPOJO("modules_to_save", List.of("classifier"));
+    c.putNull("revision");
+    return c;
+  }
+
   private static void writeJson(Path file, JsonNode node) throws IOException {
     byte[] bytes = JSON.writeValueAsBytes(node);
     AtomicFiles.write(file, channel -> AtomicFiles.writeFully(channel, java.nio.ByteBuffer.wrap(bytes)));
@@ -131,16 +176,20 @@ public final class AdapterFiles {
     extra.path("labels").forEach(n -> labels.add(n.asText()));
     LoraConfig lora = null;
     Ia3Config ia3 = null;
-    if (method.usesLora() || method == Method.IA3) {
+    PromptConfig prompt = null;
+    if (method.usesLora() || method == Method.IA3 || method.usesPrompt()) {
       Path cfgFile = dir.resolve(CONFIG);
       JsonNode c = readJson(cfgFile);
-      String want = method == Method.IA3 ? "IA3" : "LORA";
+      String want = method == Method.IA3 ? "IA3" : method.usesPrompt() ? method.name() : "LORA";
       if (!want.equals(c.path("peft_type").asText()))
         throw new IOException(cfgFile + ": peft_type is '" + c.path("peft_type").asText() + "', expected " + want
             + " for method " + method.key());
       List<String> targets = strings(c.path("target_modules"));
       if (method == Method.IA3) {
         ia3 = new Ia3Config(targets, strings(c.path("feedforward_modules")));
+      } else if (method.usesPrompt()) {
+        // the saved tensor carries the init; the text only documents it (re-tokenizing it here is not needed)
+        prompt = PromptConfig.random(c.path("num_virtual_tokens").asInt());
       } else {
         lora = new LoraConfig(c.path("r").asInt(), c.path("lora_alpha").asDouble(), c.path("lora_dropout").asDouble(),
             targets, c.path("use_rslora").asBoolean(), c.path("bias").asText("none"),
@@ -148,7 +197,7 @@ public final class AdapterFiles {
             intMap(c.path("rank_pattern")), doubleMap(c.path("alpha_pattern")), layers(c.path("layers_to_transform")));
       }
     }
-    return new Info(method, pooling, labels, extra.path("base_model").asText(), lora, ia3);
+    return new Info(method, pooling, labels, extra.path("base_model").asText(), lora, ia3, prompt);
   }
 
   /**
@@ -158,14 +207,14 @@ public final class AdapterFiles {
   public static PeftClassifier load(Path dir, BertConfig cfg, Map<String, INDArray> base, DataType dtype)
       throws IOException {
     Info info = info(dir);
-    PeftClassifier model = PeftClassifier.create(info.method(), info.lora(), info.ia3(), cfg, base,
+    PeftClassifier model = PeftClassifier.create(info.method(), info.lora(), info.ia3(), info.prompt(), cfg, base,
         Math.max(2, info.labels().size()), info.pooling(), dtype, 0);
     boolean full = info.method() == Method.FULL;
     Path file = dir.resolve(full ? FULL_WEIGHTS : WEIGHTS);
     ParamSet ps = model.params();
     try (SafeTensors st = SafeTensors.open(file)) {
       Map<String, TensorInfo> saved = new LinkedHashMap<>();
-      for (TensorInfo t : st.tensors()) saved.put(full ? t.name() : strip(t.name(), file), t);
+      for (TensorInfo t : st.tensors()) saved.put(full ? t.name() : strip(info.method(), t.name(), file), t);
       for (String key : saved.keySet()) {
         if (ps.get(key) == null) {
           throw new IOException(file + ": tensor '" + key + "' has no place in the model on this base ("
@@ -175,7 +224,7 @@ public final class AdapterFiles {
       }
       for (String name : ps.names()) {
         TensorInfo t = saved.get(name);
-        if (t == null) throw new IOException(file + ": missing tensor '" + (full ? name : PREFIX + name) + "'");
+        if (t == null) throw new IOException(file + ": missing tensor '" + (full ? name : key(info.method(), name)) + "'");
         Param p = ps.get(name);
         if (!Arrays.equals(t.shape(), p.shape)) {
           String why = rankOnly(name, t.shape(), p.shape)
@@ -225,9 +274,11 @@ public final class AdapterFiles {
     return out;
   }
 
-  private static String strip(String key, Path file) throws IOException {
-    if (!key.startsWith(PREFIX)) throw new IOException(file + ": tensor '" + key + "' does not start with '" + PREFIX + "'");
-    return key.substring(PREFIX.length());
+  private static String strip(Method method, String key, Path file) throws IOException {
+    if (method.usesPrompt() && key.equals(PromptTuning.TENSOR)) return key;
+    String prefix = method.usesPrompt() ? PROMPT_PREFIX : PREFIX;
+    if (!key.startsWith(prefix)) throw new IOException(file + ": tensor '" + key + "' does not start with '" + prefix + "'");
+    return key.substring(prefix.length());
   }
 
   private static JsonNode readJson(Path file) throws IOException {

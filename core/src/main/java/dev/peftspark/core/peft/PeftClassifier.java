@@ -12,6 +12,9 @@ import dev.peftspark.core.peft.ia3.Ia3Config;
 import dev.peftspark.core.peft.lora.Lora;
 import dev.peftspark.core.peft.lora.LoraConfig;
 import dev.peftspark.core.peft.lora.LoraLinear;
+import dev.peftspark.core.peft.prompt.PrefixTuning;
+import dev.peftspark.core.peft.prompt.PromptConfig;
+import dev.peftspark.core.peft.prompt.PromptTuning;
 import dev.peftspark.core.peft.qlora.Qlora;
 import dev.peftspark.core.quant.QuantizedLinear;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -29,14 +32,17 @@ public final class PeftClassifier {
   private final Method method;
   private final LoraConfig lora;          // null unless method is lora or qlora
   private final Ia3Config ia3;            // null unless method == IA3
+  private final PromptConfig prompt;      // null unless method is prompt_tuning or prefix_tuning
   private final BertClassifier model;
   private final ParamSet params;
   private final long totalParams;
 
-  private PeftClassifier(Method method, LoraConfig lora, Ia3Config ia3, BertClassifier model, DataType dtype) {
+  private PeftClassifier(Method method, LoraConfig lora, Ia3Config ia3, PromptConfig prompt, BertClassifier model,
+                         DataType dtype) {
     this.method = method;
     this.lora = lora;
     this.ia3 = ia3;
+    this.prompt = prompt;
     this.model = model;
     this.params = new ParamSet(model.trainableParams(), dtype);
     long quantized = model.encoder().linears().stream().map(LinearLayer::base)
@@ -57,6 +63,13 @@ public final class PeftClassifier {
   public static PeftClassifier create(Method method, LoraConfig lora, Ia3Config ia3, BertConfig cfg,
                                       Map<String, INDArray> base, int numLabels, Pooling.Mode pooling, DataType dtype,
                                       long seed) {
+    return create(method, lora, ia3, null, cfg, base, numLabels, pooling, dtype, seed);
+  }
+
+  /** Any method; the configs of methods other than {@code method} are ignored (may be null). */
+  public static PeftClassifier create(Method method, LoraConfig lora, Ia3Config ia3, PromptConfig prompt,
+                                      BertConfig cfg, Map<String, INDArray> base, int numLabels, Pooling.Mode pooling,
+                                      DataType dtype, long seed) {
     if (numLabels < 2) throw new IllegalArgumentException("classification needs at least 2 labels, got " + numLabels);
     BertEncoder encoder = BertEncoder.fromWeights(cfg, base, dtype, method == Method.FULL);
     if (method.usesLora() && lora != null && !lora.bias().equals("none")) {
@@ -71,9 +84,14 @@ public final class PeftClassifier {
       if (ia3 == null) throw new IllegalArgumentException("method ia3 needs an ia3 section");
       Ia3.inject(encoder, ia3, dtype);
     }
+    if (method.usesPrompt()) {
+      if (prompt == null) throw new IllegalArgumentException("method " + method.key() + " needs a prompt section");
+      if (method == Method.PROMPT_TUNING) PromptTuning.inject(encoder, prompt, dtype, seed);
+      else PrefixTuning.inject(encoder, prompt, dtype, seed);
+    }
     var head = BertClassifier.newHead(numLabels, cfg.hiddenSize(), dtype, seed);
     return new PeftClassifier(method, method.usesLora() ? lora : null, method == Method.IA3 ? ia3 : null,
-        new BertClassifier(encoder, pooling, head, dtype), dtype);
+        method.usesPrompt() ? prompt : null, new BertClassifier(encoder, pooling, head, dtype), dtype);
   }
 
   /**
@@ -89,6 +107,7 @@ public final class PeftClassifier {
   public Method method() { return method; }
   public LoraConfig lora() { return lora; }
   public Ia3Config ia3() { return ia3; }
+  public PromptConfig prompt() { return prompt; }
   public BertClassifier model() { return model; }
   public ParamSet params() { return params; }
   public long trainableCount() { return params.size(); }
