@@ -19,7 +19,7 @@ public final class ConfigDocs {
     d.put("model", "built-in model name (`minilm`: all-MiniLM-L6-v2) or a Hugging Face model directory");
     d.put("task", "`classification`");
     d.put("output_dir", "where the adapter, config.yaml, metrics.jsonl, eval.json and report.html go (train)");
-    d.put("method", "`lora` (DoRA with `lora.use_dora`), `qlora` (LoRA on an NF4-quantized base), `ia3`, `full` (every weight) or `head` (classifier only)");
+    d.put("method", "`lora` (DoRA with `lora.use_dora`), `qlora` (LoRA on an NF4-quantized base), `ia3`, `prompt_tuning` (virtual input tokens), `prefix_tuning` (virtual keys and values in every layer), `full` (every weight) or `head` (classifier only)");
     d.put("runner", "`local` (one JVM) or `spark`");
     d.put("init_adapter", "start from a saved adapter directory instead of a fresh initialisation");
     d.put("data.train", "training files (paths or URIs; a list, or one comma-separated string)");
@@ -42,6 +42,9 @@ public final class ConfigDocs {
     d.put("lora.use_dora", "DoRA: learn a magnitude per output row on top of LoRA's direction (saved as `lora_magnitude_vector`)");
     d.put("ia3.target_modules", "modules that get an IA3 scaling vector `ia3_l` (suffixes, one regex, or `all-linear`)");
     d.put("ia3.feedforward_modules", "targets whose input is scaled instead of their output (PEFT: a plain name suffix, so `output.dense` also matches `attention.output.dense`)");
+    d.put("prompt.num_virtual_tokens", "virtual tokens: prepended to the input (`prompt_tuning`) or to every layer's keys and values (`prefix_tuning`)");
+    d.put("prompt.init", "`random` (N(0, 1), PEFT's default) or `text` (prompt_tuning: the embeddings of `prompt.init_text`'s tokens, repeated to fill)");
+    d.put("prompt.init_text", "the text for `prompt.init: text`, e.g. `Classify the sentiment of this review`");
     d.put("head.pooling", "sentence vector for the classifier: `mean` or `cls`");
     d.put("head.num_labels", "number of classes; 0 infers it from the training labels");
     d.put("train.epochs", "passes over the training data");

@@ -11,12 +11,13 @@ public record JobConfig(
     String model,          // built-in name ("minilm") or a Hugging Face model directory URI
     String task,           // "classification" (causal_lm later)
     String outputDir,      // where adapter, metrics.jsonl, eval.json, report.html go
-    String method,         // lora | qlora | ia3 | full | head
+    String method,         // lora | qlora | ia3 | prompt_tuning | prefix_tuning | full | head
     String runner,         // local | spark
     String initAdapter,    // start from a saved adapter directory (null: fresh init)
     Data data,
     Lora lora,
     Ia3 ia3,
+    Prompt prompt,
     Head head,
     Train train,
     Spark spark,
@@ -60,6 +61,11 @@ public record JobConfig(
   public record Ia3(
       List<String> targetModules,       // modules that get a scaling vector (default key, value, output.dense)
       List<String> feedforwardModules) {} // the targets whose input is scaled (default output.dense)
+
+  public record Prompt(
+      int numVirtualTokens,   // virtual tokens (prompt_tuning: in front of the input; prefix_tuning: per layer)
+      String init,            // random | text (prompt_tuning: the embeddings of init_text's tokens)
+      String initText) {}     // text for init: text
 
   public record Head(
       String pooling,      // mean | cls

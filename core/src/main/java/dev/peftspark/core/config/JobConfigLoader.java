@@ -31,6 +31,7 @@ public final class JobConfigLoader {
       new JobConfig.Data(List.of(), List.of(), "auto", "text", "label", "skip", 128),
       new JobConfig.Lora(8, 8.0, 0.0, List.of("query", "value"), false, "none", false),
       new JobConfig.Ia3(List.of("key", "value", "output.dense"), List.of("output.dense")),
+      new JobConfig.Prompt(20, "random", null),
       new JobConfig.Head("mean", 0),
       new JobConfig.Train(1, -1, 32, 1, 5e-4, "adamw", 0.0, 0.9, 0.9, 0.999, 1e-8, 1.0, 0.06, "linear", 42, 10),
       new JobConfig.Spark("local[*]", 0, "MEMORY_AND_DISK_SER"),
@@ -43,12 +44,13 @@ public final class JobConfigLoader {
   private static Map<String, List<String>> choices() {
     Map<String, List<String>> m = new LinkedHashMap<>();
     m.put("task", List.of("classification"));
-    m.put("method", List.of("lora", "qlora", "ia3", "full", "head"));
+    m.put("method", List.of("lora", "qlora", "ia3", "prompt_tuning", "prefix_tuning", "full", "head"));
     m.put("runner", List.of("local", "spark"));
     m.put("data.format", List.of("auto", "jsonl", "json", "csv"));
     m.put("data.empty_records", List.of("skip", "reject"));
     m.put("lora.bias", List.of("none", "lora_only", "all"));
     m.put("lora.init_lora_weights", List.of("true", "gaussian"));
+    m.put("prompt.init", List.of("random", "text"));
     m.put("head.pooling", List.of("mean", "cls"));
     m.put("train.optimizer", List.of("adamw", "sgd"));
     m.put("train.schedule", List.of("linear", "cosine", "constant"));
@@ -171,6 +173,13 @@ public final class JobConfigLoader {
     l.alphaPattern().forEach((k, v) -> check(isPositive(v), "lora.alpha_pattern." + k, "must be a number > 0", v));
     check(!c.ia3().targetModules().isEmpty(), "ia3.target_modules", "must name at least one module",
         c.ia3().targetModules());
+    check(c.prompt().numVirtualTokens() >= 1, "prompt.num_virtual_tokens", "must be ≥ 1", c.prompt().numVirtualTokens());
+    if (c.prompt().init().equals("text")) {
+      check(c.prompt().initText() != null && !c.prompt().initText().isBlank(), "prompt.init_text",
+          "is required with prompt.init: text", c.prompt().initText());
+      check(!c.method().equals("prefix_tuning"), "prompt.init", "must be random for prefix_tuning (PEFT has no text init there)",
+          c.prompt().init());
+    }
     check(c.head().numLabels() == 0 || c.head().numLabels() >= 2, "head.num_labels",
         "must be 0 (inferred from the training labels) or ≥ 2", c.head().numLabels());
     check(t.epochs() >= 1, "train.epochs", "must be ≥ 1", t.epochs());

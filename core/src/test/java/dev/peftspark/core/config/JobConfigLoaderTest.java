@@ -159,7 +159,7 @@ class JobConfigLoaderTest {
 
   @ParameterizedTest
   @CsvSource(delimiter = '|', textBlock = """
-      method: lorra                 | method: must be one of lora, qlora, ia3, full, head; got 'lorra'
+      method: lorra                 | method: must be one of lora, qlora, ia3, prompt_tuning, prefix_tuning, full, head; got 'lorra'
       task: regression              | task: must be one of classification
       runner: yarn                  | runner: must be one of local, spark
       data: {format: xml}           | data.format: must be one of auto, jsonl, json, csv
@@ -262,9 +262,9 @@ class JobConfigLoaderTest {
   @Test
   void theKeyListComesFromTheRecords() {
     Map<String, Object> flat = JobConfigLoader.flatten(JobConfigLoader.DEFAULTS);
-    int expected = JobConfig.class.getRecordComponents().length - 8
+    int expected = JobConfig.class.getRecordComponents().length - 9
         + JobConfig.Data.class.getRecordComponents().length + JobConfig.Lora.class.getRecordComponents().length
-        + JobConfig.Ia3.class.getRecordComponents().length
+        + JobConfig.Ia3.class.getRecordComponents().length + JobConfig.Prompt.class.getRecordComponents().length
         + JobConfig.Head.class.getRecordComponents().length + JobConfig.Train.class.getRecordComponents().length
         + JobConfig.Spark.class.getRecordComponents().length
         + JobConfig.Distributed.class.getRecordComponents().length

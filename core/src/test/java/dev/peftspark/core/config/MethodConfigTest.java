@@ -37,7 +37,7 @@ class MethodConfigTest {
   @Test
   void badValuesNameTheKeyAndTheChoices() {
     String m = assertThrows(ConfigException.class, () -> yaml("method: dora\n")).getMessage();
-    assertTrue(m.contains("method") && m.contains("lora, qlora, ia3, full, head"), m);
+    assertTrue(m.contains("method") && m.contains("lora, qlora, ia3, prompt_tuning, prefix_tuning, full, head"), m);
     String d = assertThrows(ConfigException.class, () -> yaml("lora:\n  use_dora: maybe\n")).getMessage();
     assertTrue(d.contains("lora.use_dora") && d.contains("true or false"), d);
     String t = assertThrows(ConfigException.class, () -> yaml("ia3:\n  target_modules: []\n")).getMessage();

@@ -6,6 +6,7 @@ import dev.peftspark.core.peft.AdapterFiles;
 import dev.peftspark.core.peft.Method;
 import dev.peftspark.core.peft.PeftClassifier;
 import dev.peftspark.core.peft.ia3.Ia3Config;
+import dev.peftspark.core.peft.prompt.PromptConfig;
 import dev.peftspark.core.peft.lora.LoraConfig;
 import dev.peftspark.core.train.EvalResult;
 import dev.peftspark.core.train.OutputDir;
@@ -65,7 +66,8 @@ public final class ClassificationJob {
 
     PeftClassifier model = init != null
         ? AdapterFiles.load(Path.of(cfg.initAdapter()), base.config(), base.weights(), DataType.FLOAT)
-        : PeftClassifier.create(Method.parse(cfg.method()), loraConfig(cfg), ia3Config(cfg), base.config(), base.weights(),
+        : PeftClassifier.create(Method.parse(cfg.method()), loraConfig(cfg), ia3Config(cfg), promptConfig(cfg, base),
+            base.config(), base.weights(),
             cfg.head().numLabels() > 0 ? cfg.head().numLabels() : trainData.labels().size(),
             Pooling.Mode.valueOf(cfg.head().pooling().toUpperCase()), DataType.FLOAT, cfg.train().seed());
 
@@ -161,6 +163,17 @@ public final class ClassificationJob {
     return new LoraConfig(l.r(), l.alpha(), l.dropout(), l.targetModules(), l.useRslora(), l.bias(),
         "gaussian".equals(l.initLoraWeights()), l.useDora(), ranks, alphas,
         l.layersToTransform().stream().map(Integer::parseInt).toList());
+  }
+
+  /** The prompt section; text init tokenized with the base model's tokenizer (PEFT uses the model's own too). */
+  static PromptConfig promptConfig(JobConfig cfg, BaseModel base) {
+    if (!Method.parse(cfg.method()).usesPrompt()) return null;
+    var p = cfg.prompt();
+    if (!p.init().equals("text")) return PromptConfig.random(p.numVirtualTokens());
+    try (var tok = new dev.peftspark.datasets.TextTokenizer(base.tokenizer())) {
+      int[] ids = tok.encode(p.initText(), base.config().maxPositionEmbeddings());
+      return new PromptConfig(p.numVirtualTokens(), java.util.Arrays.stream(ids).boxed().toList(), p.initText());
+    }
   }
 
   static Ia3Config ia3Config(JobConfig cfg) {

@@ -12,7 +12,7 @@ import java.util.List;
  *                           these with a plain {@code name.endsWith(entry)}, so BERT's default {@code output.dense}
  *                           also catches {@code attention.output.dense} — kept that way so adapters match PEFT's
  */
-public record Ia3Config(List<String> targetModules, List<String> feedforwardModules) {
+public record Ia3Config(List<String> targetModules, List<String> feedforwardModules) implements java.io.Serializable {
   public Ia3Config {
     if (targetModules == null || targetModules.isEmpty())
       throw new IllegalArgumentException("ia3.target_modules must name at least one module");

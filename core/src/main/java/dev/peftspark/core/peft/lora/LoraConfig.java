@@ -25,7 +25,8 @@ import java.util.regex.Pattern;
  */
 public record LoraConfig(int r, double alpha, double dropout, List<String> targetModules, boolean useRslora,
                          String bias, boolean initGaussian, boolean useDora, Map<String, Integer> rankPattern,
-                         Map<String, Double> alphaPattern, List<Integer> layersToTransform) {
+                         Map<String, Double> alphaPattern, List<Integer> layersToTransform)
+    implements java.io.Serializable {
   public static final List<String> BIAS_CHOICES = List.of("none", "lora_only", "all");
 
   /** Plain LoRA (no DoRA). */
