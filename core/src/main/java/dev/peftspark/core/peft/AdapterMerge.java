@@ -22,6 +22,11 @@ public final class AdapterMerge {
   private AdapterMerge() {}
 
   public static Map<String, INDArray> mergedWeights(PeftClassifier model) {
+    if (model.method().usesPrompt()) {
+      throw new IllegalArgumentException(model.method().key() + " adapters cannot be merged into the weights (virtual "
+          + "tokens are extra inputs, not a weight update; PEFT has no merge for prompt learning either): use the "
+          + "adapter with its base model");
+    }
     Map<String, INDArray> out = new LinkedHashMap<>();
     BertClassifier net = model.model();
     for (Param p : net.encoder().params()) {

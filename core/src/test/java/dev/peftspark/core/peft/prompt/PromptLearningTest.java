@@ -168,6 +168,13 @@ class PromptLearningTest {
   }
 
   @Test
+  void mergingIsRefusedWithAReason() {
+    PeftClassifier m = model(Method.PREFIX_TUNING, PromptConfig.random(NV), DataType.DOUBLE, 2);
+    var e = assertThrows(IllegalArgumentException.class, () -> dev.peftspark.core.peft.AdapterMerge.mergedWeights(m));
+    assertTrue(e.getMessage().startsWith("prefix_tuning adapters cannot be merged"), e.getMessage());
+  }
+
+  @Test
   void tooManyVirtualTokensForThePositionsIsNamed() {
     PeftClassifier m = model(Method.PROMPT_TUNING, PromptConfig.random(14), DataType.DOUBLE, 2);
     var e = assertThrows(IllegalArgumentException.class, () -> m.model().forward(IDS, MASK));
