@@ -70,14 +70,14 @@ for m in $METHODS; do
 done
 
 echo
-echo "| method (100 examples, 15 epochs) | accuracy seed 1 / 2 / 3 | mean |"
+echo "| method (100 examples, 10 epochs) | accuracy seed 1 / 2 / 3 | mean |"
 echo "|---|---|---|"
 for m in $METHODS; do
   accs=()
   for s in $SEEDS; do
     data="$(subset "$s")"
     opts "$m"
-    run "small-$m-seed$s" "${OPTS[@]}" --set "data.train=[$data]" --set train.epochs=15 --set train.batch_size=16 \
+    run "small-$m-seed$s" "${OPTS[@]}" --set "data.train=[$data]" --set train.epochs=10 --set train.batch_size=16 \
       --set train.seed="$s"
     accs+=("$(field "$OUT/small-$m-seed$s/eval.json" accuracy)")
   done
