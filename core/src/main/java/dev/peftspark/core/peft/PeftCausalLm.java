@@ -1,6 +1,7 @@
 package dev.peftspark.core.peft;
 
 import dev.peftspark.core.model.CausalLm;
+import dev.peftspark.core.model.CausalLmConfig;
 import dev.peftspark.core.nn.LinearLayer;
 import dev.peftspark.core.nn.LinearModules;
 import dev.peftspark.core.nn.Nd4jSetup;
@@ -95,6 +96,11 @@ public final class PeftCausalLm implements PeftModel<LmBatch> {
         model.mapHead(f);
       }
     };
+  }
+
+  /** PEFT's default IA3 targets for the model family. */
+  public static Ia3Config defaultIa3(CausalLmConfig c) {
+    return c.isGpt2() ? Ia3Config.gpt2Defaults() : Ia3Config.llamaDefaults();
   }
 
   @Override public Method method() { return method; }

@@ -128,7 +128,7 @@ class CausalLmTrainingTest {
     assertLearns(full, 1e-2, 0.4);
     assertLearns(PeftCausalLm.create(Method.IA3, null, Ia3Config.llamaDefaults(), base, DataType.FLOAT, 3), 5e-2, 0.9);
     assertLearns(PeftCausalLm.create(Method.QLORA, lora(List.of("all-linear")), null, base, DataType.FLOAT, 3), 3e-2, 0.6);
-    var dora = new LoraConfig(4, 8, 0.0, List.of("all-linear"), false, "none", true);
+    var dora = new LoraConfig(4, 8, 0.0, List.of("all-linear"), false, "none", false, true);
     assertLearns(PeftCausalLm.create(Method.LORA, dora, null, base, DataType.FLOAT, 3), 3e-2, 0.6);
   }
 
