@@ -35,6 +35,9 @@ public interface CausalLm extends LinearModules {
   /** The output projection {@code [H] -> [V]} (for tied embeddings its weight is the embedding table). */
   LinearLayer head();
 
+  /** Replaces the head by {@code f(head)} (a PEFT method wrapping {@code lm_head}). */
+  void mapHead(java.util.function.UnaryOperator<LinearLayer> f);
+
   /** Rows of logits held at once by the loss. */
   int lossChunkRows();
 

@@ -40,7 +40,7 @@ public final class Gpt2Model implements CausalLm {
   private final TokenEmbedding wte, wpe;
   private final List<Gpt2Layer> layers;
   private final LayerNorm lnF;
-  private final Linear head;
+  private LinearLayer head;   // replaceable: LoRA may wrap lm_head
   private final List<Param> base;
   private int chunkRows;
 
@@ -148,7 +148,10 @@ public final class Gpt2Model implements CausalLm {
   public TokenEmbedding wpe() { return wpe; }
   @Override public DataType dtype() { return dtype; }
   @Override public int vocabSize() { return config.vocabSize(); }
-  @Override public Linear head() { return head; }
+  @Override public LinearLayer head() { return head; }
+
+  @Override
+  public void mapHead(UnaryOperator<LinearLayer> f) { head = f.apply(head); }
   @Override public int lossChunkRows() { return chunkRows; }
 
   @Override

@@ -34,9 +34,9 @@ import java.util.TreeSet;
  * (PEFT's keys only, so Python's PEFT reads it) and {@code adapter_model.safetensors} with PEFT's key names
  * ({@code base_model.model.<module>.lora_A.weight}, DoRA's {@code ...lora_magnitude_vector}, IA3's {@code ...ia3_l},
  * head as modules_to_save {@code base_model.model.classifier.weight}); qlora saves a plain LoRA config, as PEFT does.
+ * {@code method: full} writes {@code model.safetensors} with every tensor under its Hugging Face name instead.
  * Prompt learning saves PEFT's one tensor {@code prompt_embeddings} and the head as {@code base_model.classifier.weight}
  * (PEFT wraps no tuner model around the base there, so there is no {@code .model}).
- * {@code method: full} writes {@code model.safetensors} with every tensor under its Hugging Face name instead.
  * What PEFT has no key for (method, pooling, label names) goes to {@code peft_spark.json}.
  */
 public final class AdapterFiles {
@@ -48,7 +48,7 @@ public final class AdapterFiles {
   /** Prompt learning's prefix for modules_to_save (the head). */
   public static final String PROMPT_PREFIX = "base_model.";
 
-  private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+  static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
   private AdapterFiles() {}
 
@@ -81,12 +81,23 @@ public final class AdapterFiles {
   }
 
   private static ObjectNode peftConfig(PeftClassifier model, String baseModelId) {
-    if (model.method() == Method.IA3) return ia3Config(model.ia3(), baseModelId);
+    if (model.method() == Method.IA3) return ia3Config(model.ia3(), baseModelId, "SEQ_CLS", false, List.of("classifier"));
     if (model.method().usesPrompt()) return promptConfig(model, baseModelId);
+    return loraConfig(model.lora(), baseModelId, "SEQ_CLS", false, List.of("classifier"));
+  }
+
+  /**
+   * PEFT's LoraConfig keys.
+   *
+   * @param taskType      SEQ_CLS, CAUSAL_LM
+   * @param fanInFanOut   true for GPT-2's Conv1D modules (PEFT sets it there)
+   * @param modulesToSave modules saved whole (a classifier head), or null
+   */
+  static ObjectNode loraConfig(LoraConfig lora, String baseModelId, String taskType, boolean fanInFanOut,
+                               List<String> modulesToSave) {
     ObjectNode c = JSON.createObjectNode();
-    LoraConfig lora = model.lora();
     c.put("peft_type", "LORA");
-    c.put("task_type", "SEQ_CLS");
+    c.put("task_type", taskType);
     c.put("base_model_name_or_path", baseModelId);
     c.put("inference_mode", true);
     // head-only runs save as a rank-0-free LoRA config with no targets: modules_to_save carries the head
@@ -97,9 +108,9 @@ public final class AdapterFiles {
     c.put("bias", lora == null ? "none" : lora.bias());
     c.put("use_rslora", lora != null && lora.useRslora());
     c.put("use_dora", lora != null && lora.useDora());
-    c.put("fan_in_fan_out", false);
+    c.put("fan_in_fan_out", fanInFanOut);
     if (lora != null && lora.initGaussian()) c.put("init_lora_weights", "gaussian"); else c.put("init_lora_weights", true);
-    c.putPOJO("modules_to_save", List.of("classifier"));
+    if (modulesToSave == null) c.putNull("modules_to_save"); else c.putPOJO("modules_to_save", modulesToSave);
     if (lora == null || lora.layersToTransform().isEmpty()) c.putNull("layers_to_transform");
     else c.putPOJO("layers_to_transform", lora.layersToTransform());
     c.putNull("layers_pattern");
@@ -110,17 +121,18 @@ public final class AdapterFiles {
   }
 
   /** PEFT's IA3Config keys (qlora adapters are plain LoRA configs: the quantization belongs to the base). */
-  private static ObjectNode ia3Config(Ia3Config ia3, String baseModelId) {
+  static ObjectNode ia3Config(Ia3Config ia3, String baseModelId, String taskType, boolean fanInFanOut,
+                              List<String> modulesToSave) {
     ObjectNode c = JSON.createObjectNode();
     c.put("peft_type", "IA3");
-    c.put("task_type", "SEQ_CLS");
+    c.put("task_type", taskType);
     c.put("base_model_name_or_path", baseModelId);
     c.put("inference_mode", true);
     c.putPOJO("target_modules", ia3.targetModules());
     c.putPOJO("feedforward_modules", ia3.feedforwardModules());
-    c.put("fan_in_fan_out", false);
+    c.put("fan_in_fan_out", fanInFanOut);
     c.put("init_ia3_weights", true);
-    c.putPOJO("modules_to_save", List.of("classifier"));
+    if (modulesToSave == null) c.putNull("modules_to_save"); else c.putPOJO("modules_to_save", modulesToSave);
     c.putNull("revision");
     return c;
   }
@@ -157,7 +169,7 @@ public final class AdapterFiles {
     return c;
   }
 
-  private static void writeJson(Path file, JsonNode node) throws IOException {
+  static void writeJson(Path file, JsonNode node) throws IOException {
     byte[] bytes = JSON.writeValueAsBytes(node);
     AtomicFiles.write(file, channel -> AtomicFiles.writeFully(channel, java.nio.ByteBuffer.wrap(bytes)));
   }
@@ -174,6 +186,16 @@ public final class AdapterFiles {
     Pooling.Mode pooling = Pooling.Mode.valueOf(text(extra, "pooling", extraFile).toUpperCase());
     List<String> labels = new ArrayList<>();
     extra.path("labels").forEach(n -> labels.add(n.asText()));
+    PeftSection peft = readPeftConfig(dir, method);
+    LoraConfig lora = peft.lora();
+    Ia3Config ia3 = peft.ia3();
+    return new Info(method, pooling, labels, extra.path("base_model").asText(), lora, ia3, peft.prompt());
+  }
+
+  /** The LoRA or IA3 settings of an adapter's {@code adapter_config.json} (both null for other methods). */
+  record PeftSection(LoraConfig lora, Ia3Config ia3, PromptConfig prompt) {}
+
+  static PeftSection readPeftConfig(Path dir, Method method) throws IOException {
     LoraConfig lora = null;
     Ia3Config ia3 = null;
     PromptConfig prompt = null;
@@ -197,7 +219,7 @@ public final class AdapterFiles {
             intMap(c.path("rank_pattern")), doubleMap(c.path("alpha_pattern")), layers(c.path("layers_to_transform")));
       }
     }
-    return new Info(method, pooling, labels, extra.path("base_model").asText(), lora, ia3, prompt);
+    return new PeftSection(lora, ia3, prompt);
   }
 
   /**
@@ -210,11 +232,22 @@ public final class AdapterFiles {
     PeftClassifier model = PeftClassifier.create(info.method(), info.lora(), info.ia3(), info.prompt(), cfg, base,
         Math.max(2, info.labels().size()), info.pooling(), dtype, 0);
     boolean full = info.method() == Method.FULL;
-    Path file = dir.resolve(full ? FULL_WEIGHTS : WEIGHTS);
-    ParamSet ps = model.params();
+    loadInto(dir.resolve(full ? FULL_WEIGHTS : WEIGHTS), model.params(), !full, dtype, info.lora(), info.baseModel());
+    model.setTraining(false);
+    return model;
+  }
+
+  /**
+   * Assigns every tensor of {@code ps} from {@code file}, refusing missing, unexpected or misshapen ones.
+   *
+   * @param prefixed keys carry PEFT's {@code base_model.model.} prefix
+   * @param lora     the adapter's LoRA settings (for the error on a rank mismatch), or null
+   */
+  static void loadInto(Path file, ParamSet ps, boolean prefixed, DataType dtype, LoraConfig lora, String baseModel)
+      throws IOException {
     try (SafeTensors st = SafeTensors.open(file)) {
       Map<String, TensorInfo> saved = new LinkedHashMap<>();
-      for (TensorInfo t : st.tensors()) saved.put(full ? t.name() : strip(info.method(), t.name(), file), t);
+      for (TensorInfo t : st.tensors()) saved.put(prefixed ? strip(t.name(), file) : t.name(), t);
       for (String key : saved.keySet()) {
         if (ps.get(key) == null) {
           throw new IOException(file + ": tensor '" + key + "' has no place in the model on this base ("
@@ -224,20 +257,18 @@ public final class AdapterFiles {
       }
       for (String name : ps.names()) {
         TensorInfo t = saved.get(name);
-        if (t == null) throw new IOException(file + ": missing tensor '" + (full ? name : key(info.method(), name)) + "'");
+        if (t == null) throw new IOException(file + ": missing tensor '" + (prefixed ? savedKey(name) : name) + "'");
         Param p = ps.get(name);
         if (!Arrays.equals(t.shape(), p.shape)) {
           String why = rankOnly(name, t.shape(), p.shape)
-              ? "but " + CONFIG + " says r=" + info.lora().r() + ": the adapter's config and weights disagree"
+              ? "but " + CONFIG + " says r=" + (lora == null ? "?" : lora.r()) + ": the adapter's config and weights disagree"
               : "but the base model needs " + Arrays.toString(p.shape) + " there: the adapter does not fit this base"
-                  + " model (it was trained on '" + info.baseModel() + "')";
+                  + " model (it was trained on '" + baseModel + "')";
           throw new IOException(file + ": tensor '" + t.name() + "' has shape " + Arrays.toString(t.shape()) + " " + why);
         }
         p.value().assign(st.loadAs(t.name(), dtype));
       }
     }
-    model.setTraining(false);
-    return model;
   }
 
   /** True when a lora_A [r, in] / lora_B [out, r] differs from what the model needs in its rank alone. */
@@ -274,14 +305,20 @@ public final class AdapterFiles {
     return out;
   }
 
-  private static String strip(Method method, String key, Path file) throws IOException {
-    if (method.usesPrompt() && key.equals(PromptTuning.TENSOR)) return key;
-    String prefix = method.usesPrompt() ? PROMPT_PREFIX : PREFIX;
-    if (!key.startsWith(prefix)) throw new IOException(file + ": tensor '" + key + "' does not start with '" + prefix + "'");
-    return key.substring(prefix.length());
+  /** PEFT's saved key to the parameter name: {@code base_model.model.} (tuners), {@code base_model.} (prompt learning's
+   *  head), nothing for {@code prompt_embeddings}. */
+  private static String strip(String key, Path file) throws IOException {
+    if (key.equals(PromptTuning.TENSOR)) return key;
+    if (key.startsWith(PREFIX)) return key.substring(PREFIX.length());
+    if (key.startsWith(PROMPT_PREFIX)) return key.substring(PROMPT_PREFIX.length());
+    throw new IOException(file + ": tensor '" + key + "' does not start with '" + PREFIX + "'");
   }
 
-  private static JsonNode readJson(Path file) throws IOException {
+  private static String savedKey(String name) {
+    return name.equals(PromptTuning.TENSOR) ? name : PREFIX + name;
+  }
+
+  static JsonNode readJson(Path file) throws IOException {
     try {
       return JSON.readTree(Files.readString(file, StandardCharsets.UTF_8));
     } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
@@ -289,12 +326,12 @@ public final class AdapterFiles {
     }
   }
 
-  private static String text(JsonNode n, String field, Path file) throws IOException {
+  static String text(JsonNode n, String field, Path file) throws IOException {
     if (!n.hasNonNull(field)) throw new IOException(file + ": missing field '" + field + "'");
     return n.get(field).asText();
   }
 
-  private static String list(Path dir) throws IOException {
+  static String list(Path dir) throws IOException {
     try (var s = Files.list(dir)) {
       return new TreeSet<>(s.map(p -> p.getFileName().toString()).toList()).toString();
     }

@@ -1,6 +1,7 @@
 package dev.peftspark.spark.cli;
 
 import dev.peftspark.core.train.EvalResult;
+import dev.peftspark.core.train.LmEvalResult;
 import dev.peftspark.core.train.TrainSummary;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -36,6 +37,10 @@ final class SummaryTable {
       row(b, "eval accuracy", String.format(Locale.ROOT, "%.4f", e.accuracy()));
       row(b, "eval loss", String.format(Locale.ROOT, "%.4f (%,d examples, %,d skipped)", e.loss(), e.examples(),
           e.skipped()));
+    } else if (lmEval(s.outputDir()) != null) {   // a causal LM's eval.json: loss, perplexity, tokens
+      var e = lmEval(s.outputDir());
+      row(b, "eval loss", String.format(Locale.ROOT, "%.4f (perplexity %.2f, %,d target tokens)",
+          e.path("loss").asDouble(), e.path("perplexity").asDouble(), e.path("tokens").asLong()));
     } else {
       row(b, "eval", "none (no data.test)");
     }
@@ -58,6 +63,27 @@ final class SummaryTable {
         row(b, i == 0 ? "confusion" : "", "true " + i + ":" + r);
       }
     }
+    return b.toString();
+  }
+
+  /** The output directory's eval.json when it is a causal LM's (it has a perplexity), else null. */
+  private static com.fasterxml.jackson.databind.JsonNode lmEval(String dir) {
+    if (dir == null) return null;
+    java.nio.file.Path f = java.nio.file.Path.of(dir).resolve("eval.json");
+    try {
+      var n = new com.fasterxml.jackson.databind.ObjectMapper().readTree(f.toFile());
+      return n.has("perplexity") ? n : null;
+    } catch (java.io.IOException | RuntimeException e) {
+      return null;
+    }
+  }
+
+  static String eval(LmEvalResult e) {
+    StringBuilder b = new StringBuilder();
+    row(b, "loss", String.format(Locale.ROOT, "%.4f (mean token cross-entropy)", e.loss()));
+    row(b, "perplexity", String.format(Locale.ROOT, "%.2f", e.perplexity()));
+    row(b, "tokens", String.format(Locale.ROOT, "%,d target tokens", e.tokens()));
+    row(b, "time", duration(e.millis()));
     return b.toString();
   }
 
