@@ -1,5 +1,6 @@
 package dev.peftspark.core.model;
 
+import dev.peftspark.core.generate.KvCache;
 import dev.peftspark.core.nn.CausalMask;
 import dev.peftspark.core.nn.LinearLayer;
 import dev.peftspark.core.nn.LinearModules;
@@ -45,6 +46,22 @@ public interface CausalLm extends LinearModules {
 
   /** The base model's tensors by Hugging Face name (no adapters; a tied head is not repeated). */
   Map<String, INDArray> stateDict();
+
+  /** Positions the model was built for ({@code max_position_embeddings}, {@code n_positions}). */
+  int maxPositions();
+
+  /** An empty key/value cache for up to {@code capacity} tokens (at most {@link #maxPositions}). */
+  KvCache newCache(int capacity);
+
+  /**
+   * Cached decoding (batch 1, inference): final hidden states {@code [n, H]} of {@code ids} placed after the
+   * tokens already in {@code cache}, whose keys and values it appends. Equal to the rows of {@link #hidden} on the
+   * whole sequence; the state kept for backward by the training path is not used.
+   */
+  INDArray hiddenCached(int[] ids, KvCache cache);
+
+  /** Logits {@code [n, V]} of {@link #hiddenCached}. */
+  default INDArray logitsCached(int[] ids, KvCache cache) { return head().forward(hiddenCached(ids, cache)); }
 
   default List<Param> trainableParams() { return params().stream().filter(Param::isTrainable).toList(); }
 
