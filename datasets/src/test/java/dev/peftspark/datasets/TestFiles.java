@@ -8,7 +8,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 
 /** Shared fixtures: the MiniLM tokenizer file and the offline demo data cache. */
-final class TestFiles {
+public final class TestFiles {
   static final Path SHARED_DATA_CACHE = Path.of("/work/shared/data-cache");
 
   private static Path tokenizer;
@@ -38,7 +38,7 @@ final class TestFiles {
    * Points DemoData at the pre-fetched tarballs (unless CI set PEFT_SPARK_DATA_CACHE) and at a per-run cache
    * folder (unless PEFT_SPARK_CACHE is set), so tests need no network and leave ~/.cache alone.
    */
-  static synchronized void useOfflineDemoCache() {
+  public static synchronized void useOfflineDemoCache() {
     if (cacheConfigured) {
       return;
     }
