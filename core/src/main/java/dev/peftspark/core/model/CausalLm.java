@@ -9,9 +9,12 @@ import dev.peftspark.core.nn.Param;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
+import java.io.IOException;
+import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.UnaryOperator;
 
 /**
  * A decoder-only language model: token ids {@code [B][T]} and an attention mask ({@code 0} padding, otherwise a
@@ -35,6 +38,9 @@ public interface CausalLm extends LinearModules {
 
   /** The output projection {@code [H] -> [V]} (for tied embeddings its weight is the embedding table). */
   LinearLayer head();
+
+  /** Replaces the output head by {@code f(head)} (an adapter wrapping it; for a tied head the table stays shared). */
+  void mapHead(UnaryOperator<LinearLayer> f);
 
   /** Rows of logits held at once by the loss. */
   int lossChunkRows();
@@ -93,6 +99,18 @@ public interface CausalLm extends LinearModules {
     for (int t : mask(mask).targets(labels == null ? ids : labels)) if (t >= 0) tokens++;
     if (tokens == 0) throw new IllegalArgumentException("the batch has no target token (every label is -100 or padding)");
     return forwardBackward(ids, mask, labels, scale / tokens).mean();
+  }
+
+  /**
+   * Loads a Hugging Face model directory by its {@code config.json}'s {@code model_type}: gpt2, or a LLaMA-family
+   * type ({@link LlamaConfig#MODEL_TYPES}).
+   */
+  static CausalLm load(Path dir, DataType dtype, boolean trainable) throws IOException {
+    ConfigJson c = ConfigJson.read(dir.resolve("config.json"));
+    String type = c.optString("model_type", "");
+    if (type.equals("gpt2")) return Gpt2Model.load(dir, dtype, trainable);
+    if (LlamaConfig.MODEL_TYPES.contains(type)) return LlamaModel.load(dir, dtype, trainable);
+    throw c.error("model_type '" + type + "' is not a supported causal LM (gpt2, " + String.join(", ", LlamaConfig.MODEL_TYPES) + ")");
   }
 
   static Map<String, INDArray> stateDict(List<Param> base) {

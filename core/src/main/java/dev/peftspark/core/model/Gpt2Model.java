@@ -41,7 +41,7 @@ public final class Gpt2Model implements CausalLm {
   private final TokenEmbedding wte, wpe;
   private final List<Gpt2Layer> layers;
   private final LayerNorm lnF;
-  private final Linear head;
+  private LinearLayer head;            // a Linear, or an adapter wrapping it (LoRA on lm_head)
   private final List<Param> base;
   private int chunkRows;
 
@@ -80,6 +80,9 @@ public final class Gpt2Model implements CausalLm {
   private static LayerNorm norm(HfWeights w, String module, int h, Gpt2Config c) {
     return new LayerNorm(module, w.param(module + ".weight", h), w.param(module + ".bias", h), c.layerNormEpsilon());
   }
+
+  /** True for a module stored as a Conv1D {@code [in, out]} (e.g. {@code transformer.h.0.attn.c_attn}): PEFT's fan_in_fan_out. */
+  public static boolean isConv1D(String module) { return CONV1D.stream().anyMatch(m -> module.endsWith("." + m)); }
 
   /** Adds the {@code transformer.} prefix where missing, drops the causal-mask buffers, transposes Conv1D weights. */
   private static Map<String, INDArray> toLinearLayout(Gpt2Config c, Map<String, INDArray> stored) {
@@ -149,7 +152,10 @@ public final class Gpt2Model implements CausalLm {
   public TokenEmbedding wpe() { return wpe; }
   @Override public DataType dtype() { return dtype; }
   @Override public int vocabSize() { return config.vocabSize(); }
-  @Override public Linear head() { return head; }
+  @Override public LinearLayer head() { return head; }
+
+  @Override
+  public void mapHead(UnaryOperator<LinearLayer> f) { head = f.apply(head); }
   @Override public int lossChunkRows() { return chunkRows; }
 
   @Override

@@ -38,7 +38,7 @@ public final class LlamaModel implements CausalLm {
   private final TokenEmbedding embed;
   private final List<LlamaLayer> layers;
   private final RmsNorm norm;
-  private final Linear head;
+  private LinearLayer head;            // a Linear, or an adapter wrapping it (LoRA on lm_head)
   private final Rope rope;
   private final List<Param> base;
   private int chunkRows;
@@ -130,7 +130,10 @@ public final class LlamaModel implements CausalLm {
   public RmsNorm norm() { return norm; }
   @Override public DataType dtype() { return dtype; }
   @Override public int vocabSize() { return config.vocabSize(); }
-  @Override public Linear head() { return head; }
+  @Override public LinearLayer head() { return head; }
+
+  @Override
+  public void mapHead(UnaryOperator<LinearLayer> f) { head = f.apply(head); }
   @Override public int lossChunkRows() { return chunkRows; }
 
   @Override
