@@ -1,0 +1,175 @@
+package dev.peftspark.spark.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.peftspark.core.generate.Generator;
+import dev.peftspark.core.io.HfCheckpoint;
+import dev.peftspark.core.io.SafeTensors;
+import dev.peftspark.core.model.CausalLm;
+import dev.peftspark.core.model.Gpt2Config;
+import dev.peftspark.core.model.Gpt2Model;
+import dev.peftspark.core.model.LlamaConfig;
+import dev.peftspark.core.model.LlamaModel;
+import dev.peftspark.core.nn.Param;
+import dev.peftspark.core.peft.CausalLora;
+import dev.peftspark.core.peft.lora.LoraConfig;
+import dev.peftspark.datasets.lm.HfLmTokenizer;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.stream.Collectors;
+import java.util.stream.IntStream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@code generate} and causal-LM {@code merge} through the real CLI on tiny random Hugging Face directories. */
+class GenerateMergeCommandTest {
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final int VOCAB = 29;
+  private static final int[][] IDS = {{1, 7, 9, 3, 2, 5, 4, 4}};
+  private static final int[][] MASK = {{1, 1, 1, 1, 1, 1, 1, 1}};
+
+  /** Word-level vocabulary w3 .. w28 after <unk>, <s>, </s>; the post-processor adds <s> (LLaMA's BOS). */
+  static String tokenizerJson(boolean bos) {
+    String vocab = IntStream.range(3, VOCAB).mapToObj(i -> "\"w" + i + "\": " + i).collect(Collectors.joining(", "));
+    String post = bos ? """
+        {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+         "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+         "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}}""" : "null";
+    return """
+        {"version": "1.0", "truncation": null, "padding": null,
+         "added_tokens": [
+           {"id": 0, "content": "<unk>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
+           {"id": 1, "content": "<s>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
+           {"id": 2, "content": "</s>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}],
+         "normalizer": null, "pre_tokenizer": {"type": "WhitespaceSplit"}, "post_processor": %s,
+         "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": false},
+         "model": {"type": "WordLevel", "unk_token": "<unk>", "vocab": {"<unk>": 0, "<s>": 1, "</s>": 2, %s}}}
+        """.formatted(post, vocab);
+  }
+
+  static Path modelDir(Path dir, boolean gpt2) throws IOException {
+    Files.createDirectories(dir);
+    Map<String, INDArray> w;
+    if (gpt2) {
+      Gpt2Config c = new Gpt2Config(VOCAB, 64, 16, 2, 4, 24, 1e-5, true, 0.3);
+      Files.writeString(dir.resolve("config.json"), c.toJson("float32").toString());
+      w = Gpt2Model.randomWeights(c, DataType.FLOAT, 11);
+    } else {
+      LlamaConfig c = new LlamaConfig("llama", VOCAB, 16, 24, 2, 4, 2, 4, 64, 1e-5, 10000.0, null, false, false, false, false, 0, 0.3);
+      Files.writeString(dir.resolve("config.json"), c.toJson("float32").toString());
+      w = LlamaModel.randomWeights(c, DataType.FLOAT, 11);
+    }
+    SafeTensors.write(dir.resolve(HfCheckpoint.SINGLE), w, Map.of("format", "pt"));
+    Files.writeString(dir.resolve("tokenizer.json"), tokenizerJson(!gpt2));
+    Files.writeString(dir.resolve("tokenizer_config.json"), "{\"eos_token\": \"</s>\"}");
+    return dir;
+  }
+
+  /** A LoRA adapter with random (non-zero) A and B, saved in PEFT's layout. */
+  static Path adapter(Path base, Path dir, List<String> targets) throws IOException {
+    CausalLm m = CausalLm.load(base, DataType.FLOAT, false);
+    LoraConfig cfg = new LoraConfig(2, 4, 0, targets, false, "none", false);
+    SplittableRandom rng = new SplittableRandom(5);
+    for (Param p : CausalLora.inject(m, cfg, DataType.FLOAT, 1)) {
+      double[] v = new double[(int) p.length()];
+      for (int i = 0; i < v.length; i++) v[i] = (rng.nextDouble() - 0.5) * 1.5;
+      p.value().assign(Nd4j.createFromArray(v).reshape(p.shape).castTo(DataType.FLOAT));
+    }
+    CausalLora.save(dir, m, cfg, base.toString());
+    return dir;
+  }
+
+  /** What the library produces for the same request: the greedy continuation, decoded. */
+  static String expected(Path base, Path adapter, String prompt, int maxNew) throws IOException {
+    CausalLm m = CausalLm.load(base, DataType.FLOAT, false);
+    if (adapter != null) CausalLora.load(adapter, m, DataType.FLOAT);
+    try (HfLmTokenizer tok = HfLmTokenizer.load(base)) {
+      int[] text = tok.encode(prompt), ids = new int[tok.prefixIds().length + text.length];
+      System.arraycopy(tok.prefixIds(), 0, ids, 0, tok.prefixIds().length);
+      System.arraycopy(text, 0, ids, tok.prefixIds().length, text.length);
+      return tok.decode(Generator.generate(m, ids, Generator.Settings.greedy(maxNew, tok.eosId())).tokens());
+    }
+  }
+
+  static CombineMergeCommandTest.Result cli(String... args) { return CombineMergeCommandTest.cli(args); }
+
+  @Test
+  void generatesGreedilyWithAndWithoutAnAdapter(@TempDir Path tmp) throws IOException {
+    for (boolean gpt2 : new boolean[] {false, true}) {
+      Path base = modelDir(tmp.resolve(gpt2 ? "gpt2" : "llama"), gpt2);
+      Path a = adapter(base, tmp.resolve(gpt2 ? "a-gpt2" : "a-llama"), gpt2 ? List.of("c_attn", "c_fc") : List.of("q_proj", "v_proj", "lm_head"));
+      String prompt = "w5 w9 w3 w14";
+      var plain = cli("generate", "--model", base.toString(), "--prompt", prompt, "--max-new-tokens", "12");
+      assertEquals(0, plain.code(), plain.err());
+      String want = expected(base, null, prompt, 12);
+      assertFalse(want.isBlank());
+      assertEquals(want + System.lineSeparator(), plain.out());
+      assertTrue(plain.err().strip().matches("\\d+ tokens \\(prompt " + (gpt2 ? 4 : 5) + ", stop: (eos|max_new_tokens)\\) in [0-9.]+ s: [0-9.]+ tokens/s"), plain.err());
+      var adapted = cli("generate", "--model", base.toString(), "--adapter", a.toString(), "--prompt", prompt, "--max-new-tokens", "12");
+      assertEquals(0, adapted.code(), adapted.err());
+      assertEquals(expected(base, a, prompt, 12) + System.lineSeparator(), adapted.out());
+      assertFalse(adapted.out().equals(plain.out()), "the adapter changes the continuation: " + plain.out());
+
+      var s1 = cli("generate", "--model", base.toString(), "--prompt", prompt, "--temperature", "1.2", "--top-p", "0.9", "--seed", "3");
+      var s2 = cli("generate", "--model", base.toString(), "--prompt", prompt, "--temperature", "1.2", "--top-p", "0.9", "--seed", "3");
+      assertEquals(0, s1.code(), s1.err());
+      assertEquals(s1.out(), s2.out(), "same seed, same text");
+    }
+  }
+
+  @Test
+  void mergeWritesADirectoryThatGeneratesLikeBasePlusAdapter(@TempDir Path tmp) throws IOException {
+    for (boolean gpt2 : new boolean[] {false, true}) {
+      Path base = modelDir(tmp.resolve(gpt2 ? "gpt2" : "llama"), gpt2);
+      Path a = adapter(base, tmp.resolve(gpt2 ? "a-gpt2" : "a-llama"), gpt2 ? List.of("c_attn", "c_proj") : List.of("q_proj", "v_proj", "lm_head"));
+      Path out = tmp.resolve(gpt2 ? "merged-gpt2" : "merged-llama");
+      var r = cli("merge", "--model", base.toString(), "--adapter", a.toString(), "--out", out.toString());
+      assertEquals(0, r.code(), r.err());
+      assertTrue(r.err().contains("merged model written to " + out), r.err());
+      CausalLm adapted = CausalLm.load(base, DataType.FLOAT, false);
+      CausalLora.load(a, adapted, DataType.FLOAT);
+      CausalLm merged = CausalLm.load(out, DataType.FLOAT, false);
+      double d = adapted.logits(IDS, MASK).sub(merged.logits(IDS, MASK)).amaxNumber().doubleValue();
+      assertTrue(d <= 1e-4, "merged logits differ from base + adapter by " + d);
+      assertEquals(Files.readString(base.resolve("tokenizer.json")), Files.readString(out.resolve("tokenizer.json")));
+      assertTrue(Files.isRegularFile(out.resolve("tokenizer_config.json")));
+      String prompt = "w7 w7 w20";
+      var fromMerged = cli("generate", "--model", out.toString(), "--prompt", prompt, "--max-new-tokens", "10");
+      var fromAdapter = cli("generate", "--model", base.toString(), "--adapter", a.toString(), "--prompt", prompt, "--max-new-tokens", "10");
+      assertEquals(fromAdapter.out(), fromMerged.out());
+
+      var again = cli("merge", "--model", base.toString(), "--adapter", a.toString(), "--out", out.toString());
+      assertEquals(1, again.code());
+      assertTrue(again.err().startsWith("error: " + out + " already exists"), again.err());
+    }
+    try (var s = Files.list(tmp)) {
+      assertTrue(s.noneMatch(p -> p.getFileName().toString().startsWith(".")), "no temporary left behind");
+    }
+  }
+
+  @Test
+  void badRequestsGiveOneClearLine(@TempDir Path tmp) throws IOException {
+    Path base = modelDir(tmp.resolve("llama"), false);
+    String longPrompt = IntStream.range(0, 70).mapToObj(i -> "w" + (3 + i % 20)).collect(Collectors.joining(" "));
+    var r = cli("generate", "--model", base.toString(), "--prompt", longPrompt);
+    assertEquals(1, r.code());
+    assertEquals("error: the prompt has 71 tokens, more than the model's 64 positions", r.err().strip());
+    r = cli("generate", "--model", base.toString(), "--prompt", "w3", "--top-p", "0");
+    assertEquals(1, r.code());
+    assertTrue(r.err().strip().startsWith("error: top_p must be in (0, 1]"), r.err());
+    r = cli("generate", "--model", tmp.resolve("nothing").toString(), "--prompt", "w3");
+    assertEquals(1, r.code());
+    assertTrue(r.err().contains("config.json"), r.err());
+  }
+}
