@@ -17,19 +17,19 @@ import org.apache.hadoop.fs.Path;
  * A directory stands for its files (sorted by name, skipping hidden and _SUCCESS-style names), which is
  * how Spark and Hadoop jobs write their outputs. demo: URIs resolve through {@link DemoData}.
  */
-final class DataFiles {
+public final class DataFiles {
   private DataFiles() {}
 
   /** One readable file: {@code name} is what messages show (the URI as the user wrote it). */
-  record DataFile(String name, Path path, Configuration conf) {
-    InputStream open() throws IOException {
+  public record DataFile(String name, Path path, Configuration conf) {
+    public InputStream open() throws IOException {
       return path.getFileSystem(conf).open(path);
     }
   }
 
   private static volatile Configuration defaultConf;
 
-  static Configuration defaultConf() {
+  public static Configuration defaultConf() {
     Configuration c = defaultConf;
     if (c == null) {
       c = new Configuration();
@@ -38,7 +38,8 @@ final class DataFiles {
     return c;
   }
 
-  static List<DataFile> expand(String uri, Configuration conf) {
+  /** The files a URI stands for: itself, a directory's data files in name order, or a demo: file. */
+  public static List<DataFile> expand(String uri, Configuration conf) {
     if (uri == null || uri.isBlank()) {
       throw new DataFormatException("a data file URI is empty");
     }

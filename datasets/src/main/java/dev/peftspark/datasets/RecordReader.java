@@ -1,6 +1,9 @@
 package dev.peftspark.datasets;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.peftspark.datasets.lm.BrownCorpus;
 import java.io.IOException;
 import java.io.InputStream;
 import java.util.ArrayList;
@@ -78,7 +81,20 @@ public final class RecordReader {
     return texts;
   }
 
-  private static void forEachRecord(String uri, String format, Configuration conf, Consumer<RawRecord> sink) {
+  /**
+   * Every record of the files a URI names (a file, a directory of files, or a demo: URI) in order, for readers
+   * with their own field rules; {@code format} as in {@link ReaderOptions#format()}.
+   */
+  public static void forEachRecord(String uri, String format, Configuration conf, Consumer<RawRecord> sink) {
+    if (BrownCorpus.isUri(uri)) {
+      long n = 0;
+      for (BrownCorpus.Document d : BrownCorpus.fromUri(uri)) {
+        ObjectNode fields = JsonNodeFactory.instance.objectNode()
+            .put("id", d.id()).put("genre", d.genre()).put("text", d.text());
+        sink.accept(new RawRecord(uri, ++n, "document", fields));
+      }
+      return;
+    }
     RecordFormat fixed = RecordFormat.parse(format == null ? "auto" : format);
     for (DataFiles.DataFile file : DataFiles.expand(uri, conf)) {
       RecordFormat f = fixed != null ? fixed : RecordFormat.forFile(file.name());

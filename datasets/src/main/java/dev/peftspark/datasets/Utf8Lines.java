@@ -7,10 +7,10 @@ import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 
 /** Strict UTF-8 readers: a malformed byte is an error, not a silent U+FFFD in the training text. */
-final class Utf8Lines {
+public final class Utf8Lines {
   private Utf8Lines() {}
 
-  static BufferedReader reader(InputStream in) {
+  public static BufferedReader reader(InputStream in) {
     var decoder = StandardCharsets.UTF_8.newDecoder()
         .onMalformedInput(CodingErrorAction.REPORT)
         .onUnmappableCharacter(CodingErrorAction.REPORT);
@@ -18,7 +18,7 @@ final class Utf8Lines {
   }
 
   /** Drops a leading byte-order mark (spreadsheet exports often start with one). */
-  static String stripBom(String firstLine) {
+  public static String stripBom(String firstLine) {
     return firstLine != null && firstLine.startsWith("\uFEFF") ? firstLine.substring(1) : firstLine;
   }
 }

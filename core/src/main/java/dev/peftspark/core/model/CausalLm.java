@@ -39,7 +39,7 @@ public interface CausalLm extends LinearModules {
   /** The output projection {@code [H] -> [V]} (for tied embeddings its weight is the embedding table). */
   LinearLayer head();
 
-  /** Replaces the output head by {@code f(head)} (an adapter wrapping it; for a tied head the table stays shared). */
+  /** Replaces the head by {@code f(head)} (a PEFT method wrapping {@code lm_head}). */
   void mapHead(UnaryOperator<LinearLayer> f);
 
   /** Rows of logits held at once by the loss. */
@@ -101,16 +101,9 @@ public interface CausalLm extends LinearModules {
     return forwardBackward(ids, mask, labels, scale / tokens).mean();
   }
 
-  /**
-   * Loads a Hugging Face model directory by its {@code config.json}'s {@code model_type}: gpt2, or a LLaMA-family
-   * type ({@link LlamaConfig#MODEL_TYPES}).
-   */
+  /** Loads a Hugging Face model directory by its {@code config.json}'s {@code model_type} ({@link CausalLmConfig#read}). */
   static CausalLm load(Path dir, DataType dtype, boolean trainable) throws IOException {
-    ConfigJson c = ConfigJson.read(dir.resolve("config.json"));
-    String type = c.optString("model_type", "");
-    if (type.equals("gpt2")) return Gpt2Model.load(dir, dtype, trainable);
-    if (LlamaConfig.MODEL_TYPES.contains(type)) return LlamaModel.load(dir, dtype, trainable);
-    throw c.error("model_type '" + type + "' is not a supported causal LM (gpt2, " + String.join(", ", LlamaConfig.MODEL_TYPES) + ")");
+    return CausalLmConfig.read(dir.resolve("config.json")).build(CausalLmConfig.readWeights(dir), dtype, trainable);
   }
 
   static Map<String, INDArray> stateDict(List<Param> base) {

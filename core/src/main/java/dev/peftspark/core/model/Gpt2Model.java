@@ -41,7 +41,7 @@ public final class Gpt2Model implements CausalLm {
   private final TokenEmbedding wte, wpe;
   private final List<Gpt2Layer> layers;
   private final LayerNorm lnF;
-  private LinearLayer head;            // a Linear, or an adapter wrapping it (LoRA on lm_head)
+  private LinearLayer head;   // replaceable: LoRA may wrap lm_head
   private final List<Param> base;
   private int chunkRows;
 

@@ -38,7 +38,7 @@ public final class LlamaModel implements CausalLm {
   private final TokenEmbedding embed;
   private final List<LlamaLayer> layers;
   private final RmsNorm norm;
-  private LinearLayer head;            // a Linear, or an adapter wrapping it (LoRA on lm_head)
+  private LinearLayer head;   // replaceable: LoRA may wrap lm_head
   private final Rope rope;
   private final List<Param> base;
   private int chunkRows;

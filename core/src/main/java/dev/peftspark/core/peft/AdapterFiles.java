@@ -42,7 +42,7 @@ public final class AdapterFiles {
   public static final String EXTRA = "peft_spark.json";
   public static final String PREFIX = "base_model.model.";
 
-  private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+  static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
   private AdapterFiles() {}
 
@@ -69,11 +69,22 @@ public final class AdapterFiles {
   }
 
   private static ObjectNode peftConfig(PeftClassifier model, String baseModelId) {
-    if (model.method() == Method.IA3) return ia3Config(model.ia3(), baseModelId);
+    if (model.method() == Method.IA3) return ia3Config(model.ia3(), baseModelId, "SEQ_CLS", false, List.of("classifier"));
+    return loraConfig(model.lora(), baseModelId, "SEQ_CLS", false, List.of("classifier"));
+  }
+
+  /**
+   * PEFT's LoraConfig keys.
+   *
+   * @param taskType      SEQ_CLS, CAUSAL_LM
+   * @param fanInFanOut   true for GPT-2's Conv1D modules (PEFT sets it there)
+   * @param modulesToSave modules saved whole (a classifier head), or null
+   */
+  static ObjectNode loraConfig(LoraConfig lora, String baseModelId, String taskType, boolean fanInFanOut,
+                               List<String> modulesToSave) {
     ObjectNode c = JSON.createObjectNode();
-    LoraConfig lora = model.lora();
     c.put("peft_type", "LORA");
-    c.put("task_type", "SEQ_CLS");
+    c.put("task_type", taskType);
     c.put("base_model_name_or_path", baseModelId);
     c.put("inference_mode", true);
     // head-only runs save as a rank-0-free LoRA config with no targets: modules_to_save carries the head
@@ -84,9 +95,9 @@ public final class AdapterFiles {
     c.put("bias", lora == null ? "none" : lora.bias());
     c.put("use_rslora", lora != null && lora.useRslora());
     c.put("use_dora", lora != null && lora.useDora());
-    c.put("fan_in_fan_out", false);
+    c.put("fan_in_fan_out", fanInFanOut);
     if (lora != null && lora.initGaussian()) c.put("init_lora_weights", "gaussian"); else c.put("init_lora_weights", true);
-    c.putPOJO("modules_to_save", List.of("classifier"));
+    if (modulesToSave == null) c.putNull("modules_to_save"); else c.putPOJO("modules_to_save", modulesToSave);
     if (lora == null || lora.layersToTransform().isEmpty()) c.putNull("layers_to_transform");
     else c.putPOJO("layers_to_transform", lora.layersToTransform());
     c.putNull("layers_pattern");
@@ -97,22 +108,23 @@ public final class AdapterFiles {
   }
 
   /** PEFT's IA3Config keys (qlora adapters are plain LoRA configs: the quantization belongs to the base). */
-  private static ObjectNode ia3Config(Ia3Config ia3, String baseModelId) {
+  static ObjectNode ia3Config(Ia3Config ia3, String baseModelId, String taskType, boolean fanInFanOut,
+                              List<String> modulesToSave) {
     ObjectNode c = JSON.createObjectNode();
     c.put("peft_type", "IA3");
-    c.put("task_type", "SEQ_CLS");
+    c.put("task_type", taskType);
     c.put("base_model_name_or_path", baseModelId);
     c.put("inference_mode", true);
     c.putPOJO("target_modules", ia3.targetModules());
     c.putPOJO("feedforward_modules", ia3.feedforwardModules());
-    c.put("fan_in_fan_out", false);
+    c.put("fan_in_fan_out", fanInFanOut);
     c.put("init_ia3_weights", true);
-    c.putPOJO("modules_to_save", List.of("classifier"));
+    if (modulesToSave == null) c.putNull("modules_to_save"); else c.putPOJO("modules_to_save", modulesToSave);
     c.putNull("revision");
     return c;
   }
 
-  private static void writeJson(Path file, JsonNode node) throws IOException {
+  static void writeJson(Path file, JsonNode node) throws IOException {
     byte[] bytes = JSON.writeValueAsBytes(node);
     AtomicFiles.write(file, channel -> AtomicFiles.writeFully(channel, java.nio.ByteBuffer.wrap(bytes)));
   }
@@ -129,6 +141,16 @@ public final class AdapterFiles {
     Pooling.Mode pooling = Pooling.Mode.valueOf(text(extra, "pooling", extraFile).toUpperCase());
     List<String> labels = new ArrayList<>();
     extra.path("labels").forEach(n -> labels.add(n.asText()));
+    PeftSection peft = readPeftConfig(dir, method);
+    LoraConfig lora = peft.lora();
+    Ia3Config ia3 = peft.ia3();
+    return new Info(method, pooling, labels, extra.path("base_model").asText(), lora, ia3);
+  }
+
+  /** The LoRA or IA3 settings of an adapter's {@code adapter_config.json} (both null for other methods). */
+  record PeftSection(LoraConfig lora, Ia3Config ia3) {}
+
+  static PeftSection readPeftConfig(Path dir, Method method) throws IOException {
     LoraConfig lora = null;
     Ia3Config ia3 = null;
     if (method.usesLora() || method == Method.IA3) {
@@ -148,7 +170,7 @@ public final class AdapterFiles {
             intMap(c.path("rank_pattern")), doubleMap(c.path("alpha_pattern")), layers(c.path("layers_to_transform")));
       }
     }
-    return new Info(method, pooling, labels, extra.path("base_model").asText(), lora, ia3);
+    return new PeftSection(lora, ia3);
   }
 
   /**
@@ -161,11 +183,22 @@ public final class AdapterFiles {
     PeftClassifier model = PeftClassifier.create(info.method(), info.lora(), info.ia3(), cfg, base,
         Math.max(2, info.labels().size()), info.pooling(), dtype, 0);
     boolean full = info.method() == Method.FULL;
-    Path file = dir.resolve(full ? FULL_WEIGHTS : WEIGHTS);
-    ParamSet ps = model.params();
+    loadInto(dir.resolve(full ? FULL_WEIGHTS : WEIGHTS), model.params(), !full, dtype, info.lora(), info.baseModel());
+    model.setTraining(false);
+    return model;
+  }
+
+  /**
+   * Assigns every tensor of {@code ps} from {@code file}, refusing missing, unexpected or misshapen ones.
+   *
+   * @param prefixed keys carry PEFT's {@code base_model.model.} prefix
+   * @param lora     the adapter's LoRA settings (for the error on a rank mismatch), or null
+   */
+  static void loadInto(Path file, ParamSet ps, boolean prefixed, DataType dtype, LoraConfig lora, String baseModel)
+      throws IOException {
     try (SafeTensors st = SafeTensors.open(file)) {
       Map<String, TensorInfo> saved = new LinkedHashMap<>();
-      for (TensorInfo t : st.tensors()) saved.put(full ? t.name() : strip(t.name(), file), t);
+      for (TensorInfo t : st.tensors()) saved.put(prefixed ? strip(t.name(), file) : t.name(), t);
       for (String key : saved.keySet()) {
         if (ps.get(key) == null) {
           throw new IOException(file + ": tensor '" + key + "' has no place in the model on this base ("
@@ -175,20 +208,18 @@ public final class AdapterFiles {
       }
       for (String name : ps.names()) {
         TensorInfo t = saved.get(name);
-        if (t == null) throw new IOException(file + ": missing tensor '" + (full ? name : PREFIX + name) + "'");
+        if (t == null) throw new IOException(file + ": missing tensor '" + (prefixed ? PREFIX + name : name) + "'");
         Param p = ps.get(name);
         if (!Arrays.equals(t.shape(), p.shape)) {
           String why = rankOnly(name, t.shape(), p.shape)
-              ? "but " + CONFIG + " says r=" + info.lora().r() + ": the adapter's config and weights disagree"
+              ? "but " + CONFIG + " says r=" + (lora == null ? "?" : lora.r()) + ": the adapter's config and weights disagree"
               : "but the base model needs " + Arrays.toString(p.shape) + " there: the adapter does not fit this base"
-                  + " model (it was trained on '" + info.baseModel() + "')";
+                  + " model (it was trained on '" + baseModel + "')";
           throw new IOException(file + ": tensor '" + t.name() + "' has shape " + Arrays.toString(t.shape()) + " " + why);
         }
         p.value().assign(st.loadAs(t.name(), dtype));
       }
     }
-    model.setTraining(false);
-    return model;
   }
 
   /** True when a lora_A [r, in] / lora_B [out, r] differs from what the model needs in its rank alone. */
@@ -230,7 +261,7 @@ public final class AdapterFiles {
     return key.substring(PREFIX.length());
   }
 
-  private static JsonNode readJson(Path file) throws IOException {
+  static JsonNode readJson(Path file) throws IOException {
     try {
       return JSON.readTree(Files.readString(file, StandardCharsets.UTF_8));
     } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
@@ -238,12 +269,12 @@ public final class AdapterFiles {
     }
   }
 
-  private static String text(JsonNode n, String field, Path file) throws IOException {
+  static String text(JsonNode n, String field, Path file) throws IOException {
     if (!n.hasNonNull(field)) throw new IOException(file + ": missing field '" + field + "'");
     return n.get(field).asText();
   }
 
-  private static String list(Path dir) throws IOException {
+  static String list(Path dir) throws IOException {
     try (var s = Files.list(dir)) {
       return new TreeSet<>(s.map(p -> p.getFileName().toString()).toList()).toString();
     }

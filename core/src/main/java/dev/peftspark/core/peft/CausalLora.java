@@ -8,8 +8,6 @@ import dev.peftspark.core.io.SafeTensors;
 import dev.peftspark.core.io.TensorInfo;
 import dev.peftspark.core.model.CausalLm;
 import dev.peftspark.core.model.Gpt2Model;
-import dev.peftspark.core.nn.LinearLayer;
-import dev.peftspark.core.nn.LinearModules;
 import dev.peftspark.core.nn.Param;
 import dev.peftspark.core.peft.lora.Lora;
 import dev.peftspark.core.peft.lora.LoraConfig;
@@ -24,7 +22,6 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.function.UnaryOperator;
 
 /**
  * LoRA and DoRA on a {@link CausalLm} in PEFT's layout: {@code adapter_config.json} ({@code task_type CAUSAL_LM},
@@ -39,37 +36,15 @@ public final class CausalLora {
   public static final String HEAD = "lm_head";
   private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
-  /** Injects LoRA (DoRA with {@code use_dora}) into the targeted linears and, when named, the untied head. */
+  /**
+   * Injects LoRA (DoRA with {@code use_dora}) into the targeted linears and, when named, the head
+   * ({@link PeftCausalLm#withHead}); a head tied to the embeddings is refused, since merging would untie it.
+   */
   public static List<Param> inject(CausalLm model, LoraConfig cfg, DataType dtype, long seed) {
-    boolean head = cfg.targetModules().contains(HEAD);
-    List<String> rest = cfg.targetModules().stream().filter(t -> !t.equals(HEAD)).toList();
-    List<Param> added = new ArrayList<>();
-    if (!rest.isEmpty()) added.addAll(Lora.inject(model, withTargets(cfg, rest), dtype, seed));
-    if (head) {
-      if (isTied(model))
-        throw new IllegalArgumentException("lora.target_modules: lm_head is tied to the input embeddings "
-            + "(tie_word_embeddings: true); adapt it only in a model with an untied head");
-      added.addAll(Lora.inject(headModule(model), withTargets(cfg, List.of(HEAD)), dtype, seed));
-    }
-    if (added.isEmpty()) throw new IllegalArgumentException("lora.target_modules is empty");
-    return added;
-  }
-
-  /** The head as a one-module {@link LinearModules}, so that the usual injection code wraps it. */
-  private static LinearModules headModule(CausalLm model) {
-    return new LinearModules() {
-      @Override public List<LinearLayer> linears() { return List.of(model.head()); }
-      @Override public void mapLinears(UnaryOperator<LinearLayer> f) { model.mapHead(f); }
-    };
-  }
-
-  private static boolean isTied(CausalLm model) {
-    return !model.stateDict().containsKey(HEAD + ".weight");   // a tied head is not in the state dict
-  }
-
-  private static LoraConfig withTargets(LoraConfig c, List<String> targets) {
-    return new LoraConfig(c.r(), c.alpha(), c.dropout(), targets, c.useRslora(), c.bias(), c.initGaussian(), c.useDora(),
-        c.rankPattern(), c.alphaPattern(), c.layersToTransform());
+    if (cfg.targetModules().contains(HEAD) && !model.stateDict().containsKey(HEAD + ".weight"))   // tied: not in the state dict
+      throw new IllegalArgumentException("lora.target_modules: lm_head is tied to the input embeddings "
+          + "(tie_word_embeddings: true); adapt it only in a model with an untied head");
+    return Lora.inject(PeftCausalLm.withHead(model, cfg.targetModules()), cfg, dtype, seed);
   }
 
   /** Writes the adapter tensors (every {@code .lora_*} parameter) and PEFT's config into {@code dir}. */

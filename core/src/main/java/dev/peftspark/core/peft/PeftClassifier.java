@@ -14,9 +14,9 @@ import dev.peftspark.core.peft.lora.LoraConfig;
 import dev.peftspark.core.peft.lora.LoraLinear;
 import dev.peftspark.core.peft.qlora.Qlora;
 import dev.peftspark.core.quant.QuantizedLinear;
+import dev.peftspark.core.train.TokenBatch;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.List;
 import java.util.Map;
@@ -25,7 +25,7 @@ import java.util.Map;
  * A classifier on a base encoder with one PEFT method applied: the model, its trainable {@link ParamSet} (adapters
  * and head; everything for {@code full}), and what is needed to save it in Hugging Face PEFT layout.
  */
-public final class PeftClassifier {
+public final class PeftClassifier implements PeftModel<TokenBatch> {
   private final Method method;
   private final LoraConfig lora;          // null unless method is lora or qlora
   private final Ia3Config ia3;            // null unless method == IA3
@@ -86,25 +86,21 @@ public final class PeftClassifier {
     return name -> name.endsWith(".bias") && targets.contains(name.substring(0, name.length() - ".bias".length()));
   }
 
-  public Method method() { return method; }
+  @Override public Method method() { return method; }
   public LoraConfig lora() { return lora; }
   public Ia3Config ia3() { return ia3; }
   public BertClassifier model() { return model; }
-  public ParamSet params() { return params; }
-  public long trainableCount() { return params.size(); }
-  public long totalCount() { return totalParams; }
+  @Override public ParamSet params() { return params; }
+  @Override public long trainableCount() { return params.size(); }
+  @Override public long totalCount() { return totalParams; }
 
-  /** 1 for matrices, 0 for vectors (biases, norms): where weight decay applies. */
-  public INDArray decayMask() {
-    INDArray mask = Nd4j.zeros(params.values().dataType(), Math.max(1, params.size()));
-    for (String name : params.names()) {
-      long[] r = params.range(name);
-      if (params.get(name).shape.length >= 2) mask.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(r[0], r[0] + r[1])).assign(1);
-    }
-    return mask;
+  @Override
+  public double trainStep(TokenBatch mb, double scale) {
+    return model.trainStep(mb.ids(), mb.mask(), mb.labels(), scale);
   }
 
   /** Dropout on (training) or off (evaluation). */
+  @Override
   public void setTraining(boolean training) {
     for (LinearLayer l : model.encoder().linears()) if (l instanceof LoraLinear ll) ll.dropout().setTraining(training);
   }

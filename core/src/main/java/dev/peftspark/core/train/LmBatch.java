@@ -2,6 +2,8 @@ package dev.peftspark.core.train;
 
 import java.util.Arrays;
 
+import static dev.peftspark.core.nn.CausalMask.IGNORE;
+
 /**
  * One batch of causal-LM rows, all of the same length (padded or packed).
  *
@@ -12,17 +14,32 @@ import java.util.Arrays;
  *               is taken (prompt tokens, padding); null means "the ids themselves"
  * @param tokens number of real (non-padding) tokens
  */
-public record LmBatch(int[][] ids, int[][] mask, int[][] labels, int tokens) {
+public record LmBatch(int[][] ids, int[][] mask, int[][] labels, int tokens) implements TrainBatch<LmBatch> {
   public LmBatch {
     if (ids.length != mask.length || (labels != null && labels.length != ids.length))
       throw new IllegalArgumentException("ids, mask and labels must have the same number of rows");
   }
 
-  public int size() { return ids.length; }
+  @Override public int size() { return ids.length; }
+
+  /**
+   * Target tokens: positions whose next token is in the same segment and not labelled -100 (what
+   * {@code CausalMask.targets} selects), so a step's loss is the mean over all of them.
+   */
+  @Override
+  public long weight() {
+    long n = 0;
+    for (int b = 0; b < ids.length; b++) {
+      int[] m = mask[b], l = labels == null ? ids[b] : labels[b];
+      for (int t = 0; t + 1 < m.length; t++) if (m[t] != 0 && m[t + 1] == m[t] && l[t + 1] != IGNORE) n++;
+    }
+    return n;
+  }
 
   public int seqLength() { return ids.length == 0 ? 0 : ids[0].length; }
 
   /** Rows [from, to) (same length: rows of a causal-LM batch are not trimmed, packing fills them). */
+  @Override
   public LmBatch slice(int from, int to) {
     int real = 0;
     for (int b = from; b < to; b++) for (int m : mask[b]) if (m != 0) real++;

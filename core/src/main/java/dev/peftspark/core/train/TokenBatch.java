@@ -8,11 +8,14 @@ package dev.peftspark.core.train;
  * @param labels [B] class ids
  * @param tokens number of real tokens
  */
-public record TokenBatch(int[][] ids, int[][] mask, int[] labels, int tokens) {
-  public int size() { return ids.length; }
+public record TokenBatch(int[][] ids, int[][] mask, int[] labels, int tokens) implements TrainBatch<TokenBatch> {
+  @Override public int size() { return ids.length; }
+
+  /** Classification loss is a mean over examples. */
+  @Override public long weight() { return ids.length; }
 
   /** Rows [from, to) as a batch trimmed to their own longest row. */
-  public TokenBatch slice(int from, int to) {
+  @Override public TokenBatch slice(int from, int to) {
     int len = 0, real = 0;
     for (int b = from; b < to; b++) {
       int n = 0;

@@ -5,6 +5,7 @@ import dev.peftspark.core.nn.CrossEntropy;
 import dev.peftspark.core.nn.Nd4jSetup;
 import dev.peftspark.core.optim.Optimizer;
 import dev.peftspark.core.peft.PeftClassifier;
+import dev.peftspark.core.peft.PeftModel;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 import java.util.List;
@@ -12,11 +13,14 @@ import java.util.function.IntFunction;
 
 /**
  * Single-JVM training loop: per optimizer step, forward/backward over {@code grad_accum} micro-batches (gradients
- * accumulate in the flat buffer, weighted by each micro-batch's share of the examples), clip, schedule, update.
- * Deterministic for a given seed and data order.
+ * accumulate in the flat buffer, weighted by each micro-batch's share of the step's {@link TrainBatch#weight}:
+ * examples for a classifier, target tokens for a causal LM), clip, schedule, update. Deterministic for a given seed
+ * and data order.
+ *
+ * @param <B> the batches of the task
  */
-public final class Trainer {
-  private final PeftClassifier model;
+public final class Trainer<B extends TrainBatch<B>> {
+  private final PeftModel<B> model;
   private final JobConfig.Train cfg;
   private final GradientUpdate update;
   private final int totalSteps;
@@ -26,7 +30,7 @@ public final class Trainer {
     public NonFiniteException(String message) { super(message); }
   }
 
-  public Trainer(PeftClassifier model, JobConfig.Train cfg, int stepsPerEpoch) {
+  public Trainer(PeftModel<B> model, JobConfig.Train cfg, int stepsPerEpoch) {
     this.model = model;
     this.cfg = cfg;
     this.update = new GradientUpdate(model.params().size(), model.decayMask(), cfg, stepsPerEpoch);
@@ -40,7 +44,7 @@ public final class Trainer {
   public record Result(int steps, int epochs, double finalLoss, long wallMs, long examples, long tokens) {}
 
   /** Trains over {@code epochBatches.apply(e)} (global batches of train.batch_size) for each epoch. */
-  public Result fit(IntFunction<List<TokenBatch>> epochBatches, TrainListener listener) {
+  public Result fit(IntFunction<List<B>> epochBatches, TrainListener listener) {
     listener.onStart(totalSteps, model.trainableCount(), model.totalCount());
     long start = System.nanoTime();
     int step = 0, epoch = 0;
@@ -48,7 +52,7 @@ public final class Trainer {
     long examples = 0, tokens = 0;
     model.setTraining(true);
     while (step < totalSteps) {
-      for (TokenBatch batch : epochBatches.apply(epoch)) {
+      for (B batch : epochBatches.apply(epoch)) {
         if (step >= totalSteps) break;
         long t0 = System.nanoTime();
         lastLoss = step(batch, step);
@@ -69,29 +73,33 @@ public final class Trainer {
   private double lastGradNorm;
 
   /** One optimizer step on one global batch; returns its mean loss. */
-  public double step(TokenBatch batch, int step) {
+  public double step(B batch, int step) {
     var ps = model.params();
     ps.zeroGrad();
-    double loss = accumulate(model, batch, batch.size(), cfg.batchSize() / Math.max(1, cfg.gradAccum()));
+    double loss = accumulate(model, batch, batch.weight(), cfg.batchSize() / Math.max(1, cfg.gradAccum()));
     lastGradNorm = update.apply(ps.values(), ps.grads(), loss, step, "");
     return loss;
   }
 
   /**
    * Forward/backward over {@code rows} in chunks of at most {@code microRows}, each weighted by its share of a
-   * batch of {@code denominator} examples; returns the weighted loss. Gradients accumulate in the model. Shared by
-   * this trainer and the Spark tasks, so both split and weight micro-batches the same way.
+   * global batch of weight {@code denominator} (examples, or target tokens); returns the weighted loss, i.e. this
+   * part's contribution to the global batch's mean. Gradients accumulate in the model. Shared by this trainer and
+   * the Spark tasks, so both split and weight micro-batches the same way.
    */
-  public static double accumulate(PeftClassifier model, TokenBatch rows, int denominator, int microRows) {
+  public static <B extends TrainBatch<B>> double accumulate(PeftModel<B> model, B rows, long denominator,
+                                                            int microRows) {
     int n = rows.size();
     int chunks = (n + microRows - 1) / microRows;
     double loss = 0;
     for (int k = 0; k < chunks; k++) {
       int from = k * n / chunks, to = (k + 1) * n / chunks;
-      TokenBatch mb = chunks == 1 ? rows : rows.slice(from, to);
-      double share = (double) (to - from) / denominator;
+      B mb = chunks == 1 ? rows : rows.slice(from, to);
+      long weight = mb.weight();
+      if (weight == 0) continue;   // a causal-LM micro-batch of prompt tokens only: nothing to learn from
+      double share = (double) weight / denominator;
       try (var ws = Nd4jSetup.stepWorkspace()) {   // activations in a reused per-thread arena
-        loss += share * model.model().trainStep(mb.ids(), mb.mask(), mb.labels(), share);
+        loss += share * model.trainStep(mb, share);
       }
     }
     return loss;

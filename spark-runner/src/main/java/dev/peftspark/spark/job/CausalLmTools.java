@@ -4,8 +4,10 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.peftspark.core.generate.Generator;
 import dev.peftspark.core.model.CausalLm;
 import dev.peftspark.core.model.LlamaConfig;
+import dev.peftspark.core.peft.AdapterFiles;
 import dev.peftspark.core.peft.CausalLora;
 import dev.peftspark.core.peft.CausalMerge;
+import dev.peftspark.core.peft.LmAdapterFiles;
 import dev.peftspark.datasets.lm.HfLmTokenizer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.slf4j.Logger;
@@ -34,11 +36,24 @@ public final class CausalLmTools {
     }
   }
 
-  /** The base model of {@code modelDir}, with the PEFT adapter of {@code adapter} (may be null) injected. */
+  /**
+   * The base model of {@code modelDir} with the adapter of {@code adapter} (may be null): one saved by this project
+   * ({@code peft_spark.json}: LoRA, DoRA, QLoRA, IA3, full), or a plain PEFT LoRA/DoRA directory.
+   */
   public static CausalLm load(Path modelDir, Path adapter) throws IOException {
+    if (adapter != null && Files.isRegularFile(adapter.resolve(AdapterFiles.EXTRA)))
+      return LmAdapterFiles.load(adapter, trainable -> build(modelDir, trainable), DTYPE).model();
     CausalLm model = CausalLm.load(modelDir, DTYPE, false);
     if (adapter != null) CausalLora.load(adapter, model, DTYPE);
     return model;
+  }
+
+  private static CausalLm build(Path modelDir, boolean trainable) {
+    try {
+      return CausalLm.load(modelDir, DTYPE, trainable);
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
   }
 
   /** A generated continuation, decoded, and how the decoding went. */

@@ -3,6 +3,7 @@ package dev.peftspark.spark.job;
 import dev.peftspark.core.config.JobConfig;
 import dev.peftspark.core.peft.PeftClassifier;
 import dev.peftspark.core.train.TrainListener;
+import dev.peftspark.core.train.TokenBatch;
 import dev.peftspark.core.train.TrainSummary;
 import dev.peftspark.core.train.Trainer;
 
@@ -16,7 +17,7 @@ public interface Fitter {
   /** The single-JVM trainer ({@code runner: local}). */
   Fitter LOCAL = (model, train, cfg, listener) -> {
     var batcher = train.batcher(cfg.train().batchSize());
-    Trainer trainer = new Trainer(model, cfg.train(), batcher.numBatches());
+    Trainer<TokenBatch> trainer = new Trainer<>(model, cfg.train(), batcher.numBatches());
     return trainer.fit(e -> Tokenized.toTokenBatches(batcher.epoch(cfg.train().seed(), e)), listener);
   };
 }

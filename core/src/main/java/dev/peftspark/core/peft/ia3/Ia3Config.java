@@ -25,6 +25,16 @@ public record Ia3Config(List<String> targetModules, List<String> feedforwardModu
     return new Ia3Config(List.of("key", "value", "output.dense"), List.of("output.dense"));
   }
 
+  /** PEFT's defaults for LLaMA, Mistral and Qwen2: k_proj, v_proj, down_proj; feed-forward down_proj. */
+  public static Ia3Config llamaDefaults() {
+    return new Ia3Config(List.of("k_proj", "v_proj", "down_proj"), List.of("down_proj"));
+  }
+
+  /** PEFT's defaults for GPT-2: c_attn, mlp.c_proj; feed-forward mlp.c_proj. */
+  public static Ia3Config gpt2Defaults() {
+    return new Ia3Config(List.of("c_attn", "mlp.c_proj"), List.of("mlp.c_proj"));
+  }
+
   /** PEFT's feed-forward test: one regex matched against the whole name, else any plain suffix. */
   public boolean isFeedforward(String moduleName) {
     if (feedforwardModules.size() == 1 && isRegex(feedforwardModules.get(0)))

@@ -1,6 +1,6 @@
 package dev.peftspark.core.peft.qlora;
 
-import dev.peftspark.core.model.BertEncoder;
+import dev.peftspark.core.nn.LinearModules;
 import dev.peftspark.core.nn.Linear;
 import dev.peftspark.core.quant.DequantBuffer;
 import dev.peftspark.core.quant.QuantizedLinear;
@@ -15,7 +15,7 @@ public final class Qlora {
   private Qlora() {}
 
   /** Replaces the encoder's linears by {@link QuantizedLinear}s; returns the shared scratch buffer. */
-  public static DequantBuffer quantizeBase(BertEncoder encoder, DataType dtype) {
+  public static DequantBuffer quantizeBase(LinearModules encoder, DataType dtype) {
     DequantBuffer scratch = new DequantBuffer(dtype);
     encoder.mapLinears(l -> {
       if (!(l instanceof Linear linear))
