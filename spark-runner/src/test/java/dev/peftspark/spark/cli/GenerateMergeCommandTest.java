@@ -10,7 +10,11 @@ import dev.peftspark.core.model.Gpt2Model;
 import dev.peftspark.core.model.LlamaConfig;
 import dev.peftspark.core.model.LlamaModel;
 import dev.peftspark.core.nn.Param;
+import dev.peftspark.core.model.CausalLmConfig;
 import dev.peftspark.core.peft.CausalLora;
+import dev.peftspark.core.peft.LmAdapterFiles;
+import dev.peftspark.core.peft.Method;
+import dev.peftspark.core.peft.PeftCausalLm;
 import dev.peftspark.core.peft.lora.LoraConfig;
 import dev.peftspark.datasets.lm.HfLmTokenizer;
 import org.junit.jupiter.api.Test;
@@ -155,6 +159,43 @@ class GenerateMergeCommandTest {
     }
     try (var s = Files.list(tmp)) {
       assertTrue(s.noneMatch(p -> p.getFileName().toString().startsWith(".")), "no temporary left behind");
+    }
+  }
+
+  @Test
+  void peftSparkAdaptersIa3AndQloraMergeAndGenerate(@TempDir Path tmp) throws IOException {
+    for (boolean gpt2 : new boolean[] {true, false}) {
+      Path base = modelDir(tmp.resolve(gpt2 ? "gpt2" : "llama"), gpt2);
+      CausalLmConfig shape = CausalLmConfig.read(base.resolve("config.json"));
+      PeftCausalLm.Base build = t -> {
+        try {
+          return CausalLm.load(base, DataType.FLOAT, t);
+        } catch (IOException e) {
+          throw new java.io.UncheckedIOException(e);
+        }
+      };
+      PeftCausalLm trained = gpt2
+          ? PeftCausalLm.create(Method.IA3, null, PeftCausalLm.defaultIa3(shape), build, DataType.FLOAT, 0)
+          : PeftCausalLm.create(Method.QLORA, new LoraConfig(2, 4, 0, List.of("q_proj", "v_proj"), false, "none", false), null, build, DataType.FLOAT, 0);
+      SplittableRandom rng = new SplittableRandom(9);
+      for (String name : trained.params().names()) {
+        INDArray v = trained.params().get(name).value();
+        double[] noise = new double[(int) v.length()];
+        for (int i = 0; i < noise.length; i++) noise[i] = (rng.nextDouble() - 0.5) * 1.5;
+        v.addi(Nd4j.createFromArray(noise).reshape(v.shape()).castTo(DataType.FLOAT));
+      }
+      Path a = tmp.resolve(gpt2 ? "ia3" : "qlora");
+      LmAdapterFiles.save(a, trained, shape, base.toString(), base.toString());
+      Path out = tmp.resolve(gpt2 ? "merged-ia3" : "merged-qlora");
+      var r = cli("merge", "--model", base.toString(), "--adapter", a.toString(), "--out", out.toString());
+      assertEquals(0, r.code(), r.err());
+      INDArray want = trained.model().logits(IDS, MASK);
+      assertTrue(want.sub(CausalLm.load(base, DataType.FLOAT, false).logits(IDS, MASK)).amaxNumber().doubleValue() > 1e-2, "the adapter matters");
+      double d = want.sub(CausalLm.load(out, DataType.FLOAT, false).logits(IDS, MASK)).amaxNumber().doubleValue();
+      assertTrue(d <= 1e-4, (gpt2 ? "ia3" : "qlora") + ": merged logits differ from base + adapter by " + d);
+      var g = cli("generate", "--model", base.toString(), "--adapter", a.toString(), "--prompt", "w4 w8", "--max-new-tokens", "6");
+      assertEquals(0, g.code(), g.err());
+      assertEquals(cli("generate", "--model", out.toString(), "--prompt", "w4 w8", "--max-new-tokens", "6").out(), g.out());
     }
   }
 
