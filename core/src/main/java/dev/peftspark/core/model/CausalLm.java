@@ -62,7 +62,8 @@ public interface CausalLm extends LinearModules {
   /**
    * Cached decoding (batch 1, inference): final hidden states {@code [n, H]} of {@code ids} placed after the
    * tokens already in {@code cache}, whose keys and values it appends. Equal to the rows of {@link #hidden} on the
-   * whole sequence; the state kept for backward by the training path is not used.
+   * whole sequence. It overwrites what the layers keep for backward, so call it between training steps, not
+   * between a forward and its backward.
    */
   INDArray hiddenCached(int[] ids, KvCache cache);
 

@@ -116,7 +116,8 @@ public final class CausalAttention {
   /**
    * The incremental (inference) path, batch 1: attends {@code n} new tokens {@code x [n, H]} at positions
    * {@code cache.length() .. + n - 1} to every cached token and to each other causally, appending their keys and
-   * values to {@code cache}. Keeps nothing for backward; the training path's state is left alone.
+   * values to {@code cache}. Keeps nothing for backward (the linears it calls replace what they kept: call it
+   * outside a training step).
    *
    * @param tables        rotary tables for those {@code n} positions (null without RoPE)
    * @param slidingWindow keys more than this many positions back are masked; 0 for none
