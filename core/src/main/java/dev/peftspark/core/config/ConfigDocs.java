@@ -16,23 +16,31 @@ public final class ConfigDocs {
 
   private static Map<String, String> descriptions() {
     Map<String, String> d = new LinkedHashMap<>();
-    d.put("model", "built-in model name (`minilm`: all-MiniLM-L6-v2) or a Hugging Face model directory");
-    d.put("task", "`classification`");
+    d.put("model", "built-in model name (`minilm`: all-MiniLM-L6-v2), a Hugging Face model directory, or `random` (causal_lm: Hugging Face's initialisation of `model_config`; with `method: full` this is pretraining)");
+    d.put("task", "`classification` or `causal_lm` (next-token prediction; eval reports loss, perplexity, tokens)");
     d.put("output_dir", "where the adapter, config.yaml, metrics.jsonl, eval.json and report.html go (train)");
     d.put("method", "`lora` (DoRA with `lora.use_dora`), `qlora` (LoRA on an NF4-quantized base), `ia3`, `full` (every weight) or `head` (classifier only)");
     d.put("runner", "`local` (one JVM) or `spark`");
     d.put("init_adapter", "start from a saved adapter directory instead of a fresh initialisation");
+    d.put("model_config", "`model: random`: a Hugging Face config.json (LLaMA, Mistral, Qwen2 or GPT-2) giving the architecture and size");
+    d.put("tokenizer", "causal_lm: the model directory's tokenizer.json when left out, `gpt2` (the demo GPT-2 byte-level BPE), or a tokenizer.json path");
     d.put("data.train", "training files (paths or URIs; a list, or one comma-separated string)");
     d.put("data.test", "files evaluated after training and by `eval`");
-    d.put("data.format", "`auto` (by extension), `jsonl`, `json` or `csv`");
+    d.put("data.format", "`auto` (by extension; causal_lm: .txt is plain text), `jsonl`, `json`, `csv` or `txt` (causal_lm)");
     d.put("data.text_field", "field holding the text");
     d.put("data.label_field", "field holding the label");
     d.put("data.empty_records", "records with empty text or no label: `skip` (counted) or `reject` (fail)");
-    d.put("data.max_length", "tokens per example after truncation");
+    d.put("data.max_length", "tokens per example after truncation (causal_lm: tokens per row)");
+    d.put("data.lm_format", "causal_lm records: `text` (documents), `instruction` (prompt/response; loss on the response only) or `tokenized` (`input_ids`, optional `labels` with -100)");
+    d.put("data.prompt_field", "causal_lm instruction: field holding the prompt");
+    d.put("data.response_field", "causal_lm instruction: field holding the response");
+    d.put("data.template", "causal_lm instruction: text before the response with `{prompt}` where the prompt goes (none: `### Instruction:` / `### Response:`)");
+    d.put("data.packing", "causal_lm: pack documents (each ending with EOS) into full rows, attention kept inside each document; `false`: one padded row per document");
+    d.put("data.per_file", "causal_lm plain-text files: a whole file is one document (`false`: one per line)");
     d.put("lora.r", "adapter rank");
     d.put("lora.alpha", "lora_alpha; the update is scaled by alpha/r");
     d.put("lora.dropout", "dropout on the adapter input, in [0, 1)");
-    d.put("lora.target_modules", "module-name suffixes to adapt, one regex, or `all-linear`");
+    d.put("lora.target_modules", "module-name suffixes to adapt (causal_lm: `lm_head` too), one regex, or `all-linear`; left at the default, a causal LM gets PEFT's default for its family (`q_proj, v_proj`; GPT-2 `c_attn`)");
     d.put("lora.use_rslora", "scale by alpha/sqrt(r) instead of alpha/r");
     d.put("lora.bias", "`none`, `lora_only` (the adapted linears' biases train too) or `all` (every bias of the model, LayerNorm biases included, as PEFT)");
     d.put("lora.init_lora_weights", "`true` (A kaiming-uniform, B zero) or `gaussian` (A ~ N(0, 1/r))");
@@ -40,8 +48,8 @@ public final class ConfigDocs {
     d.put("lora.rank_pattern", "rank per module, PEFT's matching: `{query: 16, 'layer\\.0\\..*value': 4}` (key = regex on a dotted suffix of the module name)");
     d.put("lora.alpha_pattern", "lora_alpha per module, matched as `rank_pattern`");
     d.put("lora.use_dora", "DoRA: learn a magnitude per output row on top of LoRA's direction (saved as `lora_magnitude_vector`)");
-    d.put("ia3.target_modules", "modules that get an IA3 scaling vector `ia3_l` (suffixes, one regex, or `all-linear`)");
-    d.put("ia3.feedforward_modules", "targets whose input is scaled instead of their output (PEFT: a plain name suffix, so `output.dense` also matches `attention.output.dense`)");
+    d.put("ia3.target_modules", "modules that get an IA3 scaling vector `ia3_l` (suffixes, one regex, or `all-linear`); left at the default, a causal LM gets PEFT's default for its family (`k_proj, v_proj, down_proj`; GPT-2 `c_attn, mlp.c_proj`)");
+    d.put("ia3.feedforward_modules", "targets whose input is scaled instead of their output (PEFT: a plain name suffix, so `output.dense` also matches `attention.output.dense`); causal LMs with default targets: `down_proj` / `mlp.c_proj`");
     d.put("head.pooling", "sentence vector for the classifier: `mean` or `cls`");
     d.put("head.num_labels", "number of classes; 0 infers it from the training labels");
     d.put("train.epochs", "passes over the training data");

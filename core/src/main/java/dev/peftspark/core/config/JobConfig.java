@@ -8,12 +8,14 @@ import java.util.List;
  * applies {@code --set key=value} overrides and validates. Nested records mirror the YAML sections.
  */
 public record JobConfig(
-    String model,          // built-in name ("minilm") or a Hugging Face model directory URI
-    String task,           // "classification" (causal_lm later)
+    String model,          // built-in name ("minilm"), a Hugging Face model directory URI, or "random" (causal_lm)
+    String task,           // classification | causal_lm
     String outputDir,      // where adapter, metrics.jsonl, eval.json, report.html go
     String method,         // lora | qlora | ia3 | full | head
     String runner,         // local | spark
     String initAdapter,    // start from a saved adapter directory (null: fresh init)
+    String modelConfig,    // model: random: the config.json giving the architecture and size
+    String tokenizer,      // causal_lm: null (the model directory's tokenizer.json) or "gpt2" (the demo GPT-2 BPE)
     Data data,
     Lora lora,
     Ia3 ia3,
@@ -30,7 +32,20 @@ public record JobConfig(
       String textField,        // default "text"
       String labelField,       // default "label"
       String emptyRecords,     // skip | reject: records with empty text or null label
-      int maxLength) {}        // tokens per example after truncation (default 128)
+      int maxLength,           // tokens per example after truncation (default 128); causal_lm: tokens per row
+      String lmFormat,         // causal_lm: text | instruction | tokenized
+      String promptField,      // causal_lm instruction: field holding the prompt
+      String responseField,    // causal_lm instruction: field holding the response (the only tokens with loss)
+      String template,         // causal_lm instruction: text before the response, {prompt} marks the prompt
+      boolean packing,         // causal_lm: pack documents into full rows (true) or one padded row each
+      boolean perFile) {       // causal_lm plain-text files: a whole file is one document (else one per line)
+    /** Classification's keys; the causal-LM keys at their defaults. */
+    public Data(List<String> train, List<String> test, String format, String textField, String labelField,
+                String emptyRecords, int maxLength) {
+      this(train, test, format, textField, labelField, emptyRecords, maxLength, "text", "prompt", "response", null,
+          true, false);
+    }
+  }
 
   public record Lora(
       int r,                       // rank (default 8)

@@ -27,7 +27,7 @@ public final class JobConfigLoader {
 
   /** Every key's default; a config names only what it changes. */
   public static final JobConfig DEFAULTS = new JobConfig(
-      "minilm", "classification", null, "lora", "local", null,
+      "minilm", "classification", null, "lora", "local", null, null, null,
       new JobConfig.Data(List.of(), List.of(), "auto", "text", "label", "skip", 128),
       new JobConfig.Lora(8, 8.0, 0.0, List.of("query", "value"), false, "none", false),
       new JobConfig.Ia3(List.of("key", "value", "output.dense"), List.of("output.dense")),
@@ -42,10 +42,11 @@ public final class JobConfigLoader {
 
   private static Map<String, List<String>> choices() {
     Map<String, List<String>> m = new LinkedHashMap<>();
-    m.put("task", List.of("classification"));
+    m.put("task", List.of("classification", "causal_lm"));
     m.put("method", List.of("lora", "qlora", "ia3", "full", "head"));
     m.put("runner", List.of("local", "spark"));
-    m.put("data.format", List.of("auto", "jsonl", "json", "csv"));
+    m.put("data.format", List.of("auto", "jsonl", "json", "csv", "txt"));
+    m.put("data.lm_format", List.of("text", "instruction", "tokenized"));
     m.put("data.empty_records", List.of("skip", "reject"));
     m.put("lora.bias", List.of("none", "lora_only", "all"));
     m.put("lora.init_lora_weights", List.of("true", "gaussian"));
@@ -160,6 +161,7 @@ public final class JobConfigLoader {
     var l = c.lora();
     var t = c.train();
     check(d.maxLength() >= 2, "data.max_length", "must be ≥ 2 (room for [CLS] and [SEP])", d.maxLength());
+    validateCausalLm(c);
     check(l.r() >= 1, "lora.r", "must be ≥ 1", l.r());
     check(l.alpha() > 0, "lora.alpha", "must be > 0", l.alpha());
     check(l.dropout() >= 0 && l.dropout() < 1, "lora.dropout", "must be in [0, 1)", l.dropout());
@@ -194,6 +196,39 @@ public final class JobConfigLoader {
         c.distributed().averageEvery());
     check(c.checkpoint().everySteps() >= 0, "checkpoint.every_steps", "must be ≥ 0 (0: no checkpoints)",
         c.checkpoint().everySteps());
+  }
+
+  /** The keys that only one task reads, and what model: random needs. */
+  private static void validateCausalLm(JobConfig c) {
+    boolean lm = c.task().equals("causal_lm");
+    var d = c.data();
+    if (!lm) {
+      check(!d.format().equals("txt"), "data.format", "txt (plain text) is for task: causal_lm", d.format());
+      check(!c.model().equals("random"), "model", "random is for task: causal_lm (pretraining)", c.model());
+      check(c.tokenizer() == null, "tokenizer", "is for task: causal_lm (classification uses the model's)", c.tokenizer());
+      return;
+    }
+    check(!c.model().equals("minilm"), "model", "must be a causal LM (a Hugging Face LLaMA/Mistral/Qwen2/GPT-2 "
+        + "directory, or random with model_config); minilm is an encoder", c.model());
+    check(!c.method().equals("head"), "method", "head trains a classifier head; a causal LM has none (use "
+        + "lora, qlora, ia3 or full)", c.method());
+    boolean random = c.model().equals("random");
+    check(!random || (c.modelConfig() != null && !c.modelConfig().isBlank()), "model_config",
+        "is required with model: random (a config.json giving the architecture and size)", c.modelConfig());
+    check(random || c.modelConfig() == null, "model_config", "is only for model: random (a model directory has its "
+        + "own config.json)", c.modelConfig());
+    check(c.tokenizer() == null || !c.tokenizer().isBlank(), "tokenizer",
+        "must be gpt2, a tokenizer.json path, or left out", c.tokenizer());
+    check(!random || c.tokenizer() != null, "tokenizer", "is required with model: random (there is no model "
+        + "directory to take tokenizer.json from): use gpt2 or a tokenizer.json path", c.tokenizer());
+    check(!d.format().equals("txt") || d.lmFormat().equals("text"), "data.lm_format",
+        "must be text for plain-text files (data.format: txt)", d.lmFormat());
+    for (String key : List.of("prompt_field", "response_field")) {
+      String v = key.equals("prompt_field") ? d.promptField() : d.responseField();
+      check(v != null && !v.isBlank(), "data." + key, "must not be empty", v);
+    }
+    check(d.template() == null || d.template().contains("{prompt}"), "data.template",
+        "must contain {prompt} (where the prompt goes)", d.template());
   }
 
   /** What {@code train} needs beyond {@link #validate}: somewhere to write and something to train on. */

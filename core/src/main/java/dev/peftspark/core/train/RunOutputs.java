@@ -80,6 +80,11 @@ public final class RunOutputs implements TrainListener, Closeable {
     writeJson(dir, EVAL, r);
   }
 
+  /** A causal LM's eval.json: loss (mean token cross-entropy), perplexity, tokens, millis. */
+  public static void writeLmEval(Path dir, LmEvalResult r) {
+    writeJson(dir, EVAL, r);
+  }
+
   private static void writeJson(Path dir, String name, Object value) {
     try {
       byte[] bytes = JSON.writeValueAsBytes(value);

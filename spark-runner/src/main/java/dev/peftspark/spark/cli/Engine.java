@@ -2,6 +2,7 @@ package dev.peftspark.spark.cli;
 
 import dev.peftspark.core.config.JobConfig;
 import dev.peftspark.core.train.EvalResult;
+import dev.peftspark.core.train.LmEvalResult;
 import dev.peftspark.core.train.TrainListener;
 import dev.peftspark.core.train.TrainSummary;
 
@@ -12,6 +13,11 @@ public interface Engine {
 
   /** Evaluates the adapter in {@code adapterDir} on {@code cfg.data().test()}. */
   EvalResult eval(JobConfig cfg, String adapterDir) throws Exception;
+
+  /** Evaluates a causal LM (the base, or base + {@code adapterDir} when not null) on {@code cfg.data().test()}. */
+  default LmEvalResult evalCausalLm(JobConfig cfg, String adapterDir) throws Exception {
+    throw new UnsupportedOperationException("this engine does not evaluate causal LMs");
+  }
 
   /** Writes one sentence embedding per input record (JSONL in, JSONL out). */
   void embed(String model, String input, String output, String adapterDir, int batchSize) throws Exception;

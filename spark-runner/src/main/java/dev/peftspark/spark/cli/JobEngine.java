@@ -1,10 +1,13 @@
 package dev.peftspark.spark.cli;
 
 import dev.peftspark.core.config.JobConfig;
+import dev.peftspark.core.config.ConfigException;
 import dev.peftspark.core.train.EvalResult;
+import dev.peftspark.core.train.LmEvalResult;
 import dev.peftspark.core.train.TrainListener;
 import dev.peftspark.core.train.TrainSummary;
 import dev.peftspark.spark.dist.SparkFitter;
+import dev.peftspark.spark.job.CausalLmJob;
 import dev.peftspark.spark.job.ClassificationJob;
 import dev.peftspark.spark.job.EmbedJob;
 
@@ -15,6 +18,11 @@ import dev.peftspark.spark.job.EmbedJob;
 public final class JobEngine implements Engine {
   @Override
   public TrainSummary train(JobConfig cfg, TrainListener listener) throws Exception {
+    if (cfg.task().equals("causal_lm")) {
+      if (cfg.runner().equals("spark"))
+        throw new ConfigException("runner", "spark is not available for task: causal_lm yet; use runner: local");
+      return CausalLmJob.train(cfg, listener);
+    }
     return cfg.runner().equals("spark") ? ClassificationJob.train(cfg, listener, new SparkFitter(null))
         : ClassificationJob.train(cfg, listener);
   }
@@ -22,6 +30,11 @@ public final class JobEngine implements Engine {
   @Override
   public EvalResult eval(JobConfig cfg, String adapterDir) throws Exception {
     return ClassificationJob.eval(cfg, adapterDir);
+  }
+
+  @Override
+  public LmEvalResult evalCausalLm(JobConfig cfg, String adapterDir) throws Exception {
+    return CausalLmJob.eval(cfg, adapterDir);
   }
 
   @Override

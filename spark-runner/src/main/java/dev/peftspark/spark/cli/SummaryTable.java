@@ -1,6 +1,7 @@
 package dev.peftspark.spark.cli;
 
 import dev.peftspark.core.train.EvalResult;
+import dev.peftspark.core.train.LmEvalResult;
 import dev.peftspark.core.train.TrainSummary;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -58,6 +59,15 @@ final class SummaryTable {
         row(b, i == 0 ? "confusion" : "", "true " + i + ":" + r);
       }
     }
+    return b.toString();
+  }
+
+  static String eval(LmEvalResult e) {
+    StringBuilder b = new StringBuilder();
+    row(b, "loss", String.format(Locale.ROOT, "%.4f (mean token cross-entropy)", e.loss()));
+    row(b, "perplexity", String.format(Locale.ROOT, "%.2f", e.perplexity()));
+    row(b, "tokens", String.format(Locale.ROOT, "%,d target tokens", e.tokens()));
+    row(b, "time", duration(e.millis()));
     return b.toString();
   }
 

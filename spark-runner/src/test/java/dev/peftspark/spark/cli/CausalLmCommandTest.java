@@ -1,0 +1,166 @@
+package dev.peftspark.spark.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.peftspark.core.io.SafeTensors;
+import dev.peftspark.core.model.LlamaConfig;
+import dev.peftspark.core.model.LlamaModel;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.nd4j.linalg.api.buffer.DataType;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * train and eval of a causal LM through the CLI: a tiny random LLaMA in a Hugging Face directory (config.json,
+ * model.safetensors, a word-level tokenizer.json) and a small text file of a toy language.
+ */
+class CausalLmCommandTest {
+  static final ObjectMapper JSON = new ObjectMapper();
+  static final List<String> WORDS = List.of("the", "cat", "dog", "sat", "ran", "on", "mat", "rug", "a", "big", "small");
+
+  @TempDir static Path tmp;
+  static Path modelDir, trainFile, testFile;
+
+  @BeforeAll
+  static void setUp() throws IOException {
+    modelDir = Files.createDirectory(tmp.resolve("tiny-llama"));
+    StringBuilder vocab = new StringBuilder("\"<unk>\": 0, \"<s>\": 1, \"</s>\": 2");
+    for (int i = 0; i < WORDS.size(); i++) vocab.append(", \"").append(WORDS.get(i)).append("\": ").append(i + 3);
+    Files.writeString(modelDir.resolve("tokenizer.json"), """
+        {"version": "1.0", "truncation": null, "padding": null,
+         "added_tokens": [
+           {"id": 0, "content": "<unk>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
+           {"id": 1, "content": "<s>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
+           {"id": 2, "content": "</s>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}],
+         "normalizer": null, "pre_tokenizer": {"type": "WhitespaceSplit"}, "post_processor": null,
+         "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": false},
+         "model": {"type": "WordLevel", "unk_token": "<unk>", "vocab": {VOCAB}}}
+        """.replace("VOCAB", vocab));
+    Files.writeString(modelDir.resolve("tokenizer_config.json"), "{\"eos_token\": \"</s>\"}");
+    LlamaConfig c = new LlamaConfig("llama", 16, 16, 32, 2, 4, 2, 4, 64, 1e-6, 10000.0, null, true, false, false,
+        false, 0, 0.3);
+    Files.writeString(modelDir.resolve("config.json"), c.toJson("float32").toString());
+    SafeTensors.write(modelDir.resolve("model.safetensors"), LlamaModel.randomWeights(c, DataType.FLOAT, 1),
+        Map.of("format", "pt"));
+    trainFile = tmp.resolve("train.txt");
+    testFile = tmp.resolve("test.txt");
+    Files.write(trainFile, sentences(120, 1));
+    Files.write(testFile, sentences(30, 2));
+  }
+
+  /** A toy language: "the|a [big|small] cat|dog sat|ran on the mat|rug". */
+  static List<String> sentences(int n, long seed) {
+    SplittableRandom r = new SplittableRandom(seed);
+    List<String> out = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      out.add((r.nextBoolean() ? "the " : "a ") + (r.nextInt(3) == 0 ? (r.nextBoolean() ? "big " : "small ") : "")
+          + (r.nextBoolean() ? "cat " : "dog ") + (r.nextBoolean() ? "sat" : "ran") + " on the "
+          + (r.nextBoolean() ? "mat" : "rug"));
+    }
+    return out;
+  }
+
+  private Path config(String name, String extra) throws IOException {
+    Path f = tmp.resolve(name + ".yaml");
+    Files.writeString(f, """
+        task: causal_lm
+        model: %s
+        output_dir: %s
+        data:
+          train: [%s]
+          test: [%s]
+          max_length: 16
+        train:
+          epochs: 3
+          batch_size: 8
+          lr: 0.02
+          log_every: 100
+        """.formatted(modelDir, tmp.resolve(name), trainFile, testFile) + extra);
+    return f;
+  }
+
+  static JsonNode json(Path f) throws IOException { return JSON.readTree(f.toFile()); }
+
+  @Test
+  void trainThenEvalWithAndWithoutTheAdapter() throws IOException {
+    Path cfg = config("lora", "lora:\n  target_modules: [q_proj, v_proj, lm_head]\n");
+    var r = CombineMergeCommandTest.cli("train", "--config", cfg.toString());
+    assertEquals(0, r.code(), r.err());
+    Path out = tmp.resolve("lora");
+    for (String f : List.of("adapter_config.json", "adapter_model.safetensors", "peft_spark.json", "metrics.jsonl",
+        "eval.json", "report.html", "config.yaml")) {
+      assertTrue(Files.isRegularFile(out.resolve(f)), f + " in " + out);
+    }
+    JsonNode adapter = json(out.resolve("adapter_config.json"));
+    assertEquals("CAUSAL_LM", adapter.get("task_type").asText());
+    assertTrue(SafeTensors.loadAll(out.resolve("adapter_model.safetensors"))
+        .containsKey("base_model.model.lm_head.lora_B.weight"));
+    List<String> steps = Files.readAllLines(out.resolve("metrics.jsonl"));
+    double first = JSON.readTree(steps.get(0)).get("loss").asDouble();
+    double last = JSON.readTree(steps.get(steps.size() - 1)).get("loss").asDouble();
+    assertTrue(last < 0.6 * first, "training loss " + first + " -> " + last);
+
+    JsonNode trained = json(out.resolve("eval.json"));
+    assertEquals(Math.exp(trained.get("loss").asDouble()), trained.get("perplexity").asDouble(), 1e-9);
+    assertTrue(trained.get("tokens").asLong() > 30 * 5, trained.toString());
+
+    Path evalDir = tmp.resolve("eval-adapter");
+    var e = CombineMergeCommandTest.cli("eval", "--config", cfg.toString(), "--adapter", out.toString(),
+        "--set", "output_dir=" + evalDir);
+    assertEquals(0, e.code(), e.err());
+    assertTrue(e.out().contains("perplexity"), e.out());
+    JsonNode again = json(evalDir.resolve("eval.json"));
+    assertEquals(trained.get("loss").asDouble(), again.get("loss").asDouble(), 1e-6, "eval reproduces train's eval");
+    assertEquals(trained.get("tokens").asLong(), again.get("tokens").asLong());
+
+    Path baseDir = tmp.resolve("eval-base");
+    var b = CombineMergeCommandTest.cli("eval", "--config", cfg.toString(), "--set", "output_dir=" + baseDir);
+    assertEquals(0, b.code(), b.err());
+    double baseLoss = json(baseDir.resolve("eval.json")).get("loss").asDouble();
+    assertTrue(again.get("loss").asDouble() < 0.7 * baseLoss, "adapter " + again + " vs base " + baseLoss);
+  }
+
+  /** method: full from model: random is pretraining; its output is a model directory the next run starts from. */
+  @Test
+  void pretrainFromRandomThenAdapt() throws IOException {
+    Files.copy(modelDir.resolve("config.json"), tmp.resolve("shape.json"));
+    Path pre = config("pretrain", "method: full\nmodel_config: " + tmp.resolve("shape.json") + "\ntokenizer: "
+        + modelDir.resolve("tokenizer.json") + "\n");
+    Files.writeString(pre, Files.readString(pre).replace("model: " + modelDir, "model: random"));
+    var r = CombineMergeCommandTest.cli("train", "--config", pre.toString());
+    assertEquals(0, r.code(), r.err());
+    Path out = tmp.resolve("pretrain");
+    assertTrue(Files.isRegularFile(out.resolve("config.json")) && Files.isRegularFile(out.resolve("model.safetensors")));
+    assertFalse(Files.exists(out.resolve("adapter_config.json")));
+
+    Path next = tmp.resolve("on-pretrained.yaml");
+    Files.writeString(next, Files.readString(config("on-pretrained", "tokenizer: " + modelDir.resolve("tokenizer.json")
+        + "\n")).replace("model: " + modelDir, "model: " + out));
+    var e = CombineMergeCommandTest.cli("eval", "--config", next.toString(), "--set",
+        "output_dir=" + tmp.resolve("eval-pretrained"));
+    assertEquals(0, e.code(), e.err());
+    assertEquals(json(out.resolve("eval.json")).get("loss").asDouble(),
+        json(tmp.resolve("eval-pretrained/eval.json")).get("loss").asDouble(), 1e-6, "the saved base is the trained one");
+  }
+
+  @Test
+  void badInputIsOneLineAndLeavesNothing() throws IOException {
+    Path cfg = config("bad", "tokenizer: gpt3\n");
+    var r = CombineMergeCommandTest.cli("train", "--config", cfg.toString());
+    assertTrue(r.code() != 0, r.out());
+    assertTrue(r.err().contains("tokenizer") && r.err().contains("gpt3"), r.err());
+    assertFalse(Files.exists(tmp.resolve("bad")));
+  }
+}
