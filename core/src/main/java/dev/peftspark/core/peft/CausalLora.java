@@ -33,17 +33,13 @@ import java.util.Map;
 public final class CausalLora {
   private CausalLora() {}
 
-  public static final String HEAD = "lm_head";
   private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
   /**
    * Injects LoRA (DoRA with {@code use_dora}) into the targeted linears and, when named, the head
-   * ({@link PeftCausalLm#withHead}); a head tied to the embeddings is refused, since merging would untie it.
+   * ({@link PeftCausalLm#withHead}; a tied head's adapter leaves the embeddings alone, and merging unties it).
    */
   public static List<Param> inject(CausalLm model, LoraConfig cfg, DataType dtype, long seed) {
-    if (cfg.targetModules().contains(HEAD) && !model.stateDict().containsKey(HEAD + ".weight"))   // tied: not in the state dict
-      throw new IllegalArgumentException("lora.target_modules: lm_head is tied to the input embeddings "
-          + "(tie_word_embeddings: true); adapt it only in a model with an untied head");
     return Lora.inject(PeftCausalLm.withHead(model, cfg.targetModules()), cfg, dtype, seed);
   }
 

@@ -30,19 +30,25 @@ import java.util.stream.Stream;
 public final class CausalMerge {
   private CausalMerge() {}
 
+  private static final String HEAD_WEIGHT = "lm_head.weight";
+
   /** Files of the base directory copied unchanged beside the merged weights. */
   public static final List<String> COPIED = List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
       "generation_config.json", "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json");
 
-  /** The merged model's tensors by Hugging Face name (a tied head stays tied: no {@code lm_head.weight}). */
+  /**
+   * The merged model's tensors by Hugging Face name. A tied head stays tied (no {@code lm_head.weight}) unless an
+   * adapter wraps it: then the merged head is its own {@code lm_head.weight} and the embeddings stay as they were.
+   */
   public static Map<String, INDArray> mergedWeights(CausalLm model) {
     Map<String, INDArray> out = new LinkedHashMap<>(model.stateDict());
     List<LinearLayer> linears = new ArrayList<>(model.linears());
     linears.add(model.head());
     for (LinearLayer l : linears) {
       if (l instanceof Linear) continue;   // not adapted: the state dict holds its current values
-      String key = l.name() + ".weight";
-      if (!out.containsKey(key)) throw new IllegalStateException(l.name() + " is adapted but has no tensor '" + key + "' to merge into");
+      String key = l.name() + ".weight";   // an adapted tied head gets its own lm_head.weight: the merge unties it
+      if (!out.containsKey(key) && l != model.head())
+        throw new IllegalStateException(l.name() + " is adapted but has no tensor '" + key + "' to merge into");
       INDArray w = AdapterMerge.mergedWeight(l);
       out.put(key, model instanceof Gpt2Model && Gpt2Model.isConv1D(l.name()) ? w.transpose().dup('c') : w);
       INDArray bias = AdapterMerge.mergedBias(l);
@@ -52,7 +58,8 @@ public final class CausalMerge {
   }
 
   /**
-   * Writes {@code out}: {@code config.json} of {@code baseDir} (torch_dtype float32, what is stored),
+   * Writes {@code out}: {@code config.json} of {@code baseDir} (torch_dtype float32, what is stored;
+   * tie_word_embeddings false when the merge untied the head),
    * {@code model.safetensors} with {@link #mergedWeights}, and the tokenizer and generation files of {@link #COPIED}
    * that {@code baseDir} has. Written in a temporary sibling and renamed; an existing non-empty {@code out} is refused.
    */
@@ -63,8 +70,9 @@ public final class CausalMerge {
     if (!Files.isRegularFile(config)) throw new IOException(baseDir + ": no config.json");
     ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
     ObjectNode cfg = (ObjectNode) json.readTree(Files.readString(config));
-    cfg.put("torch_dtype", "float32");
     Map<String, INDArray> weights = mergedWeights(model);
+    cfg.put("torch_dtype", "float32");
+    if (weights.containsKey(HEAD_WEIGHT)) cfg.put("tie_word_embeddings", false);   // an adapted tied head is untied
     if (Files.isDirectory(out)) Files.delete(out);   // empty, checked above
     OutputDir.writeAtomically(out, tmp -> {
       Files.createDirectories(tmp);

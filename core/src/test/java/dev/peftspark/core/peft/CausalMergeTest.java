@@ -96,7 +96,12 @@ class CausalMergeTest {
     assertEquals(TOKENIZER, Files.readString(out.resolve("tokenizer.json")));
     Map<String, INDArray> baseTensors = SafeTensors.loadAll(base.resolve(HfCheckpoint.SINGLE));
     Map<String, INDArray> mergedTensors = SafeTensors.loadAll(out.resolve(HfCheckpoint.SINGLE));
-    assertEquals(baseTensors.keySet(), mergedTensors.keySet(), "the merged checkpoint has the base's tensor names");
+    boolean untied = targets.contains("lm_head") && !baseTensors.containsKey("lm_head.weight");
+    Set<String> expectedNames = new java.util.TreeSet<>(baseTensors.keySet());
+    if (untied) expectedNames.add("lm_head.weight");
+    assertEquals(expectedNames, new java.util.TreeSet<>(mergedTensors.keySet()), "the merged checkpoint has the base's tensor names");
+    assertEquals(!untied && JSON.readTree(base.resolve("config.json").toFile()).get("tie_word_embeddings").asBoolean(),
+        JSON.readTree(out.resolve("config.json").toFile()).get("tie_word_embeddings").asBoolean());
     for (var e : baseTensors.entrySet())
       assertArrayEquals(e.getValue().shape(), mergedTensors.get(e.getKey()).shape(), e.getKey());
     CausalLm merged = CausalLm.load(out, DataType.FLOAT, false);
@@ -126,6 +131,12 @@ class CausalMergeTest {
     roundTrip(gpt2Dir(tmp.resolve("base"), tied), targets, false, tmp);
   }
 
+  /** LoRA on a tied head (as train allows): the merged model gets its own lm_head.weight and is untied. */
+  @Test
+  void anAdaptedTiedHeadIsUntiedByTheMerge(@TempDir Path tmp) throws IOException {
+    roundTrip(llamaDir(tmp.resolve("base"), true), List.of("v_proj", "lm_head"), false, tmp);
+  }
+
   @Test
   void doraMergesToo(@TempDir Path tmp) throws IOException {
     roundTrip(llamaDir(tmp.resolve("base"), false), List.of("q_proj", "o_proj", "down_proj"), true, tmp);
@@ -149,18 +160,19 @@ class CausalMergeTest {
 
   @Test
   void mistakesSayWhatIsWrong(@TempDir Path tmp) throws IOException {
-    Path base = llamaDir(tmp.resolve("base"), true);
-    CausalLm tied = CausalLm.load(base, DataType.FLOAT, false);
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CausalLora.inject(tied,
-        new LoraConfig(2, 4, 0, List.of("q_proj", "lm_head"), false, "none", false), DataType.FLOAT, 1));
-    assertTrue(e.getMessage().contains("lm_head is tied"), e.getMessage());
-
-    CausalLm untied = CausalLm.load(llamaDir(tmp.resolve("untied"), false), DataType.FLOAT, false);
+    Path base = llamaDir(tmp.resolve("base"), false);
+    CausalLm untied = CausalLm.load(base, DataType.FLOAT, false);
     LoraConfig cfg = new LoraConfig(2, 4, 0, List.of("q_proj", "lm_head"), false, "none", false);
     CausalLora.inject(untied, cfg, DataType.FLOAT, 1);
     CausalLora.save(tmp.resolve("a"), untied, cfg, "x");
-    IOException io = assertThrows(IOException.class, () -> CausalLora.load(tmp.resolve("a"), CausalLm.load(base, DataType.FLOAT, false), DataType.FLOAT));
-    assertTrue(io.getMessage().contains("adapter_config.json does not fit this model: lora.target_modules: lm_head is tied"), io.getMessage());
+    LoraConfig rank3 = new LoraConfig(3, 4, 0, List.of("q_proj", "lm_head"), false, "none", false);
+    CausalLm other3 = CausalLm.load(base, DataType.FLOAT, false);
+    CausalLora.inject(other3, rank3, DataType.FLOAT, 1);
+    CausalLora.save(tmp.resolve("r3"), other3, rank3, "x");
+    Files.copy(tmp.resolve("a").resolve(AdapterFiles.CONFIG), tmp.resolve("r3").resolve(AdapterFiles.CONFIG),
+        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    IOException io = assertThrows(IOException.class, () -> CausalLora.load(tmp.resolve("r3"), CausalLm.load(base, DataType.FLOAT, false), DataType.FLOAT));
+    assertTrue(io.getMessage().contains("has shape [3, 16] but the model needs [2, 16] (r = 2 in adapter_config.json)"), io.getMessage());
 
     CausalLm other = CausalLm.load(gpt2Dir(tmp.resolve("gpt"), false), DataType.FLOAT, false);
     io = assertThrows(IOException.class, () -> CausalLora.load(tmp.resolve("a"), other, DataType.FLOAT));
