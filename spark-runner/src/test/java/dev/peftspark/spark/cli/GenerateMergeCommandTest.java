@@ -199,6 +199,42 @@ class GenerateMergeCommandTest {
     }
   }
 
+  /** The whole path: train a LoRA with the CLI on a toy language, merge it, and generate from both. */
+  @Test
+  void trainMergeGenerate(@TempDir Path tmp) throws IOException {
+    Path base = modelDir(tmp.resolve("llama"), false);
+    Path text = tmp.resolve("train.txt");
+    Files.write(text, IntStream.range(0, 80).mapToObj(i -> "w3 w4 w5 w6 w7 w8 w9 w10").toList());
+    Path cfg = tmp.resolve("lora.yaml");
+    Files.writeString(cfg, """
+        task: causal_lm
+        model: %s
+        output_dir: %s
+        data:
+          train: [%s]
+          test: [%s]
+          max_length: 12
+        train:
+          epochs: 4
+          batch_size: 8
+          lr: 0.05
+          log_every: 100
+        lora:
+          target_modules: [q_proj, v_proj, lm_head]
+        """.formatted(base, tmp.resolve("run"), text, text));
+    var t = cli("train", "--config", cfg.toString());
+    assertEquals(0, t.code(), t.err());
+    Path merged = tmp.resolve("merged");
+    var m = cli("merge", "--model", base.toString(), "--adapter", tmp.resolve("run").toString(), "--out", merged.toString());
+    assertEquals(0, m.code(), m.err());
+    var before = cli("generate", "--model", base.toString(), "--prompt", "w3 w4 w5", "--max-new-tokens", "5");
+    var adapted = cli("generate", "--model", base.toString(), "--adapter", tmp.resolve("run").toString(), "--prompt", "w3 w4 w5", "--max-new-tokens", "5");
+    var fromMerged = cli("generate", "--model", merged.toString(), "--prompt", "w3 w4 w5", "--max-new-tokens", "5");
+    assertEquals(0, fromMerged.code(), fromMerged.err());
+    assertEquals("w6 w7 w8 w9 w10", adapted.out().strip(), "the tuned model continues the only sentence it saw; the base said " + before.out());
+    assertEquals(adapted.out(), fromMerged.out());
+  }
+
   @Test
   void badRequestsGiveOneClearLine(@TempDir Path tmp) throws IOException {
     Path base = modelDir(tmp.resolve("llama"), false);
