@@ -137,6 +137,31 @@ class CausalMergeTest {
     roundTrip(llamaDir(tmp.resolve("base"), true), List.of("v_proj", "lm_head"), false, tmp);
   }
 
+  /** A plain PEFT IA3 directory (no peft_spark.json) on GPT-2: loads, and merges into Conv1D layout. */
+  @Test
+  void plainPeftIa3LoadsAndMerges(@TempDir Path tmp) throws IOException {
+    Path base = gpt2Dir(tmp.resolve("base"), true);
+    dev.peftspark.core.model.CausalLmConfig shape = dev.peftspark.core.model.CausalLmConfig.read(base.resolve("config.json"));
+    PeftCausalLm ia3 = PeftCausalLm.create(Method.IA3, null, PeftCausalLm.defaultIa3(shape), t -> {
+      try {
+        return CausalLm.load(base, DataType.FLOAT, t);
+      } catch (IOException e) {
+        throw new java.io.UncheckedIOException(e);
+      }
+    }, DataType.FLOAT, 0);
+    for (String n : ia3.params().names()) ia3.params().get(n).value().muli(1.7).subi(0.2);
+    LmAdapterFiles.save(tmp.resolve("ia3"), ia3, shape, base.toString(), base.toString());
+    Files.delete(tmp.resolve("ia3").resolve(AdapterFiles.EXTRA));
+    INDArray want = ia3.model().logits(IDS, MASK);
+    CausalLm loaded = CausalLm.load(base, DataType.FLOAT, false);
+    CausalLora.load(tmp.resolve("ia3"), loaded, DataType.FLOAT);
+    assertEquals(0.0, maxDiff(want, loaded.logits(IDS, MASK)), 1e-6);
+    assertTrue(maxDiff(want, CausalLm.load(base, DataType.FLOAT, false).logits(IDS, MASK)) > 1e-2);
+    CausalMerge.write(loaded, base, tmp.resolve("merged"));
+    double d = maxDiff(want, CausalLm.load(tmp.resolve("merged"), DataType.FLOAT, false).logits(IDS, MASK));
+    assertTrue(d <= 1e-4, "merged IA3 logits differ by " + d);
+  }
+
   @Test
   void doraMergesToo(@TempDir Path tmp) throws IOException {
     roundTrip(llamaDir(tmp.resolve("base"), false), List.of("q_proj", "o_proj", "down_proj"), true, tmp);
@@ -172,7 +197,7 @@ class CausalMergeTest {
     Files.copy(tmp.resolve("a").resolve(AdapterFiles.CONFIG), tmp.resolve("r3").resolve(AdapterFiles.CONFIG),
         java.nio.file.StandardCopyOption.REPLACE_EXISTING);
     IOException io = assertThrows(IOException.class, () -> CausalLora.load(tmp.resolve("r3"), CausalLm.load(base, DataType.FLOAT, false), DataType.FLOAT));
-    assertTrue(io.getMessage().contains("has shape [3, 16] but the model needs [2, 16] (r = 2 in adapter_config.json)"), io.getMessage());
+    assertTrue(io.getMessage().contains("has shape [3, 16] but adapter_config.json says r=2"), io.getMessage());
 
     CausalLm other = CausalLm.load(gpt2Dir(tmp.resolve("gpt"), false), DataType.FLOAT, false);
     io = assertThrows(IOException.class, () -> CausalLora.load(tmp.resolve("a"), other, DataType.FLOAT));

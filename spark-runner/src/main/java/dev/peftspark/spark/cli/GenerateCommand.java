@@ -20,7 +20,7 @@ final class GenerateCommand implements Callable<Integer> {
       description = "Model directory: config.json, model.safetensors (or sharded), tokenizer.json.")
   Path model;
 
-  @Option(names = "--adapter", paramLabel = "DIR", description = "PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors).")
+  @Option(names = "--adapter", paramLabel = "DIR", description = "Adapter directory: saved by train, or a plain PEFT LoRA/DoRA/IA3 one (adapter_config.json, adapter_model.safetensors).")
   Path adapter;
 
   @Option(names = "--prompt", required = true, paramLabel = "TEXT", description = "Text to continue.")

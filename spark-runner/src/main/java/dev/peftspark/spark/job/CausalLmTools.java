@@ -38,7 +38,7 @@ public final class CausalLmTools {
 
   /**
    * The base model of {@code modelDir} with the adapter of {@code adapter} (may be null): one saved by this project
-   * ({@code peft_spark.json}: LoRA, DoRA, QLoRA, IA3, full), or a plain PEFT LoRA/DoRA directory.
+   * ({@code peft_spark.json}: LoRA, DoRA, QLoRA, IA3, full), or a plain PEFT LoRA/DoRA/IA3 directory.
    */
   public static CausalLm load(Path modelDir, Path adapter) throws IOException {
     if (adapter != null && Files.isRegularFile(adapter.resolve(AdapterFiles.EXTRA)))
