@@ -100,7 +100,8 @@ public final class DemoData {
     int slash = rest.indexOf('/');
     if (slash <= 0 || slash == rest.length() - 1 || rest.indexOf('/', slash + 1) >= 0) {
       throw new DemoDataException("bad demo URI '" + uri + "'; expected demo:PACKAGE/FILE, e.g. "
-          + URI_SCHEME + "sentiment/amazon.json");
+          + URI_SCHEME + "sentiment/amazon.json, or demo:brown[?genres=A,B][&exclude=C,D] for the Brown corpus"
+          + " as records (read through RecordReader)");
     }
     Path dir = fromEnvironment().extracted(pkg(rest.substring(0, slash)));
     Path file = dir.resolve(rest.substring(slash + 1));

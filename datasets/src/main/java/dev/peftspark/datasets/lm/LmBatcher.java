@@ -16,12 +16,16 @@ import java.util.Random;
  * longer ones keep their start), mask 1, right-padded to the longest row of its batch.
  *
  * <p>{@link #epoch} shuffles the examples with a seed derived from (seed, epoch) before packing or batching, so
- * every epoch mixes documents differently and the same (seed, epoch) always gives the same batches;
- * {@link #eval} keeps the input order.
+ * every epoch mixes documents differently and the same (seed, epoch) always gives the same batches. Without
+ * packing, each chunk of {@value #BUCKET_BATCHES} batches' worth of shuffled examples is sorted by length before it
+ * is cut into batches, and the batch order is shuffled, so rows of a batch have similar lengths. {@link #eval}
+ * keeps the input order.
  */
 public final class LmBatcher {
   /** The id written where the mask is 0 (never attended to, never a target). */
   public static final int PAD_ID = 0;
+  /** Padding mode: batches per length-sorted chunk of a shuffled epoch (as {@code datasets.Batcher}). */
+  public static final int BUCKET_BATCHES = 50;
 
   private final List<LmExample> examples;
   private final int maxLength;
@@ -59,7 +63,34 @@ public final class LmBatcher {
       order[i] = order[j];
       order[j] = t;
     }
-    return batches(order);
+    if (packing) {
+      return batches(order);
+    }
+    // Padding: batches of similar lengths (little padding), still mixed differently every epoch.
+    int chunk = BUCKET_BATCHES * batchSize;
+    for (int start = 0; start < order.length; start += chunk) {
+      sortByLength(order, start, Math.min(order.length, start + chunk));
+    }
+    List<LmBatch> batches = batches(order);
+    for (int i = batches.size() - 1; i > 0; i--) {
+      int j = rng.nextInt(i + 1);
+      batches.set(j, batches.set(i, batches.get(j)));
+    }
+    return batches;
+  }
+
+  /** Stable sort of order[from, to) by example length. */
+  private void sortByLength(int[] order, int from, int to) {
+    long[] keys = new long[to - from];
+    for (int i = from; i < to; i++) {
+      keys[i - from] = ((long) examples.get(order[i]).length() << 32) | (i - from);
+    }
+    Arrays.sort(keys);
+    int[] sorted = new int[keys.length];
+    for (int k = 0; k < keys.length; k++) {
+      sorted[k] = order[from + (int) keys[k]];
+    }
+    System.arraycopy(sorted, 0, order, from, sorted.length);
   }
 
   /** Every example once, in input order. */

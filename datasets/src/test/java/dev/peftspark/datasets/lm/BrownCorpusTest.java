@@ -113,6 +113,22 @@ class BrownCorpusTest {
   }
 
   @Test
+  void trainAndTestSplitsPartitionEveryGenre() {
+    List<BrownCorpus.Document> train = BrownCorpus.fromUri("demo:brown?genres=learned&split=train");
+    List<BrownCorpus.Document> test = BrownCorpus.fromUri("demo:brown?split=test&genres=learned");
+    assertEquals(64, train.size());
+    assertEquals(16, test.size());
+    assertEquals(List.of("cj05", "cj10", "cj15"), test.subList(0, 3).stream().map(BrownCorpus.Document::id).toList());
+    assertTrue(train.stream().noneMatch(test::contains));
+    // floor(n / 5) per genre: 8+5+3+3+7+9+15+6+16+5+4+1+5+5+1
+    assertEquals(93, BrownCorpus.fromUri("demo:brown?split=test").size());
+    assertEquals(1, BrownCorpus.fromUri("demo:brown?genres=humor&split=test").size());
+    assertEquals(500 - 80 - (93 - 16), BrownCorpus.fromUri("demo:brown?exclude=learned&split=train").size());
+    var e = assertThrows(DataFormatException.class, () -> BrownCorpus.fromUri("demo:brown?split=dev"));
+    assertTrue(e.getMessage().contains("split must be train or test"), e.getMessage());
+  }
+
+  @Test
   void demoUriIsReadableAsRecordsWithGenreLabels() {
     var result = RecordReader.read(List.of("demo:brown?genres=humor,science_fiction"),
         ReaderOptions.defaults().withFields("text", "genre"));

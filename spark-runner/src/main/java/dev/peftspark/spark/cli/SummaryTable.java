@@ -37,6 +37,10 @@ final class SummaryTable {
       row(b, "eval accuracy", String.format(Locale.ROOT, "%.4f", e.accuracy()));
       row(b, "eval loss", String.format(Locale.ROOT, "%.4f (%,d examples, %,d skipped)", e.loss(), e.examples(),
           e.skipped()));
+    } else if (lmEval(s.outputDir()) != null) {   // a causal LM's eval.json: loss, perplexity, tokens
+      var e = lmEval(s.outputDir());
+      row(b, "eval loss", String.format(Locale.ROOT, "%.4f (perplexity %.2f, %,d target tokens)",
+          e.path("loss").asDouble(), e.path("perplexity").asDouble(), e.path("tokens").asLong()));
     } else {
       row(b, "eval", "none (no data.test)");
     }
@@ -60,6 +64,18 @@ final class SummaryTable {
       }
     }
     return b.toString();
+  }
+
+  /** The output directory's eval.json when it is a causal LM's (it has a perplexity), else null. */
+  private static com.fasterxml.jackson.databind.JsonNode lmEval(String dir) {
+    if (dir == null) return null;
+    java.nio.file.Path f = java.nio.file.Path.of(dir).resolve("eval.json");
+    try {
+      var n = new com.fasterxml.jackson.databind.ObjectMapper().readTree(f.toFile());
+      return n.has("perplexity") ? n : null;
+    } catch (java.io.IOException | RuntimeException e) {
+      return null;
+    }
   }
 
   static String eval(LmEvalResult e) {

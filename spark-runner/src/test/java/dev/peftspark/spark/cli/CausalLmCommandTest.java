@@ -98,6 +98,7 @@ class CausalLmCommandTest {
     Path cfg = config("lora", "lora:\n  target_modules: [q_proj, v_proj, lm_head]\n");
     var r = CombineMergeCommandTest.cli("train", "--config", cfg.toString());
     assertEquals(0, r.code(), r.err());
+    assertTrue(r.out().contains("perplexity"), "the summary shows the causal LM's eval: " + r.out());
     Path out = tmp.resolve("lora");
     for (String f : List.of("adapter_config.json", "adapter_model.safetensors", "peft_spark.json", "metrics.jsonl",
         "eval.json", "report.html", "config.yaml")) {
