@@ -1,5 +1,6 @@
 package dev.peftspark.core.model;
 
+import dev.peftspark.core.generate.KvCache;
 import dev.peftspark.core.nn.CausalMask;
 import dev.peftspark.core.nn.LinearLayer;
 import dev.peftspark.core.nn.LinearModules;
@@ -8,9 +9,12 @@ import dev.peftspark.core.nn.Param;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
+import java.io.IOException;
+import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.UnaryOperator;
 
 /**
  * A decoder-only language model: token ids {@code [B][T]} and an attention mask ({@code 0} padding, otherwise a
@@ -36,7 +40,7 @@ public interface CausalLm extends LinearModules {
   LinearLayer head();
 
   /** Replaces the head by {@code f(head)} (a PEFT method wrapping {@code lm_head}). */
-  void mapHead(java.util.function.UnaryOperator<LinearLayer> f);
+  void mapHead(UnaryOperator<LinearLayer> f);
 
   /** Rows of logits held at once by the loss. */
   int lossChunkRows();
@@ -48,6 +52,23 @@ public interface CausalLm extends LinearModules {
 
   /** The base model's tensors by Hugging Face name (no adapters; a tied head is not repeated). */
   Map<String, INDArray> stateDict();
+
+  /** Positions the model was built for ({@code max_position_embeddings}, {@code n_positions}). */
+  int maxPositions();
+
+  /** An empty key/value cache for up to {@code capacity} tokens (at most {@link #maxPositions}). */
+  KvCache newCache(int capacity);
+
+  /**
+   * Cached decoding (batch 1, inference): final hidden states {@code [n, H]} of {@code ids} placed after the
+   * tokens already in {@code cache}, whose keys and values it appends. Equal to the rows of {@link #hidden} on the
+   * whole sequence. It overwrites what the layers keep for backward, so call it between training steps, not
+   * between a forward and its backward.
+   */
+  INDArray hiddenCached(int[] ids, KvCache cache);
+
+  /** Logits {@code [n, V]} of {@link #hiddenCached}. */
+  default INDArray logitsCached(int[] ids, KvCache cache) { return head().forward(hiddenCached(ids, cache)); }
 
   default List<Param> trainableParams() { return params().stream().filter(Param::isTrainable).toList(); }
 
@@ -79,6 +100,11 @@ public interface CausalLm extends LinearModules {
     for (int t : mask(mask).targets(labels == null ? ids : labels)) if (t >= 0) tokens++;
     if (tokens == 0) throw new IllegalArgumentException("the batch has no target token (every label is -100 or padding)");
     return forwardBackward(ids, mask, labels, scale / tokens).mean();
+  }
+
+  /** Loads a Hugging Face model directory by its {@code config.json}'s {@code model_type} ({@link CausalLmConfig#read}). */
+  static CausalLm load(Path dir, DataType dtype, boolean trainable) throws IOException {
+    return CausalLmConfig.read(dir.resolve("config.json")).build(CausalLmConfig.readWeights(dir), dtype, trainable);
   }
 
   static Map<String, INDArray> stateDict(List<Param> base) {

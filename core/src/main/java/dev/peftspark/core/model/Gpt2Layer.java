@@ -1,5 +1,6 @@
 package dev.peftspark.core.model;
 
+import dev.peftspark.core.nn.AttentionCache;
 import dev.peftspark.core.nn.CausalAttention;
 import dev.peftspark.core.nn.CausalMask;
 import dev.peftspark.core.nn.GeluTanh;
@@ -29,6 +30,12 @@ public final class Gpt2Layer {
 
   public INDArray forward(INDArray x, CausalMask mask) {
     INDArray h = attention.forward(ln1.forward(x), mask, null).addi(x);
+    return proj.forward(gelu.forward(fc.forward(ln2.forward(h)))).addi(h);
+  }
+
+  /** The cached decoding path (see {@link CausalAttention#step}): {@code x [n, H]} of new tokens only. */
+  public INDArray step(INDArray x, AttentionCache cache) {
+    INDArray h = attention.step(ln1.forward(x), cache, null, 0).addi(x);
     return proj.forward(gelu.forward(fc.forward(ln2.forward(h)))).addi(h);
   }
 

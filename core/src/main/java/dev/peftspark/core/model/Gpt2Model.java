@@ -1,5 +1,6 @@
 package dev.peftspark.core.model;
 
+import dev.peftspark.core.generate.KvCache;
 import dev.peftspark.core.io.HfCheckpoint;
 import dev.peftspark.core.nn.CausalAttention;
 import dev.peftspark.core.nn.CausalMask;
@@ -79,6 +80,9 @@ public final class Gpt2Model implements CausalLm {
   private static LayerNorm norm(HfWeights w, String module, int h, Gpt2Config c) {
     return new LayerNorm(module, w.param(module + ".weight", h), w.param(module + ".bias", h), c.layerNormEpsilon());
   }
+
+  /** True for a module stored as a Conv1D {@code [in, out]} (e.g. {@code transformer.h.0.attn.c_attn}): PEFT's fan_in_fan_out. */
+  public static boolean isConv1D(String module) { return CONV1D.stream().anyMatch(m -> module.endsWith("." + m)); }
 
   /** Adds the {@code transformer.} prefix where missing, drops the causal-mask buffers, transposes Conv1D weights. */
   private static Map<String, INDArray> toLinearLayout(Gpt2Config c, Map<String, INDArray> stored) {
@@ -174,6 +178,25 @@ public final class Gpt2Model implements CausalLm {
     }
     INDArray x = wte.forward(flat).addi(wpe.forward(mask.positions()));
     for (Gpt2Layer layer : layers) x = layer.forward(x, mask);
+    return lnF.forward(x);
+  }
+
+  @Override public int maxPositions() { return config.nPositions(); }
+
+  @Override
+  public KvCache newCache(int capacity) {
+    if (capacity > maxPositions())
+      throw new IllegalArgumentException("a cache of " + capacity + " tokens exceeds the model's " + maxPositions() + " positions (n_positions)");
+    return new KvCache(layers.size(), config.nHead(), config.headDim(), capacity, dtype);
+  }
+
+  @Override
+  public INDArray hiddenCached(int[] ids, KvCache cache) {
+    cache.checkRoom(ids.length);
+    int[] positions = new int[ids.length];
+    for (int i = 0; i < ids.length; i++) positions[i] = cache.length() + i;
+    INDArray x = wte.forward(ids).addi(wpe.forward(positions));
+    for (int i = 0; i < layers.size(); i++) x = layers.get(i).step(x, cache.layer(i));
     return lnF.forward(x);
   }
 

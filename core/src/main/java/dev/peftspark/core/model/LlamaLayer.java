@@ -1,5 +1,6 @@
 package dev.peftspark.core.model;
 
+import dev.peftspark.core.nn.AttentionCache;
 import dev.peftspark.core.nn.CausalAttention;
 import dev.peftspark.core.nn.CausalMask;
 import dev.peftspark.core.nn.LinearLayer;
@@ -32,6 +33,12 @@ public final class LlamaLayer {
 
   public INDArray forward(INDArray x, CausalMask mask, Rope.Tables tables) {
     INDArray h = attention.forward(inputNorm.forward(x), mask, tables).addi(x);
+    return mlp.forward(postNorm.forward(h)).addi(h);
+  }
+
+  /** The cached decoding path (see {@link CausalAttention#step}): {@code x [n, H]} of new tokens only. */
+  public INDArray step(INDArray x, AttentionCache cache, Rope.Tables tables, int slidingWindow) {
+    INDArray h = attention.step(inputNorm.forward(x), cache, tables, slidingWindow).addi(x);
     return mlp.forward(postNorm.forward(h)).addi(h);
   }
 

@@ -1,5 +1,6 @@
 package dev.peftspark.core.model;
 
+import dev.peftspark.core.generate.KvCache;
 import dev.peftspark.core.io.HfCheckpoint;
 import dev.peftspark.core.nn.CausalAttention;
 import dev.peftspark.core.nn.CausalMask;
@@ -152,6 +153,26 @@ public final class LlamaModel implements CausalLm {
     Rope.Tables tables = rope.tables(mask.positions(), dtype);
     INDArray x = embed.forward(flat);
     for (LlamaLayer layer : layers) x = layer.forward(x, mask, tables);
+    return norm.forward(x);
+  }
+
+  @Override public int maxPositions() { return config.maxPositionEmbeddings(); }
+
+  @Override
+  public KvCache newCache(int capacity) {
+    if (capacity > maxPositions())
+      throw new IllegalArgumentException("a cache of " + capacity + " tokens exceeds the model's " + maxPositions() + " positions (max_position_embeddings)");
+    return new KvCache(layers.size(), config.numKeyValueHeads(), config.headDim(), capacity, dtype);
+  }
+
+  @Override
+  public INDArray hiddenCached(int[] ids, KvCache cache) {
+    cache.checkRoom(ids.length);
+    int[] positions = new int[ids.length];
+    for (int i = 0; i < ids.length; i++) positions[i] = cache.length() + i;
+    Rope.Tables tables = rope.tables(positions, dtype);
+    INDArray x = embed.forward(ids);
+    for (int i = 0; i < layers.size(); i++) x = layers.get(i).step(x, cache.layer(i), tables, config.slidingWindow());
     return norm.forward(x);
   }
 

@@ -113,6 +113,55 @@ public final class CausalAttention {
     return output.forward(mergeHeads(ctx.reshape('c', b, heads, t, headDim)));
   }
 
+  /**
+   * The incremental (inference) path, batch 1: attends {@code n} new tokens {@code x [n, H]} at positions
+   * {@code cache.length() .. + n - 1} to every cached token and to each other causally, appending their keys and
+   * values to {@code cache}. Keeps nothing for backward (the linears it calls replace what they kept: call it
+   * outside a training step).
+   *
+   * @param tables        rotary tables for those {@code n} positions (null without RoPE)
+   * @param slidingWindow keys more than this many positions back are masked; 0 for none
+   */
+  public INDArray step(INDArray x, AttentionCache cache, Rope.Tables tables, int slidingWindow) {
+    int n = (int) x.size(0), past = cache.length(), g = heads / kvHeads;
+    INDArray qx, kx, vx;
+    if (fused != null) {
+      INDArray qkv = fused.forward(x);
+      long w = (long) heads * headDim;
+      qx = qkv.get(NDArrayIndex.all(), NDArrayIndex.interval(0, w)).dup('c');
+      kx = qkv.get(NDArrayIndex.all(), NDArrayIndex.interval(w, 2 * w)).dup('c');
+      vx = qkv.get(NDArrayIndex.all(), NDArrayIndex.interval(2 * w, 3 * w)).dup('c');
+    } else {
+      qx = query.forward(x);
+      kx = key.forward(x);
+      vx = value.forward(x);
+    }
+    if (rope != null) {
+      qx = rope.rotate(qx, tables, false);
+      kx = rope.rotate(kx, tables, false);
+    }
+    INDArray qh = qx.reshape('c', n, heads, headDim).permute(1, 0, 2).dup('c').reshape('c', kvHeads, (long) g * n, headDim);
+    cache.append(kx.reshape('c', n, kvHeads, headDim).permute(1, 0, 2).dup('c'),
+        vx.reshape('c', n, kvHeads, headDim).permute(1, 0, 2).dup('c'));
+    int total = past + n;
+    INDArray scores = Nd4j.matmul(qh, cache.keys(), false, true, false).muli(1.0 / Math.sqrt(headDim));   // [kvh, g*n, L]
+    double[] bias = new double[n * total];
+    for (int i = 0; i < n; i++) {
+      int at = past + i;
+      for (int j = 0; j < total; j++) {
+        boolean allowed = j <= at && (slidingWindow <= 0 || j > at - slidingWindow);
+        bias[i * total + j] = allowed ? 0 : CausalMask.MASKED;
+      }
+    }
+    INDArray s3 = scores.reshape('c', (long) heads, n, total);
+    INDArray b2 = Nd4j.createFromArray(bias).reshape(n, total).castTo(scores.dataType());
+    Nd4j.getExecutioner().exec(new BroadcastAddOp(s3, b2, s3, 1, 2));
+    INDArray p = Nd4j.exec(new SoftMax(scores, scores, -1))[0];
+    INDArray ctx = Nd4j.matmul(p, cache.values());                                                       // [kvh, g*n, hd]
+    INDArray merged = ctx.reshape('c', heads, n, headDim).permute(1, 0, 2).dup('c').reshape('c', n, (long) heads * headDim);
+    return output.forward(merged);
+  }
+
   /** dL/dx given dL/dy, or null when {@code needInputGrad} is false (nothing below needs it). */
   public INDArray backward(INDArray dy, boolean needInputGrad) {
     int b = mask.batch(), t = mask.seq(), g = heads / kvHeads;

@@ -44,12 +44,19 @@ public final class AdapterMerge {
     return out;
   }
 
-  private static INDArray mergedWeight(LinearLayer l) {
+  /** The merged {@code [out, in]} weight of a plain or adapted linear. */
+  public static INDArray mergedWeight(LinearLayer l) {
     if (l instanceof LoraLinear lora) return lora.mergedWeight();
     if (l instanceof Ia3Linear ia3) return ia3.mergedWeight();
     if (l instanceof Linear plain) return plain.weight().value().dup();
     if (l instanceof QuantizedLinear q) return q.dequantizedWeight().dup();
     throw new IllegalStateException(l.name() + ": cannot merge a " + l.getClass().getSimpleName());
+  }
+
+  /** The merged bias of a plain or adapted linear, or null. */
+  public static INDArray mergedBias(LinearLayer l) {
+    INDArray b = l instanceof Ia3Linear ia3 ? ia3.mergedBias() : biasOf(l.base());
+    return b == null ? null : b.dup();
   }
 
   private static INDArray biasOf(LinearLayer base) {

@@ -1,6 +1,7 @@
 package dev.peftspark.spark.cli;
 
 import dev.peftspark.spark.job.AdapterTools;
+import dev.peftspark.spark.job.CausalLmTools;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -9,7 +10,9 @@ import picocli.CommandLine.Option;
 
 @Command(name = "merge", mixinStandardHelpOptions = true,
     description = "Fold an adapter (LoRA, DoRA, QLoRA, IA3) into the base weights: a plain Hugging Face BERT model "
-        + "directory (config.json, model.safetensors with the head as classifier.*, tokenizer.json).")
+        + "directory (config.json, model.safetensors with the head as classifier.*, tokenizer.json); for a causal LM "
+        + "directory (LLaMA, Mistral, Qwen2, GPT-2) and a PEFT LoRA/DoRA adapter, the same model directory with the "
+        + "adapter merged (tokenizer and generation_config copied).")
 final class MergeCommand implements Callable<Integer> {
   private final Cli cli;
 
@@ -31,7 +34,8 @@ final class MergeCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    AdapterTools.merge(model, adapter, out);
+    if (CausalLmTools.isCausalLmDir(model)) CausalLmTools.merge(Path.of(model), adapter, out);
+    else AdapterTools.merge(model, adapter, out);
     cli.err().println("merged model written to " + out);
     return 0;
   }
