@@ -64,6 +64,10 @@ public final class PeftCausalLm implements PeftModel<LmBatch> {
       throw new IllegalArgumentException("method head trains a classification head, which a causal LM does not have;"
           + " use lora, qlora, ia3 or full");
     }
+    if (method.usesPrompt()) {
+      throw new IllegalArgumentException("method " + method.key() + " is implemented for encoders (task: classification)"
+          + " only so far; for causal LMs use lora, qlora, ia3 or full");
+    }
     if (method.usesLora() && lora == null) throw new IllegalArgumentException("method " + method.key() + " needs a lora section");
     if (method == Method.IA3 && ia3 == null) throw new IllegalArgumentException("method ia3 needs an ia3 section");
     if (method.usesLora() && !lora.bias().equals("none")) {
