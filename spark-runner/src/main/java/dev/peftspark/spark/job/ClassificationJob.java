@@ -123,7 +123,7 @@ public final class ClassificationJob {
    * The saved adapter a run starts from. It fixes the method, LoRA settings and labels: a config asking for
    * another method is refused, differing LoRA settings are overridden (and logged).
    */
-  static AdapterFiles.Info initAdapter(JobConfig cfg) throws java.io.IOException {
+  public static AdapterFiles.Info initAdapter(JobConfig cfg) throws java.io.IOException {
     AdapterFiles.Info init = AdapterFiles.info(Path.of(cfg.initAdapter()));
     Method asked = Method.parse(cfg.method());
     if (init.method() != asked) {
@@ -145,13 +145,13 @@ public final class ClassificationJob {
   }
 
   /** Label names as saved by a run: "0".."k-1" means integer labels. */
-  static LabelMap labelMap(List<String> names) {
+  public static LabelMap labelMap(List<String> names) {
     List<String> numeric = new ArrayList<>();
     for (int i = 0; i < names.size(); i++) numeric.add(Integer.toString(i));
     return names.equals(numeric) ? LabelMap.numeric(names.size()) : LabelMap.ofNames(names);
   }
 
-  static LoraConfig loraConfig(JobConfig cfg) {
+  public static LoraConfig loraConfig(JobConfig cfg) {
     if (!Method.parse(cfg.method()).usesLora()) return null;
     var l = cfg.lora();
     Map<String, Integer> ranks = new LinkedHashMap<>();
@@ -163,7 +163,7 @@ public final class ClassificationJob {
         l.layersToTransform().stream().map(Integer::parseInt).toList());
   }
 
-  static Ia3Config ia3Config(JobConfig cfg) {
+  public static Ia3Config ia3Config(JobConfig cfg) {
     if (Method.parse(cfg.method()) != Method.IA3) return null;
     return new Ia3Config(cfg.ia3().targetModules(), cfg.ia3().feedforwardModules());
   }
