@@ -136,6 +136,11 @@ public final class PeftClassificationModel extends Model<PeftClassificationModel
     return setTextCol(cfg.data().textField()).setLabelCol(cfg.data().labelField());
   }
 
+  /** The value of a config key's param (by dotted key or param name). */
+  public Object getConfig(String keyOrParam) {
+    return getOrDefault(sp.config.byKey().get(sp.config.keyOf(keyOrParam)));
+  }
+
   /** The job config the params describe (validated). */
   public JobConfig config() { return sp.config.toConfig(this); }
 
@@ -189,7 +194,11 @@ public final class PeftClassificationModel extends Model<PeftClassificationModel
     }
   }
 
-  /** The accumulators of the latest transform; null before the first. */
+  /**
+   * The accumulators of the latest transform; null before the first. Like every Spark accumulator updated in a
+   * transformation, they count each time the rows are computed (an action that computes them twice, such as a
+   * sort's sampling pass, counts them twice).
+   */
   public TransformMetrics lastTransformMetrics() {
     if (counters == null) return null;
     long labeled = counters.labeled().value();
