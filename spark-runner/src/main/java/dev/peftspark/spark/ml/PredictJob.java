@@ -84,7 +84,10 @@ public final class PredictJob {
       Dataset<Row> out = scored.select(col(key), col(model.getPredictionCol()),
           org.apache.spark.sql.functions.element_at(org.apache.spark.sql.functions.array(names),
               col(model.getPredictionCol()).cast(DataTypes.IntegerType).plus(1)).as("predicted_label"),
-          org.apache.spark.ml.functions.vector_to_array(col(model.getProbabilityCol()), "float64").as("probability"));
+          // vector_to_array refuses nulls (rows with null or blank text)
+          org.apache.spark.sql.functions.when(col(model.getProbabilityCol()).isNotNull(),
+              org.apache.spark.ml.functions.vector_to_array(col(model.getProbabilityCol()), "float64"))
+              .as("probability"));
       org.apache.hadoop.fs.Path tmp = new org.apache.hadoop.fs.Path(target.getParent(),
           "." + target.getName() + ".tmp-" + UUID.randomUUID().toString().substring(0, 8));
       sc.setJobDescription("peft predict: classify on " + partitions + " partitions and write " + format + " to " + output);

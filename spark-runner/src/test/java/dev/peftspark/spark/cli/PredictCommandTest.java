@@ -142,6 +142,44 @@ class PredictCommandTest {
     assertTrue(badText.err().contains("the input has no column 'review' (param textCol)"), badText.err());
   }
 
+  @Test
+  void theCommandPassesItsOptionsToTheEngine() throws Exception {
+    Path config = Files.writeString(tmp.resolve("job.yaml"), "data: {text_field: review}\n");
+    List<Object> seen = new ArrayList<>();
+    Engine engine = new Engine() {
+      @Override
+      public dev.peftspark.core.train.TrainSummary train(dev.peftspark.core.config.JobConfig cfg,
+          dev.peftspark.core.train.TrainListener l) {
+        throw new AssertionError("not called");
+      }
+
+      @Override
+      public dev.peftspark.core.train.EvalResult eval(dev.peftspark.core.config.JobConfig cfg, String adapterDir) {
+        throw new AssertionError("not called");
+      }
+
+      @Override
+      public void embed(String model, String input, String output, String adapterDir, int batchSize) {
+        throw new AssertionError("not called");
+      }
+
+      @Override
+      public dev.peftspark.spark.ml.PredictJob.Result predict(dev.peftspark.core.config.JobConfig cfg, String adapter,
+          String input, String output, String format, String keyCol) {
+        seen.addAll(java.util.Arrays.asList(cfg.data().textField(), cfg.data().maxLength(), adapter, input, output,
+            format, keyCol));
+        return new dev.peftspark.spark.ml.PredictJob.Result(3000, 12_000, 2, output);
+      }
+    };
+    var r = MainTest.run(engine, "predict", "--config", config.toString(), "--adapter", "a", "--input", "in.parquet",
+        "--output", "out", "--format", "JSONL", "--key-col", "id", "--set", "data.max_length=32");
+    assertEquals(0, r.code(), r.err());
+    assertEquals(java.util.Arrays.asList("review", 32, "a", "in.parquet", "out", "jsonl", "id"), seen);
+    assertEquals("predicted 3000 rows in 12.0 s (250.0 rows/s on 2 partitions) -> out\n", r.out());
+    assertEquals(2, MainTest.run(engine, "predict", "--config", config.toString(), "--adapter", "a").code());
+    assertTrue(MainTest.run(engine, "--help").out().contains("predict"));
+  }
+
   /** predict stops its session when done; tests start the next one on loopback. */
   private static SparkSession session() {
     return SparkSession.builder().master("local[2]").config("spark.driver.host", "127.0.0.1")
