@@ -184,10 +184,11 @@ public final class PeftClassificationModel extends Model<PeftClassificationModel
     Broadcast<AdapterBytes> bc = sc.broadcast(adapter);
     var setup = new ClassifyPartition.Setup(cfg.model(), bc, in.fieldIndex(getTextCol()), labelIndex, labels(),
         cfg.data().maxLength(), cfg.train().batchSize(), !getProbabilityCol().isEmpty(), !getEmbeddingCol().isEmpty());
+    JavaRDD<Row> input = dataset.toDF().javaRDD();   // may run jobs of its own (a range partitioning's sampling)
     // The call site names the RDD (and its box in the UI's DAG); the job description is the caller's, at the action.
     sc.setCallSite(what);
     try {
-      JavaRDD<Row> rows = dataset.toDF().javaRDD().mapPartitions(new ClassifyPartition(setup, counters)).setName(what);
+      JavaRDD<Row> rows = input.mapPartitions(new ClassifyPartition(setup, counters)).setName(what);
       return spark.createDataFrame(rows, out);
     } finally {
       sc.clearCallSite();

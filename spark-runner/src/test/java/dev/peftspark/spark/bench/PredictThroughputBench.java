@@ -35,8 +35,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 /**
  * Throughput of {@code predict} on local[2] against the single-JVM {@code eval} path, over the labelled sentiment
  * sentences (amazon + imdb + yelp, 3,000 rows) with a MiniLM LoRA r=8 (query, value) adapter, max_length 128,
- * batch 32. Both sides are timed around the whole job (read, tokenize, forward, write) in a warm JVM: the second of
- * two rounds. Run with
+ * batch 32. Both sides are timed around the whole job (read, tokenize, forward, write) in a warm JVM (a first round on
+ * 200 rows warms up both). Run with
  * {@code mvn -q -o -pl spark-runner -am test -Dtest=PredictThroughputBench -Dpeft.bench=true -Dsurefire.failIfNoSpecifiedTests=false};
  * the figures are logged and written to spark-runner/target/predict-throughput.json.
  */
@@ -56,6 +56,9 @@ class PredictThroughputBench {
     }
     Path input = TestModels.jsonl(tmp.resolve("sentences.jsonl"), rows.stream().map(Example::text).toList(),
         rows.stream().map(Example::label).toList());
+    // warm-up rounds (JIT, the base model, the Spark session) on the first 200 rows; the timed rounds on all
+    Path warmup = TestModels.jsonl(tmp.resolve("warmup.jsonl"), rows.stream().limit(200).map(Example::text).toList(),
+        rows.stream().limit(200).map(Example::label).toList());
     BaseModel base = BaseModel.load("minilm");
     PeftClassifier model = PeftClassifier.create(Method.LORA, new LoraConfig(8, 16, 0, List.of("query", "value"),
         false, "none", false), base.config(), base.weights(), 2, Pooling.Mode.MEAN, DataType.FLOAT, 42);
@@ -68,20 +71,22 @@ class PredictThroughputBench {
 
     double evalRowsPerS = 0, evalForwardRowsPerS = 0;
     for (int round = 0; round < 2; round++) {
+      JobConfig c = round == 0 ? JobConfigLoader.fromYaml(JobConfigLoader.toYaml(cfg), "bench",
+          List.of("data.test=[" + warmup + "]")) : cfg;
       long t0 = System.nanoTime();
-      EvalResult r = ClassificationJob.eval(cfg, adapter.toString());
+      EvalResult r = ClassificationJob.eval(c, adapter.toString());
       evalRowsPerS = r.examples() / ((System.nanoTime() - t0) / 1e9);
       evalForwardRowsPerS = r.examplesPerS();
-      assertEquals(rows.size(), r.examples());
+      assertEquals(round == 0 ? 200 : rows.size(), r.examples());
     }
 
     SparkSession spark = SparkSession.builder().master("local[2]").config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1").config("spark.ui.enabled", "false").getOrCreate();
     PredictJob.Result p = null;
     for (int round = 0; round < 2; round++) {
-      p = PredictJob.run(spark, cfg, adapter.toString(), input.toString(), tmp.resolve("pred-" + round).toString(),
-          "parquet", null);
-      assertEquals(rows.size(), p.rows());
+      p = PredictJob.run(spark, cfg, adapter.toString(), (round == 0 ? warmup : input).toString(),
+          tmp.resolve("pred-" + round).toString(), "parquet", null);
+      assertEquals(round == 0 ? 200 : rows.size(), p.rows());
     }
     spark.stop();
     String json = String.format(Locale.ROOT, "{\"rows\": %d, \"predict_local2_rows_per_s\": %.1f, "
