@@ -144,6 +144,8 @@ public final class PeftClassifierEstimator extends Estimator<PeftClassificationM
     JavaSparkContext sc = JavaSparkContext.fromSparkContext(dataset.sparkSession().sparkContext());
     long start = System.nanoTime();
     String group = "peft fit " + uid;
+    java.util.Map<String, String> saved = new java.util.HashMap<>();   // the caller's job group, given back at the end
+    for (String k : LOCAL_PROPERTIES) saved.put(k, sc.getLocalProperty(k));
     sc.setJobGroup(uid, group + ": " + cfg.method() + " on " + cfg.model(), false);
     try {
       AdapterFiles.Info init = cfg.initAdapter() == null ? null : ClassificationJob.initAdapter(cfg);
@@ -179,9 +181,14 @@ public final class PeftClassifierEstimator extends Estimator<PeftClassificationM
     } catch (IOException e) {
       throw new java.io.UncheckedIOException(STAGE + " " + uid + ": " + e.getMessage(), e);
     } finally {
-      sc.clearJobGroup();
+      saved.forEach(sc::setLocalProperty);
+      sc.clearCallSite();   // the runner names its step jobs through the call site
     }
   }
+
+  /** SparkContext's local properties behind setJobGroup / setJobDescription. */
+  private static final java.util.List<String> LOCAL_PROPERTIES = java.util.List.of("spark.jobGroup.id",
+      "spark.job.description", "spark.job.interruptOnCancel");
 
   @Override
   public PeftClassifierEstimator copy(ParamMap extra) {
