@@ -21,4 +21,10 @@ public interface Engine {
 
   /** Writes one sentence embedding per input record (JSONL in, JSONL out). */
   void embed(String model, String input, String output, String adapterDir, int batchSize) throws Exception;
+
+  /** Classifies every row of {@code input} with the adapter on Spark, writing {@code output} (parquet or jsonl). */
+  default dev.peftspark.spark.ml.PredictJob.Result predict(JobConfig cfg, String adapterDir, String input,
+      String output, String format, String keyCol) throws Exception {
+    return dev.peftspark.spark.ml.PredictJob.run(cfg, adapterDir, input, output, format, keyCol);
+  }
 }

@@ -12,7 +12,7 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.ParseResult;
 
 /**
- * {@code peft-spark}: train, eval, embed, combine, merge, generate, demo, version. Exit codes: 0 ok, 2 usage error, 1 failure; a failure
+ * {@code peft-spark}: train, eval, embed, predict, combine, merge, generate, demo, version. Exit codes: 0 ok, 2 usage error, 1 failure; a failure
  * prints one line {@code error: <message>} on stderr (the stack trace only with {@code --verbose}, or in the
  * log at debug level).
  */
@@ -47,6 +47,7 @@ public final class Main implements Callable<Integer> {
         .addSubcommand(new TrainCommand(cli))
         .addSubcommand(new EvalCommand(cli))
         .addSubcommand(new EmbedCommand(cli))
+        .addSubcommand(new PredictCommand(cli))
         .addSubcommand(new CombineCommand(cli))
         .addSubcommand(new MergeCommand(cli))
         .addSubcommand(new GenerateCommand(cli))

@@ -33,7 +33,7 @@ public final class ExecutorModels {
    * process-wide: with {@code local[2]} two tasks each starting 2 spinning BLAS threads on 2 cores made every
    * GEMM wait for the other task's threads.
    */
-  static void limitBlasThreads() {
+  public static void limitBlasThreads() {
     if (threadsSet || SparkEnv.get() == null) return;
     synchronized (ExecutorModels.class) {
       if (threadsSet) return;

@@ -125,7 +125,7 @@ public final class ClassificationJob {
    * The saved adapter a run starts from. It fixes the method, LoRA settings and labels: a config asking for
    * another method is refused, differing LoRA settings are overridden (and logged).
    */
-  static AdapterFiles.Info initAdapter(JobConfig cfg) throws java.io.IOException {
+  public static AdapterFiles.Info initAdapter(JobConfig cfg) throws java.io.IOException {
     AdapterFiles.Info init = AdapterFiles.info(Path.of(cfg.initAdapter()));
     Method asked = Method.parse(cfg.method());
     if (init.method() != asked) {
@@ -147,13 +147,13 @@ public final class ClassificationJob {
   }
 
   /** Label names as saved by a run: "0".."k-1" means integer labels. */
-  static LabelMap labelMap(List<String> names) {
+  public static LabelMap labelMap(List<String> names) {
     List<String> numeric = new ArrayList<>();
     for (int i = 0; i < names.size(); i++) numeric.add(Integer.toString(i));
     return names.equals(numeric) ? LabelMap.numeric(names.size()) : LabelMap.ofNames(names);
   }
 
-  static LoraConfig loraConfig(JobConfig cfg) {
+  public static LoraConfig loraConfig(JobConfig cfg) {
     if (!Method.parse(cfg.method()).usesLora()) return null;
     var l = cfg.lora();
     Map<String, Integer> ranks = new LinkedHashMap<>();
@@ -166,7 +166,7 @@ public final class ClassificationJob {
   }
 
   /** The prompt section; text init tokenized with the base model's tokenizer (PEFT uses the model's own too). */
-  static PromptConfig promptConfig(JobConfig cfg, BaseModel base) {
+  public static PromptConfig promptConfig(JobConfig cfg, BaseModel base) {
     if (!Method.parse(cfg.method()).usesPrompt()) return null;
     var p = cfg.prompt();
     if (!p.init().equals("text")) return PromptConfig.random(p.numVirtualTokens());
@@ -176,7 +176,7 @@ public final class ClassificationJob {
     }
   }
 
-  static Ia3Config ia3Config(JobConfig cfg) {
+  public static Ia3Config ia3Config(JobConfig cfg) {
     if (Method.parse(cfg.method()) != Method.IA3) return null;
     return new Ia3Config(cfg.ia3().targetModules(), cfg.ia3().feedforwardModules());
   }

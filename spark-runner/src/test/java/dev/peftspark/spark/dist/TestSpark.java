@@ -29,7 +29,7 @@ final class TestSpark {
   private TestSpark() {}
 
   static synchronized JavaSparkContext context() {
-    if (sc == null) {
+    if (sc == null || sc.sc().isStopped()) {   // the ml tests stop their session to load in a fresh one
       offlineDemoData();
       SparkConf conf = new SparkConf().setMaster("local[2]").setAppName("peft-spark tests")
           .set("spark.driver.host", "127.0.0.1").set("spark.driver.bindAddress", "127.0.0.1")
