@@ -93,7 +93,8 @@ public final class HtmlReport {
     if (xs.isEmpty()) return;
     b.append("<h2>Distributed steps</h2>\n").append(SvgTimeline.render(SvgTimeline.bars(steps)));
     b.append("<table class=\"timing\">\n<caption>mean per exchange over ").append(xs.size())
-        .append(" exchanges; the Spark exchange is the job's wall time beyond its slowest partition's compute</caption>\n")
+        .append(" exchanges; the Spark exchange is the job's wall time beyond its slowest partition's compute")
+        .append("</caption>\n")
         .append("<tr><th>part</th><th>ms</th></tr>\n");
     row(b, "compute (slowest partition)", mean(xs, StepMetrics.Exchange::computeMs));
     row(b, "Spark exchange", mean(xs, StepMetrics.Exchange::sparkOverheadMs));

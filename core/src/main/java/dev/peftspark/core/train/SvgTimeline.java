@@ -76,8 +76,8 @@ final class SvgTimeline {
       }
       b.append("</g>\n");
       if (i % Math.max(1, bars.size() / 8) == 0) {
-        b.append(String.format(Locale.ROOT, "<text x=\"%.1f\" y=\"%d\" class=\"tick\" text-anchor=\"middle\">%d</text>%n",
-            x + w / 2, H - BOTTOM + 16, bar.first()));
+        b.append(String.format(Locale.ROOT, "<text x=\"%.1f\" y=\"%d\" class=\"tick\" text-anchor=\"middle\">"
+            + "%d</text>%n", x + w / 2, H - BOTTOM + 16, bar.first()));
       }
     }
     b.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%d\" class=\"tick\" text-anchor=\"middle\">optimizer step"
