@@ -20,7 +20,7 @@ public final class ConfigDocs {
     d.put("task", "`classification`");
     d.put("output_dir", "where the adapter, config.yaml, metrics.jsonl, eval.json and report.html go (train)");
     d.put("method", "`lora` (DoRA with `lora.use_dora`), `qlora` (LoRA on an NF4-quantized base), `ia3`, `full` (every weight) or `head` (classifier only)");
-    d.put("runner", "`local` (one JVM) or `spark`");
+    d.put("runner", "`spark` (data-parallel on `spark.master`) or `local` (the single-JVM trainer, no Spark)");
     d.put("init_adapter", "start from a saved adapter directory instead of a fresh initialisation");
     d.put("data.train", "training files (paths or URIs; a list, or one comma-separated string)");
     d.put("data.test", "files evaluated after training and by `eval`");

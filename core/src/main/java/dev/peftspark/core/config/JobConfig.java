@@ -12,7 +12,7 @@ public record JobConfig(
     String task,           // "classification" (causal_lm later)
     String outputDir,      // where adapter, metrics.jsonl, eval.json, report.html go
     String method,         // lora | qlora | ia3 | full | head
-    String runner,         // local | spark
+    String runner,         // spark (default: data-parallel, spark.master) | local (the single-JVM trainer)
     String initAdapter,    // start from a saved adapter directory (null: fresh init)
     Data data,
     Lora lora,
