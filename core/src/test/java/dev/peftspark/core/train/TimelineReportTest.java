@@ -21,7 +21,10 @@ import org.junit.jupiter.api.io.TempDir;
 class TimelineReportTest {
   @TempDir Path tmp;
 
-  /** Step i: compute 100 + i ms, exchange 20 + i % 7 ms (5, 3, 2, 1 of it broadcast/launch/read/result), update i % 3. */
+  /**
+   * Step i: compute 100 + i ms, exchange 20 + i % 7 ms (5, 3, 2, 1 of it broadcast, launch, read, result),
+   * driver update i % 3 ms.
+   */
   static List<StepMetrics> distributed(int n) {
     List<StepMetrics> out = new ArrayList<>();
     for (int i = 1; i <= n; i++) {
