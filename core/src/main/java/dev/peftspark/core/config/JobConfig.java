@@ -12,7 +12,7 @@ public record JobConfig(
     String task,           // classification | causal_lm
     String outputDir,      // where adapter, metrics.jsonl, eval.json, report.html go
     String method,         // lora | qlora | ia3 | prompt_tuning | prefix_tuning | full | head
-    String runner,         // local | spark
+    String runner,         // spark (default: data-parallel, spark.master) | local (the single-JVM trainer)
     String initAdapter,    // start from a saved adapter directory (null: fresh init)
     String modelConfig,    // model: random: the config.json giving the architecture and size
     String tokenizer,      // causal_lm: null (the model directory's tokenizer.json) or "gpt2" (the demo GPT-2 BPE)

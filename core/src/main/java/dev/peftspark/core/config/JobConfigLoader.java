@@ -27,7 +27,7 @@ public final class JobConfigLoader {
 
   /** Every key's default; a config names only what it changes. */
   public static final JobConfig DEFAULTS = new JobConfig(
-      "minilm", "classification", null, "lora", "local", null, null, null,
+      "minilm", "classification", null, "lora", "spark", null, null, null,
       new JobConfig.Data(List.of(), List.of(), "auto", "text", "label", "skip", 128),
       new JobConfig.Lora(8, 8.0, 0.0, List.of("query", "value"), false, "none", false),
       new JobConfig.Ia3(List.of("key", "value", "output.dense"), List.of("output.dense")),

@@ -12,7 +12,8 @@ import java.util.Locale;
 
 /**
  * {@code report.html}: one self-contained page (inline CSS and SVG, no scripts, nothing fetched) with the loss
- * curve (raw and smoothed), learning rate, throughput, the evaluation (accuracy, loss, confusion matrix),
+ * curve (raw and smoothed), learning rate, throughput, for a distributed run a per-step timeline (compute,
+ * Spark exchange, driver update), the evaluation (accuracy, loss, confusion matrix),
  * trainable vs total parameters and the resolved config.
  */
 public final class HtmlReport {
@@ -36,6 +37,7 @@ public final class HtmlReport {
         .append(ZonedDateTime.now().format(DateTimeFormatter.RFC_1123_DATE_TIME)).append("</p>\n");
     summary(b, s);
     charts(b, steps);
+    timeline(b, steps);
     eval(b, s.eval());
     b.append("<h2>Resolved config</h2>\n<pre>").append(esc(JobConfigLoader.toYaml(cfg))).append("</pre>\n");
     return b.append("</body>\n</html>\n").toString();
@@ -83,6 +85,35 @@ public final class HtmlReport {
     b.append(SvgChart.render("throughput (examples/s)", "optimizer step",
         List.of(new SvgChart.Series("examples/s", "#e6550d", x, exs, 1.5))));
     b.append("</div>\n");
+  }
+
+  /** A distributed run: where each step's time went, as stacked bars and as means with the overhead's parts. */
+  private static void timeline(StringBuilder b, List<StepMetrics> steps) {
+    List<StepMetrics.Exchange> xs = steps.stream().map(StepMetrics::exchange).filter(x -> x != null).toList();
+    if (xs.isEmpty()) return;
+    b.append("<h2>Distributed steps</h2>\n").append(SvgTimeline.render(SvgTimeline.bars(steps)));
+    b.append("<table class=\"timing\">\n<caption>mean per exchange over ").append(xs.size())
+        .append(" exchanges; the Spark exchange is the job's wall time beyond its slowest partition's compute")
+        .append("</caption>\n")
+        .append("<tr><th>part</th><th>ms</th></tr>\n");
+    row(b, "compute (slowest partition)", mean(xs, StepMetrics.Exchange::computeMs));
+    row(b, "Spark exchange", mean(xs, StepMetrics.Exchange::sparkOverheadMs));
+    row(b, "… broadcast create + destroy", mean(xs, StepMetrics.Exchange::broadcastMs));
+    row(b, "… job submitted → last task started", mean(xs, StepMetrics.Exchange::launchMs));
+    row(b, "… task reads payload and partition", mean(xs, StepMetrics.Exchange::taskReadMs));
+    row(b, "… last task done → results on the driver", mean(xs, StepMetrics.Exchange::resultMs));
+    row(b, "driver update", mean(xs, StepMetrics.Exchange::driverUpdateMs));
+    b.append(String.format(Locale.ROOT, "<tr><th>bytes to / from executors</th><td>%,.0f / %,.0f</td></tr>%n",
+        mean(xs, StepMetrics.Exchange::bytesToExecutors), mean(xs, StepMetrics.Exchange::bytesFromExecutors)));
+    b.append("</table>\n");
+  }
+
+  private static double mean(List<StepMetrics.Exchange> xs, java.util.function.ToLongFunction<StepMetrics.Exchange> f) {
+    return xs.stream().mapToLong(f).average().orElse(Double.NaN);
+  }
+
+  private static void row(StringBuilder b, String label, double ms) {
+    b.append("<tr><th>").append(esc(label)).append("</th><td>").append(fmt(ms, 1)).append("</td></tr>\n");
   }
 
   /** Bias-corrected exponential moving average (as TensorBoard draws it); non-finite values are skipped. */
@@ -157,6 +188,10 @@ public final class HtmlReport {
       table.confusion { border-collapse: collapse; margin-top: 1em; }
       .confusion caption { color: #777; font-size: 0.85em; caption-side: bottom; padding-top: 0.3em; }
       .confusion th, .confusion td { border: 1px solid #ddd; padding: 0.3em 0.8em; text-align: right; }
+      table.timing { border-collapse: collapse; margin-top: 1em; }
+      .timing caption { color: #777; font-size: 0.85em; caption-side: bottom; padding-top: 0.3em; }
+      .timing th, .timing td { border: 1px solid #ddd; padding: 0.3em 0.8em; }
+      .timing th { text-align: left; font-weight: normal; } .timing td { text-align: right; }
       .confusion td.diag { background: #e5f5e0; font-weight: 600; }
       pre { background: #f4f4f4; padding: 1em; border-radius: 6px; overflow-x: auto; font-size: 13px; }
       """;

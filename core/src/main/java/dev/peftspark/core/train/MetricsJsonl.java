@@ -13,8 +13,8 @@ import java.nio.file.Path;
 /**
  * Writes {@code metrics.jsonl}: one JSON object per optimizer step, flushed as it happens so the file can be
  * followed during a run. Keys: step, epoch, loss, lr, grad_norm, examples_per_s, tokens_per_s, elapsed_ms;
- * a Spark run adds bytes_to_executors, bytes_from_executors, partitions, compute_ms, spark_overhead_ms and
- * driver_update_ms. A non-finite number is written as null. Write it inside a staging directory ({@link OutputDir}).
+ * a Spark run adds bytes_to_executors, bytes_from_executors, partitions, compute_ms, spark_overhead_ms,
+ * driver_update_ms and the overhead's parts broadcast_ms, launch_ms, task_read_ms, result_ms. A non-finite number is written as null. Write it inside a staging directory ({@link OutputDir}).
  */
 public final class MetricsJsonl implements TrainListener, Closeable {
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -46,6 +46,10 @@ public final class MetricsJsonl implements TrainListener, Closeable {
       o.put("compute_ms", x.computeMs());
       o.put("spark_overhead_ms", x.sparkOverheadMs());
       o.put("driver_update_ms", x.driverUpdateMs());
+      o.put("broadcast_ms", x.broadcastMs());
+      o.put("launch_ms", x.launchMs());
+      o.put("task_read_ms", x.taskReadMs());
+      o.put("result_ms", x.resultMs());
     }
     try {
       out.write(JSON.writeValueAsString(o));

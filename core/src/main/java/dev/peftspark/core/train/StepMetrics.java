@@ -21,7 +21,18 @@ public record StepMetrics(int step, int epoch, double loss, double lr, double gr
    * @param computeMs          the slowest partition's forward/backward time
    * @param sparkOverheadMs    the Spark job's wall time minus {@code computeMs} (scheduling, transfer, reduce)
    * @param driverUpdateMs     the driver's summing, clipping and optimizer step
+   * @param broadcastMs        part of the overhead: creating and destroying the step's broadcast (0: none)
+   * @param launchMs           part of the overhead: job submitted until its last task started
+   * @param taskReadMs         part of the overhead: the slowest task reading its payload and cached partition
+   * @param resultMs           part of the overhead: last task finished until the driver held every result
    */
   public record Exchange(long bytesToExecutors, long bytesFromExecutors, int partitions, long computeMs,
-                         long sparkOverheadMs, long driverUpdateMs) {}
+                         long sparkOverheadMs, long driverUpdateMs, long broadcastMs, long launchMs,
+                         long taskReadMs, long resultMs) {
+    /** Without the overhead's breakdown. */
+    public Exchange(long bytesToExecutors, long bytesFromExecutors, int partitions, long computeMs,
+                    long sparkOverheadMs, long driverUpdateMs) {
+      this(bytesToExecutors, bytesFromExecutors, partitions, computeMs, sparkOverheadMs, driverUpdateMs, 0, 0, 0, 0);
+    }
+  }
 }

@@ -36,7 +36,7 @@ class JobConfigLoaderTest {
     assertEquals("minilm", c.model());
     assertEquals("classification", c.task());
     assertEquals("lora", c.method());
-    assertEquals("local", c.runner());
+    assertEquals("spark", c.runner());
     assertNull(c.outputDir());
     assertNull(c.initAdapter());
     assertEquals(new JobConfig.Data(List.of(), List.of(), "auto", "text", "label", "skip", 128), c.data());

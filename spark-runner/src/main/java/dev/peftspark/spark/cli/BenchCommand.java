@@ -22,14 +22,14 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /** Benchmarks that print one JSON line each: BLAS peak ({@code sgemm}) and training steps ({@code train}). */
-@Command(name = "bench", mixinStandardHelpOptions = true, subcommands = {BenchCommand.Sgemm.class, BenchCommand.Train.class},
+@Command(name = "bench", mixinStandardHelpOptions = true, subcommands = {BenchCommand.Sgemm.class, BenchCommand.Train.class, BenchSpark.class},
     description = "Measure speed; each subcommand prints one JSON line on stdout.")
 final class BenchCommand implements Callable<Integer> {
   static final ObjectMapper JSON = new ObjectMapper();
 
   @Override
   public Integer call() {
-    System.err.println("error: choose a benchmark: sgemm or train");
+    System.err.println("error: choose a benchmark: sgemm, train or spark");
     return 2;
   }
 

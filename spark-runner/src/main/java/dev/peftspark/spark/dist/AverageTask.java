@@ -5,7 +5,6 @@ import dev.peftspark.core.peft.PeftClassifier;
 import dev.peftspark.core.train.TokenBatch;
 import dev.peftspark.core.train.Trainer;
 import org.apache.spark.api.java.function.Function2;
-import org.apache.spark.broadcast.Broadcast;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.io.Serializable;
@@ -34,29 +33,33 @@ public final class AverageTask implements Function2<Integer, Iterator<PartitionD
    * @param nonFinite null, or what was not finite where (stop mode)
    */
   public record Result(int partition, float[] values, OptState state, double[] losses, double[] gradNorms,
-                       int[] examples, int[] tokens, int skipped, String nonFinite, long computeMs)
-      implements Serializable {
+                       int[] examples, int[] tokens, int skipped, String nonFinite, long computeMs,
+                       TaskTiming timing) implements Serializable {
     public long bytes() { return 4L * values.length + state.bytes() + 20L * losses.length + 32; }
     public long weight() { long w = 0; for (int e : examples) w += e; return w; }
   }
 
   private final ModelSpec spec;
-  private final Broadcast<Request> request;
+  private final StepPayload<Request> request;
   private final int microRows;
   private final boolean skipNonFinite;
+  private final StepCounters counters;
 
-  public AverageTask(ModelSpec spec, Broadcast<Request> request, int microRows, boolean skipNonFinite) {
+  public AverageTask(ModelSpec spec, StepPayload<Request> request, int microRows, boolean skipNonFinite,
+                     StepCounters counters) {
     this.spec = spec;
     this.request = request;
     this.microRows = microRows;
     this.skipNonFinite = skipNonFinite;
+    this.counters = counters;
   }
 
   @Override
   public Iterator<Result> call(Integer partition, Iterator<PartitionData> blocks) throws Exception {
+    TaskTiming.Clock clock = TaskTiming.start();
     Request r = request.value();
     PartitionData data = blocks.next();
-    long t0 = System.nanoTime();
+    clock.read();
     int k = r.batches().length;
     double[] losses = new double[k], norms = new double[k];
     int[] examples = new int[k], tokens = new int[k];
@@ -81,7 +84,7 @@ public final class AverageTask implements Function2<Integer, Iterator<PartitionD
               + (Double.isFinite(loss) ? "gradient norm is " + norm : "loss is " + loss);
           if (!skipNonFinite) {
             return List.of(new Result(partition, r.values(), r.state(), losses, norms, examples, tokens, skipped,
-                what, 0)).iterator();
+                what, 0, clock.done())).iterator();
           }
           skipped++;
           continue;
@@ -89,9 +92,10 @@ public final class AverageTask implements Function2<Integer, Iterator<PartitionD
         examples[j] = mine.size();
         tokens[j] = mine.tokens();
         opt.step(ps.values(), ps.grads(), r.lrs()[j]);
+        counters.add(mine.size(), mine.tokens(), loss);
       }
       return List.of(new Result(partition, ps.values().toFloatVector(), OptState.of(opt.state()), losses, norms,
-          examples, tokens, skipped, null, (System.nanoTime() - t0) / 1_000_000)).iterator();
+          examples, tokens, skipped, null, clock.computeMs(), clock.done())).iterator();
     } finally {
       ExecutorModels.release(spec, model);
     }

@@ -31,7 +31,7 @@ public final class Checkpoints {
   public static final String DIR = dev.peftspark.spark.job.ClassificationJob.CHECKPOINTS;
   private static final String FILE = "state.bin";
   private static final int MAGIC = 0x50454654;   // "PEFT"
-  private static final int VERSION = 1;
+  private static final int VERSION = 2;   // 2: step metrics carry the Spark overhead breakdown
   private static final int KEEP = 2;
 
   /**
@@ -126,7 +126,9 @@ public final class Checkpoints {
   static State decode(DataInputStream in) throws IOException {
     if (in.readInt() != MAGIC) throw new IOException("not a peft-spark checkpoint");
     int version = in.readInt();
-    if (version != VERSION) throw new IOException("checkpoint format " + version + ", expected " + VERSION);
+    if (version != VERSION && version != 1) {
+      throw new IOException("checkpoint format " + version + ", expected " + VERSION);
+    }
     int step = in.readInt();
     long seed = in.readLong();
     long size = in.readLong();
@@ -136,7 +138,7 @@ public final class Checkpoints {
     LinkedHashMap<String, Long> counters = new LinkedHashMap<>();
     for (int i = in.readInt(); i > 0; i--) counters.put(in.readUTF(), in.readLong());
     List<StepMetrics> history = new ArrayList<>();
-    for (int i = in.readInt(); i > 0; i--) history.add(readMetrics(in));
+    for (int i = in.readInt(); i > 0; i--) history.add(readMetrics(in, version));
     return new State(step, seed, size, values, new OptState(vectors, counters), history);
   }
 
@@ -162,11 +164,14 @@ public final class Checkpoints {
     out.writeBoolean(x != null);
     if (x != null) {
       for (long l : new long[] {x.bytesToExecutors(), x.bytesFromExecutors(), x.partitions(), x.computeMs(),
-          x.sparkOverheadMs(), x.driverUpdateMs()}) out.writeLong(l);
+          x.sparkOverheadMs(), x.driverUpdateMs(), x.broadcastMs(), x.launchMs(), x.taskReadMs(), x.resultMs()}) {
+        out.writeLong(l);
+      }
     }
   }
 
-  private static StepMetrics readMetrics(DataInputStream in) throws IOException {
+  /** Format 1 had no breakdown of the Spark overhead (read as zeros). */
+  private static StepMetrics readMetrics(DataInputStream in, int version) throws IOException {
     int step = in.readInt(), epoch = in.readInt();
     double[] d = new double[5];
     for (int i = 0; i < 5; i++) d[i] = in.readDouble();
@@ -174,9 +179,9 @@ public final class Checkpoints {
     int examples = in.readInt(), tokens = in.readInt();
     StepMetrics.Exchange x = null;
     if (in.readBoolean()) {
-      long[] l = new long[6];
-      for (int i = 0; i < 6; i++) l[i] = in.readLong();
-      x = new StepMetrics.Exchange(l[0], l[1], (int) l[2], l[3], l[4], l[5]);
+      long[] l = new long[10];
+      for (int i = 0; i < (version == 1 ? 6 : 10); i++) l[i] = in.readLong();
+      x = new StepMetrics.Exchange(l[0], l[1], (int) l[2], l[3], l[4], l[5], l[6], l[7], l[8], l[9]);
     }
     return new StepMetrics(step, epoch, d[0], d[1], d[2], d[3], d[4], elapsed, examples, tokens, x);
   }

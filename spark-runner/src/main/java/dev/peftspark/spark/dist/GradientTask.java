@@ -4,7 +4,6 @@ import dev.peftspark.core.train.Trainer;
 import dev.peftspark.core.peft.PeftClassifier;
 import dev.peftspark.core.train.TokenBatch;
 import org.apache.spark.api.java.function.Function2;
-import org.apache.spark.broadcast.Broadcast;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.io.Serializable;
@@ -17,7 +16,7 @@ import java.util.List;
  * driver's plain sum over partitions is the gradient of the global batch's mean loss.
  */
 public final class GradientTask implements Function2<Integer, Iterator<PartitionData>, Iterator<GradientTask.Result>> {
-  /** What the driver broadcasts per step: adapter values and the global batch. */
+  /** What the driver sends per step (a {@link StepPayload}): adapter values and the global batch. */
   public record Request(int step, float[] values, int[] batch) implements Serializable {
     public long bytes() { return 4L * values.length + 4L * batch.length + 16; }
   }
@@ -28,31 +27,36 @@ public final class GradientTask implements Function2<Integer, Iterator<Partition
    * @param grads      summed, share-weighted gradient; null when the partition held no member of the batch
    * @param loss       share-weighted loss (the partitions' values add up to the batch's mean loss)
    * @param gradNorm2  squared L2 norm of {@code grads}, to name a partition whose gradient is not finite
+   * @param timing     where the task's time went
    */
   public record Result(int partition, float[] grads, double loss, double gradNorm2, int examples, int tokens,
-                       long computeMs) implements Serializable {
+                       long computeMs, TaskTiming timing) implements Serializable {
     public long bytes() { return (grads == null ? 0 : 4L * grads.length) + 40; }
   }
 
   private final ModelSpec spec;
-  private final Broadcast<Request> request;
+  private final StepPayload<Request> request;
   private final int globalBatch, microRows;
+  private final StepCounters counters;
 
   /** @param microRows rows per forward/backward (train.batch_size / train.grad_accum) */
-  public GradientTask(ModelSpec spec, Broadcast<Request> request, int globalBatch, int microRows) {
+  public GradientTask(ModelSpec spec, StepPayload<Request> request, int globalBatch, int microRows,
+                      StepCounters counters) {
     this.spec = spec;
     this.request = request;
     this.globalBatch = globalBatch;
     this.microRows = microRows;
+    this.counters = counters;
   }
 
   @Override
   public Iterator<Result> call(Integer partition, Iterator<PartitionData> blocks) throws Exception {
+    TaskTiming.Clock clock = TaskTiming.start();
     Request r = request.value();
     PartitionData data = blocks.next();
-    long t0 = System.nanoTime();
+    clock.read();
     TokenBatch mine = data.select(r.batch());
-    if (mine == null) return List.of(new Result(partition, null, 0, 0, 0, 0, 0)).iterator();
+    if (mine == null) return List.of(new Result(partition, null, 0, 0, 0, 0, 0, clock.done())).iterator();
     PeftClassifier model = ExecutorModels.borrow(spec, ExecutorModels.taskSeed(spec.seed(), r.step(), partition));
     try {
       var ps = model.params();
@@ -61,8 +65,9 @@ public final class GradientTask implements Function2<Integer, Iterator<Partition
       model.setTraining(true);
       double loss = Trainer.accumulate(model, mine, globalBatch, microRows);
       double norm = ps.grads().norm2Number().doubleValue();
+      counters.add(mine.size(), mine.tokens(), loss * globalBatch / mine.size());
       return List.of(new Result(partition, ps.grads().toFloatVector(), loss, norm * norm, mine.size(),
-          mine.tokens(), (System.nanoTime() - t0) / 1_000_000)).iterator();
+          mine.tokens(), clock.computeMs(), clock.done())).iterator();
     } finally {
       ExecutorModels.release(spec, model);
     }

@@ -21,7 +21,8 @@ import java.util.List;
 /**
  * Data-parallel fitting on Spark. The driver owns the adapter and the optimizer; executors own the frozen base
  * (each loads it once per JVM) and the cached tokenized partitions. Per optimizer step ({@code sync: gradient})
- * only the adapter values go out (a broadcast, destroyed after the step) and only the adapter gradients come
+ * only the adapter values go out (a {@link StepPayload}: in the task closure up to 1 MiB, else a broadcast
+ * destroyed after the step) and only the adapter gradients come
  * back; the driver sums them in partition order and applies them exactly as the single-JVM trainer would. With
  * {@code sync: average}, partitions take {@code average_every} local steps between averages.
  */
@@ -30,6 +31,7 @@ public final class SparkFitter implements Fitter {
 
   private final JavaSparkContext given;   // null: create (and stop) one from the config
   private TrainSummary.Distributed distributed;
+  private StepCounters counters;
 
   /** @param sc a running context to use (tests, embedding apps), or null to start one from {@code spark.*} */
   public SparkFitter(JavaSparkContext sc) {
@@ -39,6 +41,9 @@ public final class SparkFitter implements Fitter {
   @Override
   public TrainSummary.Distributed distributed() { return distributed; }
 
+  /** The last fit's accumulators (examples, tokens, summed loss), as the Spark UI shows them. */
+  public StepCounters counters() { return counters; }
+
   @Override
   public Trainer.Result fit(PeftClassifier model, Tokenized train, JobConfig cfg, TrainListener listener)
       throws java.io.IOException {
@@ -46,6 +51,7 @@ public final class SparkFitter implements Fitter {
     try {
       int partitions = cfg.spark().partitions() > 0 ? cfg.spark().partitions() : sc.defaultParallelism();
       Run run = new Run(sc, model, train, cfg, partitions, listener);
+      counters = run.counters;
       Trainer.Result r = run.fit();
       distributed = run.summary();
       return r;
@@ -75,6 +81,7 @@ public final class SparkFitter implements Fitter {
     private final TrainListener listener;
     private final boolean skipNonFinite;
     private final Checkpoints checkpoints;   // null: checkpoint.every_steps is 0
+    private final StepCounters counters;
     private final List<StepMetrics> history = new java.util.ArrayList<>();
     private long bytesExchanged, overheadMs;
     private int resumedFrom, stepsHere;
@@ -93,6 +100,7 @@ public final class SparkFitter implements Fitter {
       this.update = new GradientUpdate(model.params().size(), model.decayMask(), cfg.train(), stepsPerEpoch);
       this.store = new ExampleStore(sc, train, partitions, cfg.spark().storageLevel());
       this.skipNonFinite = cfg.distributed().onNonFinite().equals("skip");
+      this.counters = StepCounters.register(sc);
       this.checkpoints = cfg.checkpoint().everySteps() > 0
           ? new Checkpoints(cfg.outputDir(), sc.hadoopConfiguration()) : null;
     }
@@ -172,24 +180,23 @@ public final class SparkFitter implements Fitter {
       long t0 = System.nanoTime();
       var ps = model.params();
       var request = new GradientTask.Request(step, ps.values().toFloatVector(), batch.exampleIndex());
-      var bc = sc.broadcast(request);
+      var payload = StepPayload.of(sc, request, request.bytes());
       List<GradientTask.Result> results;
-      try {
+      long submitted = System.currentTimeMillis(), collected;
+      try (payload) {
         describe(step, "adapter gradients");
-        results = data.rdd().mapPartitionsWithIndex(new GradientTask(spec, bc, batch.size(), microRows), true)
-            .collect();
-      } finally {
-        bc.destroy();
+        results = data.rdd().mapPartitionsWithIndex(
+            new GradientTask(spec, payload, batch.size(), microRows, counters), true).collect();
+        collected = System.currentTimeMillis();
       }
       long t1 = System.nanoTime();
       // Sum in partition order: the same bits on every rerun and after any task retry.
       float[] sum = new float[(int) Math.max(1, ps.size())];
       double loss = 0;
-      long fromBytes = 0, computeMs = 0;
+      long fromBytes = 0;
       String bad = null;
       for (GradientTask.Result r : sorted(results)) {
         fromBytes += r.bytes();
-        computeMs = Math.max(computeMs, r.computeMs());
         loss += r.loss();
         if (bad == null && (!Double.isFinite(r.loss()) || !Double.isFinite(r.gradNorm2()))) {
           bad = "partition " + r.partition() + ": " + (Double.isFinite(r.loss()) ? "gradient norm² is "
@@ -208,8 +215,8 @@ public final class SparkFitter implements Fitter {
       long t2 = System.nanoTime();
       long toBytes = request.bytes() * partitions;
       long jobMs = (t1 - t0) / 1_000_000;
-      var x = new StepMetrics.Exchange(toBytes, fromBytes, partitions, computeMs, Math.max(0, jobMs - computeMs),
-          (t2 - t1) / 1_000_000);
+      var x = exchange(toBytes, fromBytes, jobMs, (t2 - t1) / 1_000_000, payload,
+          TaskTiming.job(results.stream().map(GradientTask.Result::timing).toList(), submitted, collected));
       account(x);
       double seconds = (t2 - t0) / 1e9;
       return new StepMetrics(step + 1, epoch + 1, loss, update.schedule().at(step), norm, batch.size() / seconds,
@@ -229,14 +236,14 @@ public final class SparkFitter implements Fitter {
       }
       var request = new AverageTask.Request(first, ps.values().toFloatVector(),
           OptState.of(update.optimizer().state()), members, lrs);
-      var bc = sc.broadcast(request);
+      var payload = StepPayload.of(sc, request, request.bytes());
       List<AverageTask.Result> results;
-      try {
+      long submitted = System.currentTimeMillis(), collected;
+      try (payload) {
         describe(first, "local steps " + (first + 1) + "-" + (first + k) + " and parameter averaging");
-        results = sorted(data.rdd().mapPartitionsWithIndex(new AverageTask(spec, bc, microRows, skipNonFinite), true)
-            .collect());
-      } finally {
-        bc.destroy();
+        results = sorted(data.rdd().mapPartitionsWithIndex(
+            new AverageTask(spec, payload, microRows, skipNonFinite, counters), true).collect());
+        collected = System.currentTimeMillis();
       }
       long t1 = System.nanoTime();
       for (AverageTask.Result r : results) {
@@ -247,7 +254,6 @@ public final class SparkFitter implements Fitter {
       }
       double[] weights = results.stream().mapToDouble(AverageTask.Result::weight).toArray();
       long fromBytes = results.stream().mapToLong(AverageTask.Result::bytes).sum();
-      long computeMs = results.stream().mapToLong(AverageTask.Result::computeMs).max().orElse(0);
       if (java.util.Arrays.stream(weights).sum() > 0) {
         float[] avg = new float[(int) Math.max(1, ps.size())];
         OptState.average(results.stream().map(AverageTask.Result::values).toList(), weights,
@@ -258,8 +264,8 @@ public final class SparkFitter implements Fitter {
       }
       long t2 = System.nanoTime();
       long jobMs = (t1 - t0) / 1_000_000;
-      var x = new StepMetrics.Exchange(request.bytes() * partitions, fromBytes, partitions, computeMs,
-          Math.max(0, jobMs - computeMs), (t2 - t1) / 1_000_000);
+      var x = exchange(request.bytes() * partitions, fromBytes, jobMs, (t2 - t1) / 1_000_000, payload,
+          TaskTiming.job(results.stream().map(AverageTask.Result::timing).toList(), submitted, collected));
       account(x);
       double seconds = (t2 - t0) / 1e9 / k;
       List<StepMetrics> out = new java.util.ArrayList<>();
@@ -285,6 +291,14 @@ public final class SparkFitter implements Fitter {
       String s = "peft step " + (step + 1) + ": " + what;
       sc.setJobDescription(s);
       sc.setCallSite(s);
+    }
+
+    /** A step's exchange: the overhead is the job's wall time beyond its slowest task's compute. */
+    private StepMetrics.Exchange exchange(long toBytes, long fromBytes, long jobMs, long updateMs,
+                                          StepPayload<?> payload, TaskTiming.Job job) {
+      return new StepMetrics.Exchange(toBytes, fromBytes, partitions, job.computeMs(),
+          Math.max(0, jobMs - job.computeMs()), updateMs, payload.driverMs(), job.launchMs(), job.readMs(),
+          job.resultMs());
     }
 
     private void account(StepMetrics.Exchange x) {
