@@ -9,6 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT="${1:-/tmp/methods-table}"
 mkdir -p "$OUT"
 METHODS="${METHODS:-lora qlora dora ia3 prompt_tuning prefix_tuning head full}"
+FULL_METHODS="${FULL_METHODS:-$METHODS}"   # methods run on the full training set
 SEEDS="${SEEDS:-1 2 3}"
 
 # per-method settings: learning rate and options (the rest is conf/minilm-sentiment-lora.yaml); sets OPTS
@@ -61,7 +62,7 @@ field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.ar
 
 echo "| method | trainable params | IMDB accuracy | wall | CPU s |"
 echo "|---|---|---|---|---|"
-for m in $METHODS; do
+for m in $FULL_METHODS; do
   opts "$m"
   run "full-$m" "${OPTS[@]}"
   read -r wall user sys < "$OUT/full-$m.time"
