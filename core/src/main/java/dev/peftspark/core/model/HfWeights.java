@@ -1,6 +1,7 @@
 package dev.peftspark.core.model;
 
 import dev.peftspark.core.nn.Linear;
+import dev.peftspark.core.nn.LinearLayer;
 import dev.peftspark.core.nn.Param;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -12,6 +13,7 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.function.UnaryOperator;
 
 /**
  * Builds {@link Param}s from tensors named as in a Hugging Face checkpoint: checks each shape, casts to the compute
@@ -22,11 +24,18 @@ final class HfWeights {
   private final DataType dtype;
   private final boolean trainable;
   private final List<Param> made = new ArrayList<>();
+  private final UnaryOperator<LinearLayer> layerLinears;
 
   HfWeights(Map<String, INDArray> weights, DataType dtype, boolean trainable) {
+    this(weights, dtype, trainable, UnaryOperator.identity());
+  }
+
+  /** @param layerLinears applied to each layer's linear as soon as it is built (e.g. quantization) */
+  HfWeights(Map<String, INDArray> weights, DataType dtype, boolean trainable, UnaryOperator<LinearLayer> layerLinears) {
     this.weights = weights;
     this.dtype = dtype;
     this.trainable = trainable;
+    this.layerLinears = layerLinears;
   }
 
   List<Param> made() { return List.copyOf(made); }
@@ -57,6 +66,17 @@ final class HfWeights {
 
   Linear linear(String module, int out, int in, boolean bias) {
     return new Linear(module, param(module + ".weight", out, in), bias ? param(module + ".bias", out) : null);
+  }
+
+  /**
+   * A transformer layer's linear passed through {@code layerLinears}; when that replaces it (quantization), its
+   * full-precision tensors are forgotten here, so nothing keeps them alive (they leave the state dict).
+   */
+  LinearLayer layerLinear(String module, int out, int in, boolean bias) {
+    Linear plain = linear(module, out, in, bias);
+    LinearLayer made = layerLinears.apply(plain);
+    if (made != plain) this.made.removeAll(plain.params());
+    return made;
   }
 
   /** N(0, std²) from a generator seeded by {@code seed} and the tensor's name, so each tensor is independent of order. */

@@ -1,7 +1,7 @@
 package dev.peftspark.core.peft.ia3;
 
-import dev.peftspark.core.model.BertEncoder;
 import dev.peftspark.core.nn.LinearLayer;
+import dev.peftspark.core.nn.LinearModules;
 import dev.peftspark.core.nn.Param;
 import dev.peftspark.core.peft.lora.Lora;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -17,8 +17,8 @@ public final class Ia3 {
 
   public static final String KEY = "ia3_l";
 
-  /** Wraps the targeted linears of {@code encoder} in {@link Ia3Linear}s; returns the new trainable params. */
-  public static List<Param> inject(BertEncoder encoder, Ia3Config cfg, DataType dtype) {
+  /** Wraps the targeted linears of {@code encoder} (any model: BERT, LLaMA, GPT-2) in {@link Ia3Linear}s; returns the new trainable params. */
+  public static List<Param> inject(LinearModules encoder, Ia3Config cfg, DataType dtype) {
     List<String> names = encoder.linears().stream().map(LinearLayer::name).toList();
     Set<String> targets;
     try {

@@ -1,7 +1,7 @@
 package dev.peftspark.core.peft.qlora;
 
-import dev.peftspark.core.model.BertEncoder;
 import dev.peftspark.core.nn.Linear;
+import dev.peftspark.core.nn.LinearModules;
 import dev.peftspark.core.quant.DequantBuffer;
 import dev.peftspark.core.quant.QuantizedLinear;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -14,8 +14,8 @@ import org.nd4j.linalg.api.buffer.DataType;
 public final class Qlora {
   private Qlora() {}
 
-  /** Replaces the encoder's linears by {@link QuantizedLinear}s; returns the shared scratch buffer. */
-  public static DequantBuffer quantizeBase(BertEncoder encoder, DataType dtype) {
+  /** Replaces the model's linears (BERT, LLaMA, GPT-2; not an LM head) by {@link QuantizedLinear}s; returns the shared scratch buffer. */
+  public static DequantBuffer quantizeBase(LinearModules encoder, DataType dtype) {
     DequantBuffer scratch = new DequantBuffer(dtype);
     encoder.mapLinears(l -> {
       if (!(l instanceof Linear linear))
