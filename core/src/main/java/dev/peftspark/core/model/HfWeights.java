@@ -85,16 +85,41 @@ final class HfWeights {
     if (n > Integer.MAX_VALUE - 8) throw new IllegalArgumentException(name + ": " + n + " elements exceed one Java array");
     SplittableRandom rng = new SplittableRandom(seed ^ (name.hashCode() * 0x9E3779B97F4A7C15L));
     boolean wide = dtype == DataType.DOUBLE;
-    double[] d = wide ? new double[(int) n] : null;
-    float[] f = wide ? null : new float[(int) n];   // half the memory of doubles for large random models
+    if (!wide) {
+      INDArray f = normalFloats(rng, std, n, shape);
+      return dtype == DataType.FLOAT ? f : f.castTo(dtype);
+    }
+    double[] d = new double[(int) n];
     for (int i = 0; i < n; i += 2) {
       double u1 = rng.nextDouble(), u2 = rng.nextDouble();
       double r = std * Math.sqrt(-2 * Math.log(1 - u1));
-      double a = r * Math.cos(2 * Math.PI * u2), b = r * Math.sin(2 * Math.PI * u2);
-      if (wide) { d[i] = a; if (i + 1 < n) d[i + 1] = b; }
-      else { f[i] = (float) a; if (i + 1 < n) f[i + 1] = (float) b; }
+      d[i] = r * Math.cos(2 * Math.PI * u2);
+      if (i + 1 < n) d[i + 1] = r * Math.sin(2 * Math.PI * u2);
     }
-    INDArray out = (wide ? Nd4j.createFromArray(d) : Nd4j.createFromArray(f)).reshape(shape);
+    INDArray out = Nd4j.createFromArray(d).reshape(shape);
     return out.dataType() == dtype ? out : out.castTo(dtype);
+  }
+
+  /**
+   * The same Box-Muller sequence in single precision, written straight into native memory a slice at a time: a
+   * large random model never holds a tensor on the JVM heap as well (its heap can stay small).
+   */
+  private static INDArray normalFloats(SplittableRandom rng, double std, long n, long... shape) {
+    INDArray out = Nd4j.createUninitialized(DataType.FLOAT, shape, 'c');
+    java.nio.FloatBuffer buf = out.data().asNioFloat();
+    buf.position((int) out.offset());
+    float[] slice = new float[1 << 16];
+    for (long i = 0; i < n; ) {
+      int len = (int) Math.min(slice.length, n - i);
+      for (int k = 0; k < len; k += 2) {
+        double u1 = rng.nextDouble(), u2 = rng.nextDouble();
+        double r = std * Math.sqrt(-2 * Math.log(1 - u1));
+        slice[k] = (float) (r * Math.cos(2 * Math.PI * u2));
+        if (k + 1 < len) slice[k + 1] = (float) (r * Math.sin(2 * Math.PI * u2));
+      }
+      buf.put(slice, 0, len);
+      i += len;
+    }
+    return out;
   }
 }

@@ -173,7 +173,8 @@ final class LmBench {
    * Useful FLOPs of one step, 2 per multiply-add, counted from the shapes (n = batch·seq tokens, n' = batch·(seq−1)
    * rows with a target): forward = 2·n·(weights of all layer linears) + 2·n'·V·H (LM head) + per layer 4·n·seq·(heads·hd)
    * (scores and values, the full square as computed); backward input gradients = 2·n·(layer linears) + 2·n'·V·H
-   * + 8·n·seq·(heads·hd) per layer, for the layers gradients flow through (from the lowest trainable one up);
+   * + 8·n·seq·(heads·hd) per layer, for the layers gradients flow through (from the lowest trainable one up; that
+   * layer's q/k/v inputs excepted);
    * weight gradients = 2·n·(in·out) for each trainable matrix only (all of them and the head for full: 6·N·tokens
    * in total plus attention); LoRA's products 3 × 2·n·r·(in+out) per adapted module. Element-wise work, embeddings,
    * dequantization and the optimizer are not counted.
@@ -202,6 +203,12 @@ final class LmBench {
     int through = lowest == Integer.MAX_VALUE ? 0 : layers - lowest;
     double inputGrads = lowest == Integer.MAX_VALUE ? 0
         : 2 * n * layerWeights * through / layers + 2 * nHead * headMatrix + through * 2 * attnPerLayer;
+    if (!fullModel && through > 0) {   // the lowest layer's q/k/v inputs need no gradient (nothing below trains)
+      for (LinearLayer l : linears) {
+        if (layerIndex(l.name()) == lowest && l.name().matches(".*(q_proj|k_proj|v_proj|c_attn)$"))
+          inputGrads -= 2 * n * l.inFeatures() * l.outFeatures();
+      }
+    }
     double wGrads = 2 * n * weightGrads + (fullModel ? 2 * nHead * headMatrix : 0);
     return forward + inputGrads + wGrads + 3 * lora;
   }
