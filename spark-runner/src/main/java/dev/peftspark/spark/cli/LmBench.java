@@ -51,6 +51,10 @@ final class LmBench {
   @Option(names = "--warmup", defaultValue = "2") int warmup;
   @Option(names = "--threads", description = "BLAS threads (OpenBLAS); default: as configured (OPENBLAS_NUM_THREADS).") Integer threads;
   @Option(names = "--seed", defaultValue = "1") long seed;
+  @Option(names = "--workspace", defaultValue = "true", arity = "1",
+      description = "Allocate a step's activations from ND4J's reused workspace (fast; it holds every temporary of a "
+          + "step at once). false: plain buffers released as they die, for the memory figures of large models "
+          + "(pair with a low PEFT_SPARK_OFFHEAP so that JavaCPP collects early).") boolean workspace;
 
   boolean requested() { return arch != null || model != null; }
 
@@ -95,7 +99,11 @@ final class LmBench {
     double[] loss = new double[1];
     Runnable step = () -> {
       ps.zeroGrad();
-      try (var ws = Nd4jSetup.stepWorkspace()) {
+      if (workspace) {
+        try (var ws = Nd4jSetup.stepWorkspace()) {
+          loss[0] = lm.trainStep(ids, mask, null, 1.0);
+        }
+      } else {
         loss[0] = lm.trainStep(ids, mask, null, 1.0);
       }
       opt.step(ps.values(), ps.grads(), 1e-4);
@@ -131,6 +139,7 @@ final class LmBench {
     out.put("peak_rss_mb", BenchCommand.peakRssMb());
     out.put("heap_max_mb", Runtime.getRuntime().maxMemory() / 1048576.0);
     out.put("build_s", buildS);
+    out.put("workspace", workspace);
     out.put("threads", Nd4j.factory().blas().getMaxThreads());
     return out;
   }
