@@ -1,6 +1,7 @@
 package dev.peftspark.core.model;
 
 import dev.peftspark.core.nn.Linear;
+import dev.peftspark.core.nn.LinearLayer;
 import dev.peftspark.core.nn.Param;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -12,6 +13,7 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.function.UnaryOperator;
 
 /**
  * Builds {@link Param}s from tensors named as in a Hugging Face checkpoint: checks each shape, casts to the compute
@@ -22,11 +24,18 @@ final class HfWeights {
   private final DataType dtype;
   private final boolean trainable;
   private final List<Param> made = new ArrayList<>();
+  private final UnaryOperator<LinearLayer> layerLinears;
 
   HfWeights(Map<String, INDArray> weights, DataType dtype, boolean trainable) {
+    this(weights, dtype, trainable, UnaryOperator.identity());
+  }
+
+  /** @param layerLinears applied to each layer's linear as soon as it is built (e.g. quantization) */
+  HfWeights(Map<String, INDArray> weights, DataType dtype, boolean trainable, UnaryOperator<LinearLayer> layerLinears) {
     this.weights = weights;
     this.dtype = dtype;
     this.trainable = trainable;
+    this.layerLinears = layerLinears;
   }
 
   List<Param> made() { return List.copyOf(made); }
@@ -59,22 +68,58 @@ final class HfWeights {
     return new Linear(module, param(module + ".weight", out, in), bias ? param(module + ".bias", out) : null);
   }
 
+  /**
+   * A transformer layer's linear passed through {@code layerLinears}; when that replaces it (quantization), its
+   * full-precision tensors are forgotten here, so nothing keeps them alive (they leave the state dict).
+   */
+  LinearLayer layerLinear(String module, int out, int in, boolean bias) {
+    Linear plain = linear(module, out, in, bias);
+    LinearLayer made = layerLinears.apply(plain);
+    if (made != plain) this.made.removeAll(plain.params());
+    return made;
+  }
+
   /** N(0, std²) from a generator seeded by {@code seed} and the tensor's name, so each tensor is independent of order. */
   static INDArray normal(String name, long seed, double std, DataType dtype, long... shape) {
     long n = Arrays.stream(shape).reduce(1, (a, b) -> a * b);
     if (n > Integer.MAX_VALUE - 8) throw new IllegalArgumentException(name + ": " + n + " elements exceed one Java array");
     SplittableRandom rng = new SplittableRandom(seed ^ (name.hashCode() * 0x9E3779B97F4A7C15L));
     boolean wide = dtype == DataType.DOUBLE;
-    double[] d = wide ? new double[(int) n] : null;
-    float[] f = wide ? null : new float[(int) n];   // half the memory of doubles for large random models
+    if (!wide) {
+      INDArray f = normalFloats(rng, std, n, shape);
+      return dtype == DataType.FLOAT ? f : f.castTo(dtype);
+    }
+    double[] d = new double[(int) n];
     for (int i = 0; i < n; i += 2) {
       double u1 = rng.nextDouble(), u2 = rng.nextDouble();
       double r = std * Math.sqrt(-2 * Math.log(1 - u1));
-      double a = r * Math.cos(2 * Math.PI * u2), b = r * Math.sin(2 * Math.PI * u2);
-      if (wide) { d[i] = a; if (i + 1 < n) d[i + 1] = b; }
-      else { f[i] = (float) a; if (i + 1 < n) f[i + 1] = (float) b; }
+      d[i] = r * Math.cos(2 * Math.PI * u2);
+      if (i + 1 < n) d[i + 1] = r * Math.sin(2 * Math.PI * u2);
     }
-    INDArray out = (wide ? Nd4j.createFromArray(d) : Nd4j.createFromArray(f)).reshape(shape);
+    INDArray out = Nd4j.createFromArray(d).reshape(shape);
     return out.dataType() == dtype ? out : out.castTo(dtype);
+  }
+
+  /**
+   * The same Box-Muller sequence in single precision, written straight into native memory a slice at a time: a
+   * large random model never holds a tensor on the JVM heap as well (its heap can stay small).
+   */
+  private static INDArray normalFloats(SplittableRandom rng, double std, long n, long... shape) {
+    INDArray out = Nd4j.createUninitialized(DataType.FLOAT, shape, 'c');
+    java.nio.FloatBuffer buf = out.data().asNioFloat();
+    buf.position((int) out.offset());
+    float[] slice = new float[1 << 16];
+    for (long i = 0; i < n; ) {
+      int len = (int) Math.min(slice.length, n - i);
+      for (int k = 0; k < len; k += 2) {
+        double u1 = rng.nextDouble(), u2 = rng.nextDouble();
+        double r = std * Math.sqrt(-2 * Math.log(1 - u1));
+        slice[k] = (float) (r * Math.cos(2 * Math.PI * u2));
+        if (k + 1 < len) slice[k + 1] = (float) (r * Math.sin(2 * Math.PI * u2));
+      }
+      buf.put(slice, 0, len);
+      i += len;
+    }
+    return out;
   }
 }

@@ -61,8 +61,17 @@ public final class LlamaModel implements CausalLm {
    * @param trainable true for full fine-tuning (every base tensor becomes a trainable {@link Param})
    */
   public static LlamaModel fromWeights(LlamaConfig c, Map<String, INDArray> weights, DataType dtype, boolean trainable) {
+    return fromWeights(c, weights, dtype, trainable, UnaryOperator.identity());
+  }
+
+  /**
+   * @param layerLinears applied to every layer linear as it is built (not the head), e.g. NF4 quantization; a
+   *                     replaced linear's full-precision weight is then neither kept nor in {@link #stateDict()}
+   */
+  public static LlamaModel fromWeights(LlamaConfig c, Map<String, INDArray> weights, DataType dtype, boolean trainable,
+                                       UnaryOperator<LinearLayer> layerLinears) {
     Nd4jSetup.ensure();
-    var w = new HfWeights(weights, dtype, trainable);
+    var w = new HfWeights(weights, dtype, trainable, layerLinears);
     int h = c.hiddenSize(), q = c.numAttentionHeads() * c.headDim(), kv = c.kvDim(), inter = c.intermediateSize();
     TokenEmbedding embed = new TokenEmbedding("model.embed_tokens", w.param("model.embed_tokens.weight", c.vocabSize(), h));
     Rope rope = new Rope(c.headDim(), c.ropeInvFreq());
@@ -70,11 +79,11 @@ public final class LlamaModel implements CausalLm {
     for (int i = 0; i < c.numHiddenLayers(); i++) {
       String p = "model.layers." + i + ".";
       var attention = new CausalAttention(
-          w.linear(p + "self_attn.q_proj", q, h, c.attentionBias()), w.linear(p + "self_attn.k_proj", kv, h, c.attentionBias()),
-          w.linear(p + "self_attn.v_proj", kv, h, c.attentionBias()), w.linear(p + "self_attn.o_proj", h, q, c.outputBias()),
+          w.layerLinear(p + "self_attn.q_proj", q, h, c.attentionBias()), w.layerLinear(p + "self_attn.k_proj", kv, h, c.attentionBias()),
+          w.layerLinear(p + "self_attn.v_proj", kv, h, c.attentionBias()), w.layerLinear(p + "self_attn.o_proj", h, q, c.outputBias()),
           c.numAttentionHeads(), c.numKeyValueHeads(), c.headDim(), rope);
-      var mlp = new SwiGlu(w.linear(p + "mlp.gate_proj", inter, h, c.mlpBias()), w.linear(p + "mlp.up_proj", inter, h, c.mlpBias()),
-          w.linear(p + "mlp.down_proj", h, inter, c.mlpBias()));
+      var mlp = new SwiGlu(w.layerLinear(p + "mlp.gate_proj", inter, h, c.mlpBias()), w.layerLinear(p + "mlp.up_proj", inter, h, c.mlpBias()),
+          w.layerLinear(p + "mlp.down_proj", h, inter, c.mlpBias()));
       layers.add(new LlamaLayer(new RmsNorm(p + "input_layernorm", w.param(p + "input_layernorm.weight", h), c.rmsNormEps()),
           attention, new RmsNorm(p + "post_attention_layernorm", w.param(p + "post_attention_layernorm.weight", h), c.rmsNormEps()),
           mlp));
@@ -96,11 +105,25 @@ public final class LlamaModel implements CausalLm {
     return fromWeights(c, randomWeights(c, dtype, seed), dtype, trainable);
   }
 
+  /**
+   * A random model whose tensors are generated one at a time as the model takes them, each layer linear passed
+   * through {@code layerLinears} at once: with quantization, the full-precision model never exists as a whole.
+   */
+  public static LlamaModel random(LlamaConfig c, DataType dtype, long seed, boolean trainable,
+                                  UnaryOperator<LinearLayer> layerLinears) {
+    return fromWeights(c, randomTensors(c, dtype, seed), dtype, trainable, layerLinears);
+  }
+
   public static Map<String, INDArray> randomWeights(LlamaConfig c, DataType dtype, long seed) {
-    Map<String, INDArray> w = new LinkedHashMap<>();
+    return new LinkedHashMap<>(randomTensors(c, dtype, seed));
+  }
+
+  /** The random weights as a map that generates each tensor when it is read (and keeps none). */
+  static Map<String, INDArray> randomTensors(LlamaConfig c, DataType dtype, long seed) {
+    GeneratedTensors w = new GeneratedTensors();
     double std = c.initializerRange();
     int h = c.hiddenSize(), q = c.numAttentionHeads() * c.headDim(), kv = c.kvDim(), inter = c.intermediateSize();
-    w.put("model.embed_tokens.weight", HfWeights.normal("model.embed_tokens.weight", seed, std, dtype, c.vocabSize(), h));
+    w.put("model.embed_tokens.weight", () -> HfWeights.normal("model.embed_tokens.weight", seed, std, dtype, c.vocabSize(), h));
     for (int i = 0; i < c.numHiddenLayers(); i++) {
       String p = "model.layers." + i + ".";
       randomLinear(w, p + "self_attn.q_proj", q, h, c.attentionBias(), seed, std, dtype);
@@ -110,18 +133,18 @@ public final class LlamaModel implements CausalLm {
       randomLinear(w, p + "mlp.gate_proj", inter, h, c.mlpBias(), seed, std, dtype);
       randomLinear(w, p + "mlp.up_proj", inter, h, c.mlpBias(), seed, std, dtype);
       randomLinear(w, p + "mlp.down_proj", h, inter, c.mlpBias(), seed, std, dtype);
-      w.put(p + "input_layernorm.weight", Nd4j.ones(dtype, h));
-      w.put(p + "post_attention_layernorm.weight", Nd4j.ones(dtype, h));
+      w.put(p + "input_layernorm.weight", () -> Nd4j.ones(dtype, h));
+      w.put(p + "post_attention_layernorm.weight", () -> Nd4j.ones(dtype, h));
     }
-    w.put("model.norm.weight", Nd4j.ones(dtype, h));
+    w.put("model.norm.weight", () -> Nd4j.ones(dtype, h));
     if (!c.tieWordEmbeddings()) randomLinear(w, "lm_head", c.vocabSize(), h, false, seed, std, dtype);
     return w;
   }
 
-  private static void randomLinear(Map<String, INDArray> w, String module, int out, int in, boolean bias, long seed,
+  private static void randomLinear(GeneratedTensors w, String module, int out, int in, boolean bias, long seed,
                                    double std, DataType dtype) {
-    w.put(module + ".weight", HfWeights.normal(module + ".weight", seed, std, dtype, out, in));
-    if (bias) w.put(module + ".bias", Nd4j.zeros(dtype, out));
+    w.put(module + ".weight", () -> HfWeights.normal(module + ".weight", seed, std, dtype, out, in));
+    if (bias) w.put(module + ".bias", () -> Nd4j.zeros(dtype, out));
   }
 
   public LlamaConfig config() { return config; }

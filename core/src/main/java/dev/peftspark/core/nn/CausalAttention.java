@@ -105,11 +105,12 @@ public final class CausalAttention {
     q = splitHeads(qx, heads).reshape('c', b, kvHeads, (long) g * t, headDim);
     k = splitHeads(kx, kvHeads);
     v = splitHeads(vx, kvHeads);
-    INDArray scores = Nd4j.matmul(q, k, false, true, false).muli(1.0 / Math.sqrt(headDim));   // [B, kvh, g*T, T]
-    INDArray s4 = scores.reshape('c', b, heads, t, t);
-    Nd4j.getExecutioner().exec(new BroadcastAddOp(s4, mask.bias(), s4, 0, 2, 3));
-    probs = Nd4j.exec(new SoftMax(scores, scores, -1))[0];
-    INDArray ctx = Nd4j.matmul(probs, v);                                                     // [B, kvh, g*T, hd]
+    INDArray scores = Nd4j.createUninitialized(q.dataType(), b, kvHeads, (long) g * t, t);
+    double scale = 1.0 / Math.sqrt(headDim);
+    perHead(q, k, scores, false, true, scale);                                              // [B, kvh, g*T, T]
+    probs = AttentionSoftmax.forward(scores, mask, g);
+    INDArray ctx = Nd4j.createUninitialized(q.dataType(), b, kvHeads, (long) g * t, headDim);
+    perHead(probs, v, ctx, false, false, 1.0);                                              // [B, kvh, g*T, hd]
     return output.forward(mergeHeads(ctx.reshape('c', b, heads, t, headDim)));
   }
 
@@ -166,17 +167,15 @@ public final class CausalAttention {
   public INDArray backward(INDArray dy, boolean needInputGrad) {
     int b = mask.batch(), t = mask.seq(), g = heads / kvHeads;
     INDArray dctx = splitHeads(output.backward(dy, true), heads).reshape('c', b, kvHeads, (long) g * t, headDim);
-    INDArray dprobs = Nd4j.matmul(dctx, v, false, true, false);               // [B, kvh, g*T, T]
-    INDArray dv = Nd4j.matmul(probs, dctx, true, false, false);               // [B, kvh, T, hd], summed over the group
-    // softmax backward on rows: ds = p * (dp - sum(dp * p))
-    long rows = (long) b * heads * t;
-    INDArray p2 = probs.reshape('c', rows, t);
-    INDArray dp2 = dprobs.reshape('c', rows, t);
-    INDArray rowDot = dp2.mul(p2).sum(true, 1);
-    INDArray dscores = dp2.subiColumnVector(rowDot).muli(p2).muli(1.0 / Math.sqrt(headDim))
-        .reshape('c', b, kvHeads, (long) g * t, t);
-    INDArray dq = Nd4j.matmul(dscores, k);                                    // [B, kvh, g*T, hd]
-    INDArray dk = Nd4j.matmul(dscores, q, true, false, false);                // [B, kvh, T, hd]
+    INDArray dprobs = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, (long) g * t, t);
+    perHead(dctx, v, dprobs, false, true, 1.0);                               // [B, kvh, g*T, T]
+    INDArray dv = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, t, headDim);
+    perHead(probs, dctx, dv, true, false, 1.0);                               // [B, kvh, T, hd], summed over the group
+    INDArray dscores = AttentionSoftmax.backward(probs, dprobs, 1.0 / Math.sqrt(headDim));
+    INDArray dq = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, (long) g * t, headDim);
+    perHead(dscores, k, dq, false, false, 1.0);                               // [B, kvh, g*T, hd]
+    INDArray dk = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, t, headDim);
+    perHead(dscores, q, dk, true, false, 1.0);                                // [B, kvh, T, hd]
     INDArray dqx = mergeHeads(dq.reshape('c', b, heads, t, headDim));
     INDArray dkx = mergeHeads(dk), dvx = mergeHeads(dv);
     if (rope != null) {
@@ -192,6 +191,25 @@ public final class CausalAttention {
     INDArray dxv = value.backward(dvx, needInputGrad);
     if (!needInputGrad) return null;
     return dx.addi(dxk).addi(dxv);
+  }
+
+  /**
+   * {@code c[b,h] = alpha · op(a[b,h]) · op(x[b,h])} for every batch row and key/value head, one BLAS GEMM on 2-D
+   * views each (libnd4j's batched matmul of rank-4 arrays does not reach BLAS and was a fifth of a LLaMA step).
+   */
+  private static void perHead(INDArray a, INDArray x, INDArray c, boolean transA, boolean transX, double alpha) {
+    for (long bi = 0; bi < a.size(0); bi++) {
+      for (long h = 0; h < a.size(1); h++) {
+        Nd4j.gemm(matrix(a, bi, h), matrix(x, bi, h), matrix(c, bi, h), transA, transX, alpha, 0.0);
+      }
+    }
+  }
+
+  /** The [d2, d3] matrix at [b, h] of a c-contiguous rank-4 array, as a view. */
+  private static INDArray matrix(INDArray a, long b, long h) {
+    long rows = a.size(2), cols = a.size(3);
+    long offset = a.offset() + (b * a.size(1) + h) * rows * cols;
+    return Nd4j.create(a.data(), new long[] {rows, cols}, new long[] {cols, 1}, offset, 'c', a.dataType());
   }
 
   /** [B*T, n*hd] -> [B, n, T, hd] (contiguous). */

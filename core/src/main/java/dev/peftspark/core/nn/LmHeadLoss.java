@@ -1,5 +1,6 @@
 package dev.peftspark.core.nn;
 
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
@@ -53,19 +54,27 @@ public final class LmHeadLoss {
       INDArray h = contiguous ? hidden.get(NDArrayIndex.interval(rows[from], rows[to - 1] + 1), NDArrayIndex.all())
           : Nd4j.pullRows(hidden, 1, java.util.Arrays.copyOfRange(rows, from, to));
       INDArray logits = head.forward(h);                                     // [c, V]
-      INDArray shifted = logits.subColumnVector(logits.max(true, 1));
-      INDArray probs = Transforms.exp(shifted, true);
-      INDArray sums = probs.sum(true, 1);
-      for (int r = from; r < to; r++) {
-        lossSum += Math.log(sums.getDouble(r - from, 0)) - shifted.getDouble(r - from, targets[rows[r]]);
+      INDArray dlogits;
+      if (logits.dataType() == DataType.FLOAT) {
+        float[] z = Floats.read(logits);
+        lossSum += softmaxCrossEntropy(z, vocab, targets, rows, from, to, backward ? gradScale : Double.NaN);
+        if (!backward) continue;
+        dlogits = Floats.write(z, logits.shape());
+      } else {
+        INDArray shifted = logits.subColumnVector(logits.max(true, 1));
+        INDArray probs = Transforms.exp(shifted, true);
+        INDArray sums = probs.sum(true, 1);
+        for (int r = from; r < to; r++) {
+          lossSum += Math.log(sums.getDouble(r - from, 0)) - shifted.getDouble(r - from, targets[rows[r]]);
+        }
+        if (!backward) continue;
+        dlogits = probs.diviColumnVector(sums);
+        for (int r = from; r < to; r++) {
+          int y = targets[rows[r]];
+          dlogits.putScalar(r - from, y, dlogits.getDouble(r - from, y) - 1.0);
+        }
+        dlogits.muli(gradScale);
       }
-      if (!backward) continue;
-      INDArray dlogits = probs.diviColumnVector(sums);
-      for (int r = from; r < to; r++) {
-        int y = targets[rows[r]];
-        dlogits.putScalar(r - from, y, dlogits.getDouble(r - from, y) - 1.0);
-      }
-      dlogits.muli(gradScale);
       INDArray dh = head.backward(dlogits, true);
       if (contiguous) {
         dHidden.get(NDArrayIndex.interval(rows[from], rows[to - 1] + 1), NDArrayIndex.all()).assign(dh);
@@ -74,5 +83,33 @@ public final class LmHeadLoss {
       }
     }
     return new Result(lossSum, count, dHidden);
+  }
+
+  /**
+   * Single precision in one pass per row (the double path above is the reference, {@code LmHeadLossTest} compares):
+   * summed cross-entropy of rows {@code from..to} of {@code z} ({@code [to-from, V]} logits); unless
+   * {@code gradScale} is NaN, {@code z} becomes dL/dlogits = (softmax − onehot)·gradScale.
+   */
+  static double softmaxCrossEntropy(float[] z, int vocab, int[] targets, int[] rows, int from, int to, double gradScale) {
+    double loss = 0;
+    for (int r = from; r < to; r++) {
+      int o = (r - from) * vocab, y = targets[rows[r]];
+      float max = Float.NEGATIVE_INFINITY;
+      for (int j = 0; j < vocab; j++) max = Math.max(max, z[o + j]);
+      float zy = z[o + y];
+      boolean grad = !Double.isNaN(gradScale);
+      double sum = 0;
+      for (int j = 0; j < vocab; j++) {
+        float e = (float) Math.exp(z[o + j] - max);
+        sum += e;
+        if (grad) z[o + j] = e;
+      }
+      loss += Math.log(sum) - (zy - max);
+      if (!grad) continue;
+      float k = (float) (gradScale / sum);
+      for (int j = 0; j < vocab; j++) z[o + j] *= k;
+      z[o + y] -= (float) gradScale;
+    }
+    return loss;
   }
 }

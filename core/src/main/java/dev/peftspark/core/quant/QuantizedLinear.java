@@ -34,7 +34,8 @@ public final class QuantizedLinear implements LinearLayer {
   /** Quantizes {@code linear}'s weight (double quantization on) and keeps its bias. */
   public static QuantizedLinear of(Linear linear, DequantBuffer scratch) {
     INDArray w = linear.weight().value();
-    float[] values = w.castTo(DataType.FLOAT).dup('c').data().asFloat();
+    boolean plain = w.dataType() == DataType.FLOAT && !w.isView() && w.ordering() == 'c' && w.length() == w.data().length();
+    float[] values = plain ? w.data().asFloat() : w.castTo(DataType.FLOAT).dup('c').data().asFloat();
     Nf4Tensor q;
     try {
       q = Nf4.quantize(values);

@@ -17,7 +17,7 @@ public final class Ia3 {
 
   public static final String KEY = "ia3_l";
 
-  /** Wraps the targeted linears of {@code encoder} in {@link Ia3Linear}s; returns the new trainable params. */
+  /** Wraps the targeted linears of {@code encoder} (any model: BERT, LLaMA, GPT-2) in {@link Ia3Linear}s; returns the new trainable params. */
   public static List<Param> inject(LinearModules encoder, Ia3Config cfg, DataType dtype) {
     List<String> names = encoder.linears().stream().map(LinearLayer::name).toList();
     Set<String> targets;

@@ -14,7 +14,7 @@ import org.nd4j.linalg.api.buffer.DataType;
 public final class Qlora {
   private Qlora() {}
 
-  /** Replaces the encoder's linears by {@link QuantizedLinear}s; returns the shared scratch buffer. */
+  /** Replaces the model's linears (BERT, LLaMA, GPT-2; not an LM head) by {@link QuantizedLinear}s; returns the shared scratch buffer. */
   public static DequantBuffer quantizeBase(LinearModules encoder, DataType dtype) {
     DequantBuffer scratch = new DequantBuffer(dtype);
     encoder.mapLinears(l -> {

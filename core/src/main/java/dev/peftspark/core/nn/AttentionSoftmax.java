@@ -1,0 +1,72 @@
+package dev.peftspark.core.nn;
+
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
+import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * Masked softmax over attention scores {@code [B, kvh, g·T, T]} (the {@code g} query heads of a key/value head
+ * stacked), forward and backward. Single precision runs one fused Java loop per row (mask, max, exp, sum, scale;
+ * masked entries are exactly 0, as exp underflows to in the reference); double precision is the reference made of
+ * ND4J ops (bias add, softmax op), which the gradient checks run and {@code AttentionSoftmaxTest} holds the fast
+ * path to.
+ */
+final class AttentionSoftmax {
+  private AttentionSoftmax() {}
+
+  /** Probabilities for {@code scores} (already scaled): {@code softmax(scores + mask.bias)} per row. */
+  static INDArray forward(INDArray scores, CausalMask mask, int group) {
+    return scores.dataType() == DataType.FLOAT ? forwardFloat(scores, mask) : reference(scores, mask, group);
+  }
+
+  /** dL/dscores·{@code scale} from the probabilities and dL/dprobs: {@code p ∘ (dp − Σ dp∘p) · scale} per row. */
+  static INDArray backward(INDArray probs, INDArray dprobs, double scale) {
+    long t = probs.size(3), rows = probs.length() / t;
+    if (probs.dataType() != DataType.FLOAT) {
+      INDArray p2 = probs.reshape('c', rows, t);
+      INDArray dp2 = dprobs.reshape('c', rows, t);
+      INDArray rowDot = dp2.mul(p2).sum(true, 1);
+      return dp2.subiColumnVector(rowDot).muli(p2).muli(scale).reshape('c', probs.shape());
+    }
+    float[] p = Floats.read(probs), d = Floats.read(dprobs);
+    int n = (int) t;
+    float s = (float) scale;
+    for (int o = 0; o < p.length; o += n) {
+      float dot = 0;
+      for (int j = 0; j < n; j++) dot += d[o + j] * p[o + j];
+      for (int j = 0; j < n; j++) d[o + j] = p[o + j] * (d[o + j] - dot) * s;
+    }
+    return Floats.write(d, probs.shape());
+  }
+
+  static INDArray reference(INDArray scores, CausalMask mask, int group) {
+    int b = mask.batch(), t = mask.seq();
+    long heads = scores.size(1) * group;
+    INDArray s4 = scores.reshape('c', b, heads, t, t);
+    Nd4j.getExecutioner().exec(new BroadcastAddOp(s4, mask.bias(), s4, 0, 2, 3));
+    return Nd4j.exec(new SoftMax(scores, scores, -1))[0];
+  }
+
+  private static INDArray forwardFloat(INDArray scores, CausalMask mask) {
+    int t = mask.seq();
+    float[] s = Floats.read(scores), bias = Floats.read(mask.bias());
+    int rowsPerBatch = (int) (s.length / ((long) mask.batch() * t));   // kvh · g · T
+    for (int r = 0; r < s.length / t; r++) {
+      int o = r * t;
+      int bo = ((r / rowsPerBatch) * t + r % t) * t;                    // bias row [b, i] of this query
+      float max = Float.NEGATIVE_INFINITY;
+      for (int j = 0; j < t; j++) if (bias[bo + j] == 0f && s[o + j] > max) max = s[o + j];
+      float sum = 0;
+      for (int j = 0; j < t; j++) {
+        float e = bias[bo + j] == 0f ? (float) Math.exp(s[o + j] - max) : 0f;
+        s[o + j] = e;
+        sum += e;
+      }
+      float inv = 1f / sum;
+      for (int j = 0; j < t; j++) s[o + j] *= inv;
+    }
+    return Floats.write(s, scores.shape());
+  }
+}

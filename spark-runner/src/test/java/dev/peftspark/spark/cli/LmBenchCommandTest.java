@@ -1,0 +1,79 @@
+package dev.peftspark.spark.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import org.junit.jupiter.api.Test;
+
+/** {@code bench --arch ...} on tiny shapes, through Main as a user runs it: one JSON line with sane figures. */
+class LmBenchCommandTest {
+  private static JsonNode bench(String... args) throws Exception {
+    var out = new ByteArrayOutputStream();
+    var err = new ByteArrayOutputStream();
+    int code = Main.run(new MainTest.FakeEngine(), new PrintStream(out, true, StandardCharsets.UTF_8),
+        new PrintStream(err, true, StandardCharsets.UTF_8), args);
+    String text = out.toString(StandardCharsets.UTF_8).trim();
+    assertEquals(0, code, err.toString(StandardCharsets.UTF_8));
+    assertEquals(1, text.lines().count(), "one JSON line, got: " + text);
+    return new ObjectMapper().readTree(text);
+  }
+
+  private static final String[] LLAMA = {"bench", "--arch", "llama", "--hidden", "32", "--layers", "2", "--heads", "4",
+      "--kv-heads", "2", "--intermediate", "48", "--vocab", "50", "--seq", "8", "--batch", "2", "--steps", "2",
+      "--warmup", "1", "--threads", "1"};
+
+  private static String[] with(String[] base, String... more) {
+    String[] all = java.util.Arrays.copyOf(base, base.length + more.length);
+    System.arraycopy(more, 0, all, base.length, more.length);
+    return all;
+  }
+
+  @Test
+  void loraOnLlamaCountsAdapterParametersAndFlops() throws Exception {
+    JsonNode r = bench(with(LLAMA, "--method", "lora", "--rank", "4", "--targets", "q_proj,v_proj"));
+    // per layer: q_proj 32->32 and v_proj 32->16 (2 kv heads of 8), r·(in+out) each
+    assertEquals(2 * (4 * (32 + 32) + 4 * (32 + 16)), r.get("trainable").asLong());
+    long base = 50L * 32 * 2 + 2 * (32 * 32 + 2 * 16 * 32 + 32 * 32 + 3 * 48 * 32 + 2 * 32) + 32;   // embed, head, layers, norm
+    assertEquals(base + r.get("trainable").asLong(), r.get("total").asLong());
+    // forward 2·n·W + head + attention; input gradients the same; LoRA's products 3·2·n·r·(in+out); no weight grads
+    double n = 16, nHead = 14, layerW = 2 * (32 * 32 + 2 * 16 * 32 + 32 * 32 + 3 * 48 * 32.0), head = 50 * 32;
+    double attention = 2 * 4 * n * 8 * 32;
+    double lora = 2 * (2 * n * 4 * (64 + 48));
+    double lowestQkvInputGrads = 2 * n * (32 * 32 + 2 * 16 * 32);   // layer 0: nothing below it trains
+    double expected = 2 * (2 * n * layerW + 2 * nHead * head) - lowestQkvInputGrads + 3 * attention + 3 * lora;
+    assertEquals(expected, r.get("flops_per_step").asDouble(), 1e-6 * expected);
+    assertTrue(r.get("tokens_per_s").asDouble() > 0 && r.get("step_ms").asDouble() > 0);
+    assertEquals(16 / (r.get("step_ms").asDouble() / 1000), r.get("tokens_per_s").asDouble(), 1e-6 * r.get("tokens_per_s").asDouble());
+    assertTrue(r.get("gflops").asDouble() > 0);
+    assertTrue(r.get("peak_rss_mb").asDouble() > 50, "VmHWM covers the JVM: " + r.get("peak_rss_mb"));
+    assertTrue(Double.isFinite(r.get("loss").asDouble()) && Math.abs(r.get("loss").asDouble() - Math.log(50)) < 0.5);
+  }
+
+  @Test
+  void fullTrainsEverythingAndOtherMethodsRun() throws Exception {
+    JsonNode full = bench(with(LLAMA, "--method", "full"));
+    assertEquals(full.get("total").asLong(), full.get("trainable").asLong());
+    JsonNode qlora = bench(with(LLAMA, "--method", "qlora", "--rank", "4"));
+    assertEquals(2 * (4 * (32 + 32) + 4 * (32 + 16)), qlora.get("trainable").asLong());
+    assertEquals(full.get("total").asLong() + qlora.get("trainable").asLong(), qlora.get("total").asLong());
+    JsonNode ia3 = bench(with(LLAMA, "--method", "ia3"));
+    assertEquals(2 * (16 + 16 + 48), ia3.get("trainable").asLong());   // k, v outputs; down_proj input
+    JsonNode gpt2 = bench("bench", "--arch", "gpt2", "--hidden", "16", "--layers", "1", "--heads", "2", "--vocab", "40",
+        "--seq", "6", "--batch", "1", "--steps", "1", "--warmup", "0", "--method", "lora", "--rank", "2");
+    assertEquals(2 * (16 + 48), gpt2.get("trainable").asLong());       // c_attn 16 -> 48
+  }
+
+  @Test
+  void badArchitectureIsOneClearError() {
+    var err = new ByteArrayOutputStream();
+    int code = Main.run(new MainTest.FakeEngine(), new PrintStream(new ByteArrayOutputStream()),
+        new PrintStream(err, true, StandardCharsets.UTF_8), "bench", "--arch", "mamba");
+    assertEquals(1, code);
+    assertTrue(err.toString(StandardCharsets.UTF_8).contains("--arch must be llama or gpt2"), err.toString(StandardCharsets.UTF_8));
+  }
+}
