@@ -114,6 +114,9 @@ public final class JobConfigLoader {
         throw new ConfigException("--set " + o + ": " + e.getMessage(), e);
       }
     }
+    // The Spark runner trains classifiers only so far: a causal-LM job that names no runner runs on one JVM
+    boolean runnerGiven = (root != null && root.containsKey("runner")) || fromCli.contains("runner");
+    if (!runnerGiven && "causal_lm".equals(merged.get("task"))) merged.put("runner", "local");
     try {
       JobConfig cfg = ConfigSchema.bind(JobConfig.class, merged, "");
       validate(cfg);

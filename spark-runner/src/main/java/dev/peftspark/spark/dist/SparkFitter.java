@@ -47,7 +47,11 @@ public final class SparkFitter implements Fitter {
   @Override
   public Trainer.Result fit(PeftClassifier model, Tokenized train, JobConfig cfg, TrainListener listener)
       throws java.io.IOException {
-    JavaSparkContext sc = given != null ? given : start(cfg);
+    // a context already running in this JVM (an application embedding the job, a test suite) is used, not stopped
+    scala.Option<org.apache.spark.SparkContext> active = org.apache.spark.SparkContext$.MODULE$.getActive();
+    boolean owned = given == null && active.isEmpty();
+    JavaSparkContext sc = given != null ? given
+        : active.isDefined() ? JavaSparkContext.fromSparkContext(active.get()) : start(cfg);
     try {
       int partitions = cfg.spark().partitions() > 0 ? cfg.spark().partitions() : sc.defaultParallelism();
       Run run = new Run(sc, model, train, cfg, partitions, listener);
@@ -57,7 +61,7 @@ public final class SparkFitter implements Fitter {
       return r;
     } finally {
       ExecutorModels.restoreBlasThreads();   // local mode: the driver JVM ran the tasks
-      if (given == null) sc.stop();
+      if (owned) sc.stop();
     }
   }
 

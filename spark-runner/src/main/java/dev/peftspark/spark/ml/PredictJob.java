@@ -42,16 +42,18 @@ public final class PredictJob {
     public double rowsPerS() { return rows / Math.max(1e-9, millis / 1000.0); }
   }
 
-  /** Runs on a session made from {@code spark.master} (spark-submit's master wins) and stops it at the end. */
+  /** Runs on a session made from {@code spark.master} (spark-submit's master wins) and stops it at the end, unless a
+   *  context was already running in this JVM (then that one is used and left running). */
   public static Result run(JobConfig cfg, String adapter, String input, String output, String format, String keyCol)
       throws IOException {
     SparkConf conf = new SparkConf().setAppName("peft-spark predict " + input);
     if (!conf.contains("spark.master")) conf.setMaster(cfg.spark().master());
+    boolean owned = org.apache.spark.SparkContext$.MODULE$.getActive().isEmpty();   // a running context is used, not stopped
     SparkSession spark = SparkSession.builder().config(conf).getOrCreate();
     try {
       return run(spark, cfg, adapter, input, output, format, keyCol);
     } finally {
-      spark.stop();
+      if (owned) spark.stop();
     }
   }
 
