@@ -65,7 +65,8 @@ class AdapterRoundTripTest {
   }
 
   static PeftClassifier trainedLooking(Method method, BaseModel base, LoraConfig lora, int labels) {
-    PeftClassifier m = PeftClassifier.create(method, lora, base.config(), base.weights(), labels,
+    PeftClassifier m = PeftClassifier.create(method, lora, dev.peftspark.core.peft.ia3.Ia3Config.bertDefaults(),
+        dev.peftspark.core.peft.prompt.PromptConfig.random(4), base.config(), base.weights(), labels,
         Pooling.Mode.MEAN, DataType.FLOAT, 42);
     TestModels.randomizeTrainable(m, 99);
     m.setTraining(false);
