@@ -86,22 +86,8 @@ public final class CausalAttention {
     this.mask = mask;
     this.tables = tables;
     int b = mask.batch(), t = mask.seq(), g = heads / kvHeads;
-    INDArray qx, kx, vx;
-    if (fused != null) {
-      INDArray qkv = fused.forward(x);
-      long w = (long) heads * headDim;
-      qx = qkv.get(NDArrayIndex.all(), NDArrayIndex.interval(0, w)).dup('c');
-      kx = qkv.get(NDArrayIndex.all(), NDArrayIndex.interval(w, 2 * w)).dup('c');
-      vx = qkv.get(NDArrayIndex.all(), NDArrayIndex.interval(2 * w, 3 * w)).dup('c');
-    } else {
-      qx = query.forward(x);
-      kx = key.forward(x);
-      vx = value.forward(x);
-    }
-    if (rope != null) {
-      qx = rope.rotate(qx, tables, false);
-      kx = rope.rotate(kx, tables, false);
-    }
+    INDArray[] qkv = project(x, tables);
+    INDArray qx = qkv[0], kx = qkv[1], vx = qkv[2];
     q = splitHeads(qx, heads).reshape('c', b, kvHeads, (long) g * t, headDim);
     k = splitHeads(kx, kvHeads);
     v = splitHeads(vx, kvHeads);
@@ -125,22 +111,8 @@ public final class CausalAttention {
    */
   public INDArray step(INDArray x, AttentionCache cache, Rope.Tables tables, int slidingWindow) {
     int n = (int) x.size(0), past = cache.length(), g = heads / kvHeads;
-    INDArray qx, kx, vx;
-    if (fused != null) {
-      INDArray qkv = fused.forward(x);
-      long w = (long) heads * headDim;
-      qx = qkv.get(NDArrayIndex.all(), NDArrayIndex.interval(0, w)).dup('c');
-      kx = qkv.get(NDArrayIndex.all(), NDArrayIndex.interval(w, 2 * w)).dup('c');
-      vx = qkv.get(NDArrayIndex.all(), NDArrayIndex.interval(2 * w, 3 * w)).dup('c');
-    } else {
-      qx = query.forward(x);
-      kx = key.forward(x);
-      vx = value.forward(x);
-    }
-    if (rope != null) {
-      qx = rope.rotate(qx, tables, false);
-      kx = rope.rotate(kx, tables, false);
-    }
+    INDArray[] qkv = project(x, tables);
+    INDArray qx = qkv[0], kx = qkv[1], vx = qkv[2];
     INDArray qh = qx.reshape('c', n, heads, headDim).permute(1, 0, 2).dup('c').reshape('c', kvHeads, (long) g * n, headDim);
     cache.append(kx.reshape('c', n, kvHeads, headDim).permute(1, 0, 2).dup('c'),
         vx.reshape('c', n, kvHeads, headDim).permute(1, 0, 2).dup('c'));
@@ -161,6 +133,27 @@ public final class CausalAttention {
     INDArray ctx = Nd4j.matmul(p, cache.values());                                                       // [kvh, g*n, hd]
     INDArray merged = ctx.reshape('c', heads, n, headDim).permute(1, 0, 2).dup('c').reshape('c', n, (long) heads * headDim);
     return output.forward(merged);
+  }
+
+  /** Queries, keys and values {@code [n, heads·hd]} of {@code x}, queries and keys rotated (training and decoding alike). */
+  private INDArray[] project(INDArray x, Rope.Tables tables) {
+    INDArray qx, kx, vx;
+    if (fused != null) {
+      INDArray qkv = fused.forward(x);
+      long w = (long) heads * headDim;
+      qx = qkv.get(NDArrayIndex.all(), NDArrayIndex.interval(0, w)).dup('c');
+      kx = qkv.get(NDArrayIndex.all(), NDArrayIndex.interval(w, 2 * w)).dup('c');
+      vx = qkv.get(NDArrayIndex.all(), NDArrayIndex.interval(2 * w, 3 * w)).dup('c');
+    } else {
+      qx = query.forward(x);
+      kx = key.forward(x);
+      vx = value.forward(x);
+    }
+    if (rope != null) {
+      qx = rope.rotate(qx, tables, false);
+      kx = rope.rotate(kx, tables, false);
+    }
+    return new INDArray[] {qx, kx, vx};
   }
 
   /** dL/dx given dL/dy, or null when {@code needInputGrad} is false (nothing below needs it). */
