@@ -4,6 +4,9 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.peftspark.core.io.MiniLm;
 import dev.peftspark.core.io.SafeTensors;
+import dev.peftspark.core.model.LlamaConfig;
+import dev.peftspark.core.model.LlamaModel;
+import org.nd4j.linalg.api.buffer.DataType;
 import dev.peftspark.core.nn.Param;
 import dev.peftspark.core.peft.PeftClassifier;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -14,6 +17,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -164,5 +168,49 @@ public final class TestModels {
       }
     }
     cacheConfigured = true;
+  }
+
+  static final List<String> TOY_WORDS = List.of("the", "cat", "dog", "sat", "ran", "on", "mat", "rug", "a", "big",
+      "small");
+
+  /**
+   * A tiny random LLaMA (2 layers, width 16, GQA 4/2 heads) in a Hugging Face directory: config.json,
+   * model.safetensors and a word-level tokenizer.json for {@link #toySentences}' language.
+   */
+  public static Path tinyLlamaDir(Path modelDir) throws IOException {
+    Files.createDirectories(modelDir);
+    StringBuilder vocab = new StringBuilder("\"<unk>\": 0, \"<s>\": 1, \"</s>\": 2");
+    for (int i = 0; i < TOY_WORDS.size(); i++) {
+      vocab.append(", \"").append(TOY_WORDS.get(i)).append("\": ").append(i + 3);
+    }
+    Files.writeString(modelDir.resolve("tokenizer.json"), """
+        {"version": "1.0", "truncation": null, "padding": null,
+         "added_tokens": [
+           {"id": 0, "content": "<unk>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
+           {"id": 1, "content": "<s>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
+           {"id": 2, "content": "</s>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}],
+         "normalizer": null, "pre_tokenizer": {"type": "WhitespaceSplit"}, "post_processor": null,
+         "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": false},
+         "model": {"type": "WordLevel", "unk_token": "<unk>", "vocab": {VOCAB}}}
+        """.replace("VOCAB", vocab));
+    Files.writeString(modelDir.resolve("tokenizer_config.json"), "{\"eos_token\": \"</s>\"}");
+    LlamaConfig c = new LlamaConfig("llama", 16, 16, 32, 2, 4, 2, 4, 64, 1e-6, 10000.0, null, true, false, false,
+        false, 0, 0.3);
+    Files.writeString(modelDir.resolve("config.json"), c.toJson("float32").toString());
+    SafeTensors.write(modelDir.resolve("model.safetensors"), LlamaModel.randomWeights(c, DataType.FLOAT, 1),
+        Map.of("format", "pt"));
+    return modelDir;
+  }
+
+  /** A toy language: "the|a [big|small] cat|dog sat|ran on the mat|rug". */
+  public static List<String> toySentences(int n, long seed) {
+    SplittableRandom r = new SplittableRandom(seed);
+    List<String> out = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      out.add((r.nextBoolean() ? "the " : "a ") + (r.nextInt(3) == 0 ? (r.nextBoolean() ? "big " : "small ") : "")
+          + (r.nextBoolean() ? "cat " : "dog ") + (r.nextBoolean() ? "sat" : "ran") + " on the "
+          + (r.nextBoolean() ? "mat" : "rug"));
+    }
+    return out;
   }
 }

@@ -14,7 +14,8 @@ import static dev.peftspark.core.nn.CausalMask.IGNORE;
  *               is taken (prompt tokens, padding); null means "the ids themselves"
  * @param tokens number of real (non-padding) tokens
  */
-public record LmBatch(int[][] ids, int[][] mask, int[][] labels, int tokens) implements TrainBatch<LmBatch> {
+public record LmBatch(int[][] ids, int[][] mask, int[][] labels, int tokens)
+    implements TrainBatch<LmBatch>, java.io.Serializable {   // Serializable: the Spark runner caches rows on executors
   public LmBatch {
     if (ids.length != mask.length || (labels != null && labels.length != ids.length))
       throw new IllegalArgumentException("ids, mask and labels must have the same number of rows");

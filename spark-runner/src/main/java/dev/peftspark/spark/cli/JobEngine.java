@@ -1,11 +1,11 @@
 package dev.peftspark.spark.cli;
 
 import dev.peftspark.core.config.JobConfig;
-import dev.peftspark.core.config.ConfigException;
 import dev.peftspark.core.train.EvalResult;
 import dev.peftspark.core.train.LmEvalResult;
 import dev.peftspark.core.train.TrainListener;
 import dev.peftspark.core.train.TrainSummary;
+import dev.peftspark.spark.dist.LmSparkFitter;
 import dev.peftspark.spark.dist.SparkFitter;
 import dev.peftspark.spark.job.CausalLmJob;
 import dev.peftspark.spark.job.ClassificationJob;
@@ -19,9 +19,9 @@ public final class JobEngine implements Engine {
   @Override
   public TrainSummary train(JobConfig cfg, TrainListener listener) throws Exception {
     if (cfg.task().equals("causal_lm")) {
-      if (cfg.runner().equals("spark"))
-        throw new ConfigException("runner", "spark is not available for task: causal_lm yet; use runner: local");
-      return CausalLmJob.train(cfg, listener);
+      if (!cfg.runner().equals("spark")) return CausalLmJob.train(cfg, listener);
+      LmSparkFitter.checkSupported(cfg);   // before reading data and loading the base
+      return CausalLmJob.train(cfg, listener, new LmSparkFitter(null));
     }
     return cfg.runner().equals("spark") ? ClassificationJob.train(cfg, listener, new SparkFitter(null))
         : ClassificationJob.train(cfg, listener);

@@ -8,7 +8,6 @@ import dev.peftspark.core.peft.Method;
 import dev.peftspark.core.peft.PeftCausalLm;
 import dev.peftspark.core.peft.ia3.Ia3Config;
 import dev.peftspark.core.peft.lora.LoraConfig;
-import dev.peftspark.core.train.LmBatch;
 import dev.peftspark.core.train.LmEvalResult;
 import dev.peftspark.core.train.OutputDir;
 import dev.peftspark.core.train.RunOutputs;
@@ -47,6 +46,11 @@ public final class CausalLmJob {
   private CausalLmJob() {}
 
   public static TrainSummary train(JobConfig cfg, TrainListener listener) throws Exception {
+    return train(cfg, listener, LmFitter.LOCAL);
+  }
+
+  /** Trains with {@code fitter} (this JVM, or Spark); reading, evaluation and outputs are the same for both. */
+  public static TrainSummary train(JobConfig cfg, TrainListener listener, LmFitter fitter) throws Exception {
     long start = System.nanoTime();
     CausalLmBase base = CausalLmBase.load(cfg.model(), cfg.modelConfig(), cfg.train().seed());
     LmTokenizer tokenizer = tokenizer(cfg, base);
@@ -69,8 +73,7 @@ public final class CausalLmJob {
     Path staging = OutputDir.staging(outputDir);
     try (RunOutputs outputs = new RunOutputs(staging, cfg)) {
       TrainListener all = TrainListeners.compose(outputs, listener);
-      Trainer<LmBatch> trainer = new Trainer<>(model, cfg.train(), batcher.numBatches());
-      Trainer.Result r = trainer.fit(e -> batcher.epoch(cfg.train().seed(), e), all);
+      Trainer.Result r = fitter.fit(model, batcher, cfg, all);
       if (test != null) {
         LmEvalResult eval = model.evaluate(LmBatcher.of(test, opts, cfg.train().batchSize()).eval());
         log.info("test: loss {} perplexity {} over {} target tokens", eval.loss(), eval.perplexity(), eval.tokens());
@@ -82,7 +85,7 @@ public final class CausalLmJob {
       long wallMs = (System.nanoTime() - start) / 1_000_000;
       TrainSummary summary = new TrainSummary(model.method().key(), model.trainableCount(), model.totalCount(),
           r.steps(), r.epochs(), r.finalLoss(), wallMs, r.examples() / Math.max(1e-9, r.wallMs() / 1000.0),
-          train.size(), 0, null, outputDir.toString());
+          train.size(), 0, null, outputDir.toString(), fitter.distributed());
       all.onEnd(summary);
       outputs.close();
       OutputDir.commit(staging, outputDir);

@@ -2,6 +2,7 @@ package dev.peftspark.spark.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.peftspark.spark.TestModels;
 import dev.peftspark.core.io.SafeTensors;
 import dev.peftspark.core.model.LlamaConfig;
 import dev.peftspark.core.model.LlamaModel;
@@ -28,48 +29,16 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class CausalLmCommandTest {
   static final ObjectMapper JSON = new ObjectMapper();
-  static final List<String> WORDS = List.of("the", "cat", "dog", "sat", "ran", "on", "mat", "rug", "a", "big", "small");
-
   @TempDir static Path tmp;
   static Path modelDir, trainFile, testFile;
 
   @BeforeAll
   static void setUp() throws IOException {
-    modelDir = Files.createDirectory(tmp.resolve("tiny-llama"));
-    StringBuilder vocab = new StringBuilder("\"<unk>\": 0, \"<s>\": 1, \"</s>\": 2");
-    for (int i = 0; i < WORDS.size(); i++) vocab.append(", \"").append(WORDS.get(i)).append("\": ").append(i + 3);
-    Files.writeString(modelDir.resolve("tokenizer.json"), """
-        {"version": "1.0", "truncation": null, "padding": null,
-         "added_tokens": [
-           {"id": 0, "content": "<unk>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
-           {"id": 1, "content": "<s>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
-           {"id": 2, "content": "</s>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}],
-         "normalizer": null, "pre_tokenizer": {"type": "WhitespaceSplit"}, "post_processor": null,
-         "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": false},
-         "model": {"type": "WordLevel", "unk_token": "<unk>", "vocab": {VOCAB}}}
-        """.replace("VOCAB", vocab));
-    Files.writeString(modelDir.resolve("tokenizer_config.json"), "{\"eos_token\": \"</s>\"}");
-    LlamaConfig c = new LlamaConfig("llama", 16, 16, 32, 2, 4, 2, 4, 64, 1e-6, 10000.0, null, true, false, false,
-        false, 0, 0.3);
-    Files.writeString(modelDir.resolve("config.json"), c.toJson("float32").toString());
-    SafeTensors.write(modelDir.resolve("model.safetensors"), LlamaModel.randomWeights(c, DataType.FLOAT, 1),
-        Map.of("format", "pt"));
+    modelDir = TestModels.tinyLlamaDir(tmp.resolve("tiny-llama"));
     trainFile = tmp.resolve("train.txt");
     testFile = tmp.resolve("test.txt");
-    Files.write(trainFile, sentences(120, 1));
-    Files.write(testFile, sentences(30, 2));
-  }
-
-  /** A toy language: "the|a [big|small] cat|dog sat|ran on the mat|rug". */
-  static List<String> sentences(int n, long seed) {
-    SplittableRandom r = new SplittableRandom(seed);
-    List<String> out = new ArrayList<>();
-    for (int i = 0; i < n; i++) {
-      out.add((r.nextBoolean() ? "the " : "a ") + (r.nextInt(3) == 0 ? (r.nextBoolean() ? "big " : "small ") : "")
-          + (r.nextBoolean() ? "cat " : "dog ") + (r.nextBoolean() ? "sat" : "ran") + " on the "
-          + (r.nextBoolean() ? "mat" : "rug"));
-    }
-    return out;
+    Files.write(trainFile, TestModels.toySentences(120, 1));
+    Files.write(testFile, TestModels.toySentences(30, 2));
   }
 
   private Path config(String name, String extra) throws IOException {

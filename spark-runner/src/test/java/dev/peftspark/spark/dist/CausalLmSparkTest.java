@@ -1,0 +1,146 @@
+package dev.peftspark.spark.dist;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.peftspark.core.config.ConfigException;
+import dev.peftspark.core.config.JobConfig;
+import dev.peftspark.core.config.JobConfigLoader;
+import dev.peftspark.core.io.SafeTensors;
+import dev.peftspark.core.train.LmBatch;
+import dev.peftspark.core.train.StepMetrics;
+import dev.peftspark.core.train.TrainListener;
+import dev.peftspark.core.train.TrainSummary;
+import dev.peftspark.spark.TestModels;
+import dev.peftspark.spark.job.CausalLmJob;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@code runner: spark} for a causal LM equals {@code runner: local} on the same global batches: a tiny random
+ * LLaMA, padded rows of different lengths (so the partitions hold different numbers of target tokens and only
+ * the global token count as denominator gives the local step), 2 partitions on local[2].
+ */
+class CausalLmSparkTest {
+  @TempDir static Path tmp;
+  static Path modelDir, trainFile, testFile;
+
+  @BeforeAll
+  static void setUp() throws IOException {
+    modelDir = TestModels.tinyLlamaDir(tmp.resolve("tiny-llama"));
+    trainFile = tmp.resolve("train.txt");
+    testFile = tmp.resolve("test.txt");
+    Files.write(trainFile, TestModels.toySentences(60, 1));
+    Files.write(testFile, TestModels.toySentences(20, 2));
+  }
+
+  private static JobConfig config(String name, String runner, String... more) {
+    List<String> sets = new ArrayList<>(List.of("runner=" + runner, "output_dir=" + tmp.resolve(name),
+        "spark.master=local[2]", "spark.partitions=2"));
+    sets.addAll(List.of(more));
+    return JobConfigLoader.fromYaml("""
+        task: causal_lm
+        model: %s
+        data:
+          train: [%s]
+          test: [%s]
+          max_length: 16
+          packing: false
+        train:
+          epochs: 2
+          max_steps: 8
+          batch_size: 9
+          grad_accum: 3
+          lr: 0.01
+          log_every: 100
+        lora:
+          r: 4
+          alpha: 8
+          target_modules: [q_proj, v_proj, lm_head]
+        """.formatted(modelDir, trainFile, testFile), "test", sets);
+  }
+
+  private record Run(TrainSummary summary, List<StepMetrics> steps, Map<String, INDArray> adapter, double evalLoss) {}
+
+  private static Run train(JobConfig cfg) throws Exception {
+    List<StepMetrics> steps = new ArrayList<>();
+    TrainListener record = new TrainListener() {
+      @Override public void onStep(StepMetrics m) { steps.add(m); }
+    };
+    TrainSummary s = cfg.runner().equals("spark")
+        ? CausalLmJob.train(cfg, record, new LmSparkFitter(TestSpark.context()))
+        : CausalLmJob.train(cfg, record);
+    Path out = Path.of(cfg.outputDir());
+    double eval = new ObjectMapper().readTree(out.resolve("eval.json").toFile()).get("loss").asDouble();
+    return new Run(s, steps, SafeTensors.loadAll(out.resolve("adapter_model.safetensors")), eval);
+  }
+
+  private static double maxDiff(Map<String, INDArray> a, Map<String, INDArray> b) {
+    assertEquals(a.keySet(), b.keySet());
+    double max = 0;
+    for (String k : a.keySet()) {
+      max = Math.max(max, a.get(k).castTo(org.nd4j.linalg.api.buffer.DataType.DOUBLE)
+          .sub(b.get(k).castTo(org.nd4j.linalg.api.buffer.DataType.DOUBLE)).amaxNumber().doubleValue());
+    }
+    return max;
+  }
+
+  @Test
+  void sparkGradientSyncEqualsTheLocalTrainer() throws Exception {
+    for (String optimizer : List.of("adamw", "sgd")) {
+      Run local = train(config("local-" + optimizer, "local", "train.optimizer=" + optimizer));
+      Run spark = train(config("spark-" + optimizer, "spark", "train.optimizer=" + optimizer));
+      assertEquals(8, spark.steps().size());
+      for (int i = 0; i < 8; i++) {
+        assertEquals(local.steps().get(i).loss(), spark.steps().get(i).loss(), 1e-5, optimizer + " step " + (i + 1));
+      }
+      double diff = maxDiff(local.adapter(), spark.adapter());
+      assertTrue(diff < 1e-5, optimizer + ": adapters differ by " + diff);
+      // the adapter moved: equality is not of two untrained adapters
+      assertTrue(local.steps().get(7).loss() < local.steps().get(0).loss() - 0.05, local.steps().toString());
+      assertEquals(local.evalLoss(), spark.evalLoss(), 1e-5, optimizer + " eval loss");
+      assertNull(local.summary().distributed());
+      assertNotNull(spark.summary().distributed());
+      assertEquals(2, spark.summary().distributed().partitions());
+    }
+  }
+
+  @Test
+  void rowsOfAStepGoRoundRobinToThePartitions() {
+    int[][] ids = {{1, 2, 3}, {4, 5, 0}, {6, 0, 0}};
+    int[][] mask = {{1, 1, 1}, {1, 1, 0}, {1, 0, 0}};
+    LmBatch b = new LmBatch(ids, mask, null, 6);
+    var shards = LmShard.split(List.of(b), 2);
+    LmBatch p0 = shards.get(0).steps().get(0), p1 = shards.get(1).steps().get(0);
+    assertArrayEquals(new int[][] {{1, 2, 3}, {6, 0, 0}}, p0.ids());
+    assertArrayEquals(new int[][] {{4, 5, 0}}, p1.ids());
+    assertEquals(4, p0.tokens());
+    assertEquals(2, p1.tokens());
+    assertEquals(b.weight(), p0.weight() + p1.weight());
+    assertNull(LmShard.split(List.of(b.slice(0, 1)), 2).get(1).steps().get(0), "a partition without rows");
+  }
+
+  @Test
+  void averageSyncAndCheckpointsAreRefusedByName() {
+    var a = assertThrows(ConfigException.class,
+        () -> LmSparkFitter.checkSupported(config("avg", "spark", "distributed.sync=average")));
+    assertTrue(a.getMessage().contains("distributed.sync"), a.getMessage());
+    var c = assertThrows(ConfigException.class,
+        () -> LmSparkFitter.checkSupported(config("ckpt", "spark", "checkpoint.every_steps=2")));
+    assertTrue(c.getMessage().contains("checkpoint.every_steps"), c.getMessage());
+  }
+}
