@@ -114,7 +114,7 @@ public final class JobConfigLoader {
         throw new ConfigException("--set " + o + ": " + e.getMessage(), e);
       }
     }
-    // The Spark runner trains classifiers only so far: a causal-LM job that names no runner runs on one JVM
+    // A causal-LM job that names no runner runs on one JVM (the Spark runner trains it only when named)
     boolean runnerGiven = (root != null && root.containsKey("runner")) || fromCli.contains("runner");
     if (!runnerGiven && "causal_lm".equals(merged.get("task"))) merged.put("runner", "local");
     try {

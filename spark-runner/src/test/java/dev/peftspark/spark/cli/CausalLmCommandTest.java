@@ -102,6 +102,26 @@ class CausalLmCommandTest {
     assertTrue(again.get("loss").asDouble() < 0.7 * baseLoss, "adapter " + again + " vs base " + baseLoss);
   }
 
+  /** runner: spark through the CLI: the eval of runner: local's adapter; average sync is refused by its key. */
+  @Test
+  void sparkRunnerGivesTheLocalRunnersEval() throws IOException {
+    Path cfg = config("runners", "");
+    double[] loss = new double[2];
+    for (int i = 0; i < 2; i++) {
+      String runner = i == 0 ? "local" : "spark";
+      var r = CombineMergeCommandTest.cli("train", "--config", cfg.toString(), "--set", "runner=" + runner,
+          "--set", "spark.master=local[2]", "--set", "spark.partitions=2", "--set", "train.max_steps=4",
+          "--set", "output_dir=" + tmp.resolve("runner-" + runner));
+      assertEquals(0, r.code(), r.err());
+      loss[i] = json(tmp.resolve("runner-" + runner).resolve("eval.json")).get("loss").asDouble();
+    }
+    assertEquals(loss[0], loss[1], 1e-5);
+    var avg = CombineMergeCommandTest.cli("train", "--config", cfg.toString(), "--set", "runner=spark",
+        "--set", "distributed.sync=average", "--set", "output_dir=" + tmp.resolve("runner-average"));
+    assertTrue(avg.code() != 0 && avg.err().contains("distributed.sync"), avg.err());
+    assertFalse(Files.exists(tmp.resolve("runner-average")));
+  }
+
   /** method: full from model: random is pretraining; its output is a model directory the next run starts from. */
   @Test
   void pretrainFromRandomThenAdapt() throws IOException {
