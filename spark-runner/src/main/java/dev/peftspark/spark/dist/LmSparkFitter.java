@@ -20,6 +20,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import scala.Tuple2;
 
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -42,15 +43,11 @@ public final class LmSparkFitter implements LmFitter {
     this.given = sc;
   }
 
-  /** Refuses what the causal-LM Spark path does not do yet, naming the key. */
+  /** Refuses what the causal-LM Spark path does not do yet ({@code sync: average}), naming the key. */
   public static void checkSupported(JobConfig cfg) {
     if (!cfg.distributed().sync().equals("gradient")) {
       throw new ConfigException("distributed.sync", cfg.distributed().sync() + " is not available for task: "
           + "causal_lm yet; use gradient");
-    }
-    if (cfg.checkpoint().everySteps() > 0) {
-      throw new ConfigException("checkpoint.every_steps", "checkpoints are not available for task: causal_lm on "
-          + "runner: spark yet; use 0");
     }
   }
 
@@ -58,7 +55,8 @@ public final class LmSparkFitter implements LmFitter {
   public TrainSummary.Distributed distributed() { return distributed; }
 
   @Override
-  public Trainer.Result fit(PeftCausalLm model, LmBatcher batcher, JobConfig cfg, TrainListener listener) {
+  public Trainer.Result fit(PeftCausalLm model, LmBatcher batcher, JobConfig cfg, TrainListener listener)
+      throws IOException {
     checkSupported(cfg);
     scala.Option<org.apache.spark.SparkContext> active = org.apache.spark.SparkContext$.MODULE$.getActive();
     boolean owned = given == null && active.isEmpty();
@@ -83,6 +81,8 @@ public final class LmSparkFitter implements LmFitter {
     private final LmSpec spec;
     private final GradientUpdate update;
     private final boolean skipNonFinite;
+    private final Checkpoints checkpoints;   // null: checkpoint.every_steps is 0
+    private final List<StepMetrics> history = new ArrayList<>();
     private long bytesExchanged, overheadMs;
 
     Run(JavaSparkContext sc, PeftCausalLm model, LmBatcher batcher, JobConfig cfg, int partitions) {
@@ -96,41 +96,80 @@ public final class LmSparkFitter implements LmFitter {
       this.spec = LmSpec.of(cfg.model(), cfg.modelConfig(), cfg.train().seed(), model);
       this.update = new GradientUpdate(model.params().size(), model.decayMask(), cfg.train(), stepsPerEpoch);
       this.skipNonFinite = cfg.distributed().onNonFinite().equals("skip");
+      this.checkpoints = cfg.checkpoint().everySteps() > 0
+          ? new Checkpoints(cfg.outputDir(), sc.hadoopConfiguration()) : null;
     }
 
-    Trainer.Result fit(TrainListener listener) {
+    /** Continues from the newest checkpoint, if any: parameters, optimizer state, step and metrics so far. */
+    private int resume(TrainListener listener) throws IOException {
+      if (checkpoints == null) return 0;
+      var found = checkpoints.newest();
+      if (found.isEmpty()) return 0;
+      Checkpoints.State s = found.get();
+      var ps = model.params();
+      if (s.size() != ps.size() || s.seed() != cfg.train().seed() || s.step() > update.totalSteps()) {
+        throw new IllegalStateException("checkpoint " + checkpoints.dir() + "/step-" + s.step() + " is from another "
+            + "run (" + s.size() + " trainable parameters, seed " + s.seed() + ", step " + s.step() + "; this run: "
+            + ps.size() + ", seed " + cfg.train().seed() + ", " + update.totalSteps() + " steps); remove "
+            + checkpoints.dir() + " or choose another output_dir");
+      }
+      ps.values().assign(Nd4j.createFromArray(s.values()));
+      update.optimizer().load(s.optimizer().toNd4j());
+      for (StepMetrics m : s.history()) {
+        history.add(m);
+        listener.onStep(m);
+      }
+      log.info("resuming from {}/step-{}", checkpoints.dir(), s.step());
+      return s.step();
+    }
+
+    private void checkpoint(int after) throws IOException {
+      if (checkpoints == null || after % cfg.checkpoint().everySteps() != 0) return;
+      checkpoints.write(new Checkpoints.State(after, cfg.train().seed(), model.params().size(),
+          model.params().values().toFloatVector(), OptState.of(update.optimizer().state()), List.copyOf(history)));
+    }
+
+    Trainer.Result fit(TrainListener listener) throws IOException {
       int total = update.totalSteps();
       listener.onStart(total, model.trainableCount(), model.totalCount());
       log.info("spark master {}: {} partitions, sync gradient, {} trainable parameters cross the network per step",
           sc.master(), partitions, model.trainableCount());
       long start = System.nanoTime(), examples = 0, tokens = 0;
-      int step = 0;
+      int resumed = resume(listener), step = resumed, skip = resumed, epoch = 0;
       double lastLoss = Double.NaN;
       StorageLevel level = StorageLevel.fromString(cfg.spark().storageLevel());
-      while (step < total) {
-        int epoch = step / stepsPerEpoch;
+      // Epochs as the local trainer walks them: every batch of epoch e, then e + 1 (a resumed run skips ahead).
+      for (; step < total; epoch++) {
         List<LmBatch> batches = batcher.epoch(cfg.train().seed(), epoch);
+        if (batches.isEmpty()) throw new IllegalStateException("epoch " + (epoch + 1) + " has no batch");
+        if (skip >= batches.size()) {
+          skip -= batches.size();
+          continue;
+        }
         List<Tuple2<Integer, LmShard>> shards = new ArrayList<>();
         for (LmShard s : LmShard.split(batches, partitions)) shards.add(new Tuple2<>(s.partition(), s));
         // Through a shuffle: later steps' tasks carry no rows (partition p holds shard p).
         JavaRDD<LmShard> rdd = sc.parallelizePairs(shards, partitions).partitionBy(new HashPartitioner(partitions))
             .values().setName("peft epoch " + (epoch + 1) + " rows").persist(level);
         try {
-          for (int i = 0; i < batches.size() && step < total; i++, step++) {
+          for (int i = skip; i < batches.size() && step < total; i++) {
             StepMetrics m = step(rdd, batches.get(i), i, step, epoch, start);
+            history.add(m);
             listener.onStep(m);
             examples += m.examples();
             tokens += m.tokens();
             lastLoss = m.loss();
+            checkpoint(++step);
           }
         } finally {
           rdd.unpersist(false);
         }
+        skip = 0;
       }
-      distributed = new TrainSummary.Distributed("gradient", partitions, total == 0 ? 0 : bytesExchanged / total,
-          model.totalCount() * 4L * 2 * partitions, overheadMs, 0);
-      return new Trainer.Result(step, (step + stepsPerEpoch - 1) / stepsPerEpoch, lastLoss,
-          (System.nanoTime() - start) / 1_000_000, examples, tokens);
+      int here = step - resumed;
+      distributed = new TrainSummary.Distributed("gradient", partitions, here == 0 ? 0 : bytesExchanged / here,
+          model.totalCount() * 4L * 2 * partitions, overheadMs, resumed);
+      return new Trainer.Result(step, epoch, lastLoss, (System.nanoTime() - start) / 1_000_000, examples, tokens);
     }
 
     private StepMetrics step(JavaRDD<LmShard> rdd, LmBatch batch, int inEpoch, int step, int epoch, long start) {

@@ -88,6 +88,8 @@ public final class CausalLmJob {
           train.size(), 0, null, outputDir.toString(), fitter.distributed());
       all.onEnd(summary);
       outputs.close();
+      Path checkpoints = outputDir.resolve(ClassificationJob.CHECKPOINTS);   // a Spark fit's, kept with the output
+      if (Files.isDirectory(checkpoints)) Files.move(checkpoints, staging.resolve(ClassificationJob.CHECKPOINTS));
       OutputDir.commit(staging, outputDir);
       return summary;
     } catch (Exception | Error e) {
