@@ -164,4 +164,23 @@ class CausalLmSparkTest {
     assertEquals(8, lines.size(), "every step once in metrics.jsonl");
     assertTrue(Files.isRegularFile(out.resolve("checkpoints/step-6/state.bin")), "checkpoints kept with the output");
   }
+
+  /** A NaN in the starting adapter (init_adapter: executors rebuild a loaded model) stops step 1, naming it. */
+  @Test
+  void aNanAdapterStopsTheRunAtStepOneNamingThePartition() throws Exception {
+    JobConfig first = config("nan-source", "local", "train.max_steps=1");
+    CausalLmJob.train(first, new TrainListener() {});
+    Path file = Path.of(first.outputDir()).resolve("adapter_model.safetensors");
+    Map<String, INDArray> tensors = new java.util.LinkedHashMap<>(SafeTensors.loadAll(file));
+    String b = tensors.keySet().stream().filter(k -> k.contains("q_proj.lora_B")).findFirst().orElseThrow();
+    tensors.get(b).putScalar(0, Float.NaN);
+    SafeTensors.write(file, tensors, Map.of("format", "pt"));
+
+    JobConfig nan = config("nan", "spark", "init_adapter=" + first.outputDir(), "checkpoint.every_steps=1");
+    var e = assertThrows(dev.peftspark.core.train.Trainer.NonFiniteException.class,
+        () -> CausalLmJob.train(nan, new TrainListener() {}, new LmSparkFitter(TestSpark.context())));
+    assertTrue(e.getMessage().startsWith("step 1 (partition 0: loss is NaN)"), e.getMessage());
+    assertTrue(!Files.exists(Path.of(nan.outputDir()).resolve("adapter_model.safetensors")), "nothing saved");
+    assertTrue(!Files.exists(Path.of(nan.outputDir()).resolve("checkpoints/step-1")), "no checkpoint of the bad step");
+  }
 }
