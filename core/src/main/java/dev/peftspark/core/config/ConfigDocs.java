@@ -20,7 +20,7 @@ public final class ConfigDocs {
     d.put("task", "`classification` or `causal_lm` (next-token prediction; eval reports loss, perplexity, tokens)");
     d.put("output_dir", "where the adapter, config.yaml, metrics.jsonl, eval.json and report.html go (train)");
     d.put("method", "`lora` (DoRA with `lora.use_dora`), `qlora` (LoRA on an NF4-quantized base), `ia3`, `prompt_tuning` (virtual input tokens), `prefix_tuning` (virtual keys and values in every layer), `full` (every weight) or `head` (classifier only)");
-    d.put("runner", "`spark` (data-parallel on `spark.master`) or `local` (the single-JVM trainer, no Spark); `task: causal_lm` defaults to `local` (`runner: spark` trains it with `distributed.sync: gradient` only so far)");
+    d.put("runner", "`spark` (data-parallel on `spark.master`) or `local` (the single-JVM trainer, no Spark); `task: causal_lm` trains on Spark with `distributed.sync: gradient`");
     d.put("init_adapter", "start from a saved adapter directory instead of a fresh initialisation");
     d.put("model_config", "`model: random`: a Hugging Face config.json (LLaMA, Mistral, Qwen2 or GPT-2) giving the architecture and size");
     d.put("tokenizer", "causal_lm: the model directory's tokenizer.json when left out, `gpt2` (the demo GPT-2 byte-level BPE), or a tokenizer.json path");

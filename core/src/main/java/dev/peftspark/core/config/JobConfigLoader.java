@@ -114,9 +114,6 @@ public final class JobConfigLoader {
         throw new ConfigException("--set " + o + ": " + e.getMessage(), e);
       }
     }
-    // A causal-LM job that names no runner runs on one JVM (the Spark runner trains it only when named)
-    boolean runnerGiven = (root != null && root.containsKey("runner")) || fromCli.contains("runner");
-    if (!runnerGiven && "causal_lm".equals(merged.get("task"))) merged.put("runner", "local");
     try {
       JobConfig cfg = ConfigSchema.bind(JobConfig.class, merged, "");
       validate(cfg);

@@ -24,6 +24,21 @@ public final class Floats {
     return out;
   }
 
+  /**
+   * Overwrites {@code target} (a FLOAT array laid out contiguously in c order, e.g. a flat parameter buffer) with
+   * {@code values}, in place: no new native array per call.
+   */
+  public static void write(float[] values, INDArray target) {
+    if (target.dataType() != DataType.FLOAT || target.ordering() != 'c' || target.length() != values.length
+        || (target.isView() && target.elementWiseStride() != 1)) {
+      throw new IllegalArgumentException("expected a contiguous FLOAT array of " + values.length + " elements, got "
+          + target.dataType() + " " + java.util.Arrays.toString(target.shape()) + " order " + target.ordering());
+    }
+    FloatBuffer buf = target.data().asNioFloat();
+    buf.position((int) target.offset());
+    buf.put(values);
+  }
+
   /** A new FLOAT array of {@code shape} holding {@code values} (c order). */
   public static INDArray write(float[] values, long... shape) {
     INDArray out = Nd4j.createUninitialized(DataType.FLOAT, shape, 'c');

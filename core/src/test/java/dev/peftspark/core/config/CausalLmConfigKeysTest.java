@@ -45,6 +45,8 @@ class CausalLmConfigKeysTest {
         List.of(i.data().lmFormat(), i.data().promptField(), i.data().responseField(), i.data().template()));
     assertNull(yaml("task: causal_lm\nmodel: some/dir\n").tokenizer(), "default: the model directory's tokenizer");
     assertTrue(yaml("task: causal_lm\nmodel: some/dir\n").data().packing(), "packing is the default");
+    assertEquals("spark", yaml("task: causal_lm\nmodel: some/dir\n").runner(),
+        "a causal LM trains on Spark unless runner: local is named, like a classifier");
   }
 
   @Test

@@ -4,8 +4,8 @@ import dev.peftspark.core.optim.Optimizer;
 import dev.peftspark.core.peft.PeftClassifier;
 import dev.peftspark.core.train.TokenBatch;
 import dev.peftspark.core.train.Trainer;
+import dev.peftspark.core.nn.Floats;
 import org.apache.spark.api.java.function.Function2;
-import org.nd4j.linalg.factory.Nd4j;
 
 import java.io.Serializable;
 import java.util.Iterator;
@@ -67,7 +67,7 @@ public final class AverageTask implements Function2<Integer, Iterator<PartitionD
     PeftClassifier model = ExecutorModels.borrow(spec, ExecutorModels.taskSeed(spec.seed(), r.firstStep(), partition));
     try {
       var ps = model.params();
-      ps.values().assign(Nd4j.createFromArray(r.values()));
+      Floats.write(r.values(), ps.values());   // into the model's own buffer
       Optimizer opt = spec.newOptimizer(model);
       opt.load(r.state().toNd4j());
       model.setTraining(true);
@@ -94,7 +94,7 @@ public final class AverageTask implements Function2<Integer, Iterator<PartitionD
         opt.step(ps.values(), ps.grads(), r.lrs()[j]);
         counters.add(mine.size(), mine.tokens(), loss);
       }
-      return List.of(new Result(partition, ps.values().toFloatVector(), OptState.of(opt.state()), losses, norms,
+      return List.of(new Result(partition, Floats.read(ps.values()), OptState.of(opt.state()), losses, norms,
           examples, tokens, skipped, null, clock.computeMs(), clock.done())).iterator();
     } finally {
       ExecutorModels.release(spec, model);

@@ -1,5 +1,8 @@
 package dev.peftspark.spark.dist;
 
+import dev.peftspark.core.nn.Floats;
+import dev.peftspark.core.nn.ParamSet;
+import dev.peftspark.core.optim.Optimizer;
 import dev.peftspark.core.train.StepMetrics;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileStatus;
@@ -69,6 +72,41 @@ public final class Checkpoints {
     }
     List<Integer> steps = steps(fs);
     for (int i = KEEP; i < steps.size(); i++) fs.delete(new Path(dir, "step-" + steps.get(i)), true);
+  }
+
+  /**
+   * Continues a run from the newest checkpoint, if any: checks it is one of this run (same trainable size and
+   * seed, a step within {@code totalSteps}), loads its parameters into {@code ps} and its state into
+   * {@code optimizer}, and returns it (its step and the metrics of the steps before).
+   *
+   * @throws IllegalStateException naming the checkpoint and what differs when it is another run's
+   */
+  public Optional<State> resume(ParamSet ps, Optimizer optimizer, long seed, int totalSteps) throws IOException {
+    Optional<State> found = newest();
+    if (found.isEmpty()) return found;
+    State s = found.get();
+    if (s.size() != ps.size() || s.seed() != seed || s.step() > totalSteps) {
+      throw new IllegalStateException("checkpoint " + dir + "/step-" + s.step() + " is from another run ("
+          + s.size() + " trainable parameters, seed " + s.seed() + ", step " + s.step() + "; this run: "
+          + ps.size() + ", seed " + seed + ", " + totalSteps + " steps); remove " + dir
+          + " or choose another output_dir");
+    }
+    Floats.write(s.values(), ps.values());
+    optimizer.load(s.optimizer().toNd4j());
+    log.info("resuming from {}/step-{}", dir, s.step());
+    return found;
+  }
+
+  /** Whether a run that went from step {@code before} to {@code after} passed a multiple of {@code every}. */
+  public static boolean due(int before, int after, int every) {
+    return every > 0 && before / every != after / every;
+  }
+
+  /** Writes the checkpoint of step {@code step}: parameters, optimizer state and the metrics so far. */
+  public void write(int step, long seed, ParamSet ps, Optimizer optimizer, List<StepMetrics> history)
+      throws IOException {
+    write(new State(step, seed, ps.size(), Floats.read(ps.values()), OptState.of(optimizer.state()),
+        List.copyOf(history)));
   }
 
   /** The newest checkpoint that reads back whole, or empty. */

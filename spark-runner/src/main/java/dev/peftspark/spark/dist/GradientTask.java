@@ -3,8 +3,8 @@ package dev.peftspark.spark.dist;
 import dev.peftspark.core.train.Trainer;
 import dev.peftspark.core.peft.PeftClassifier;
 import dev.peftspark.core.train.TokenBatch;
+import dev.peftspark.core.nn.Floats;
 import org.apache.spark.api.java.function.Function2;
-import org.nd4j.linalg.factory.Nd4j;
 
 import java.io.Serializable;
 import java.util.Iterator;
@@ -15,23 +15,10 @@ import java.util.List;
  * micro-batches, gradients summed with each micro-batch weighted by its share of the GLOBAL batch, so that the
  * driver's plain sum over partitions is the gradient of the global batch's mean loss.
  */
-public final class GradientTask implements Function2<Integer, Iterator<PartitionData>, Iterator<GradientTask.Result>> {
+public final class GradientTask implements Function2<Integer, Iterator<PartitionData>, Iterator<GradientPart>> {
   /** What the driver sends per step (a {@link StepPayload}): adapter values and the global batch. */
   public record Request(int step, float[] values, int[] batch) implements Serializable {
     public long bytes() { return 4L * values.length + 4L * batch.length + 16; }
-  }
-
-  /**
-   * One partition's answer.
-   *
-   * @param grads      summed, share-weighted gradient; null when the partition held no member of the batch
-   * @param loss       share-weighted loss (the partitions' values add up to the batch's mean loss)
-   * @param gradNorm2  squared L2 norm of {@code grads}, to name a partition whose gradient is not finite
-   * @param timing     where the task's time went
-   */
-  public record Result(int partition, float[] grads, double loss, double gradNorm2, int examples, int tokens,
-                       long computeMs, TaskTiming timing) implements Serializable {
-    public long bytes() { return (grads == null ? 0 : 4L * grads.length) + 40; }
   }
 
   private final ModelSpec spec;
@@ -50,24 +37,24 @@ public final class GradientTask implements Function2<Integer, Iterator<Partition
   }
 
   @Override
-  public Iterator<Result> call(Integer partition, Iterator<PartitionData> blocks) throws Exception {
+  public Iterator<GradientPart> call(Integer partition, Iterator<PartitionData> blocks) throws Exception {
     TaskTiming.Clock clock = TaskTiming.start();
     Request r = request.value();
     PartitionData data = blocks.next();
     clock.read();
     TokenBatch mine = data.select(r.batch());
-    if (mine == null) return List.of(new Result(partition, null, 0, 0, 0, 0, 0, clock.done())).iterator();
+    if (mine == null) return List.of(GradientPart.empty(partition, clock.done())).iterator();
     PeftClassifier model = ExecutorModels.borrow(spec, ExecutorModels.taskSeed(spec.seed(), r.step(), partition));
     try {
       var ps = model.params();
-      ps.values().assign(Nd4j.createFromArray(r.values()));
+      Floats.write(r.values(), ps.values());   // into the model's own buffer
       ps.zeroGrad();
       model.setTraining(true);
       double loss = Trainer.accumulate(model, mine, globalBatch, microRows);
       double norm = ps.grads().norm2Number().doubleValue();
       counters.add(mine.size(), mine.tokens(), loss * globalBatch / mine.size());
-      return List.of(new Result(partition, ps.grads().toFloatVector(), loss, norm * norm, mine.size(),
-          mine.tokens(), clock.computeMs(), clock.done())).iterator();
+      return List.of(new GradientPart(partition, Floats.read(ps.grads()), loss, norm * norm, mine.size(),
+          mine.tokens(), 0, clock.done())).iterator();
     } finally {
       ExecutorModels.release(spec, model);
     }

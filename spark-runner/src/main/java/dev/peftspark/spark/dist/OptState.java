@@ -20,14 +20,14 @@ public record OptState(LinkedHashMap<String, float[]> vectors, LinkedHashMap<Str
     LinkedHashMap<String, Long> c = new LinkedHashMap<>();
     state.forEach((k, a) -> {
       if (a.rank() == 0) c.put(k, a.getLong(0));
-      else v.put(k, a.toFloatVector());
+      else v.put(k, dev.peftspark.core.nn.Floats.read(a));
     });
     return new OptState(v, c);
   }
 
   public Map<String, INDArray> toNd4j() {
     Map<String, INDArray> m = new LinkedHashMap<>();
-    vectors.forEach((k, a) -> m.put(k, Nd4j.createFromArray(a)));
+    vectors.forEach((k, a) -> m.put(k, dev.peftspark.core.nn.Floats.write(a, a.length)));
     counters.forEach((k, n) -> m.put(k, Nd4j.scalar(n)));
     return m;
   }

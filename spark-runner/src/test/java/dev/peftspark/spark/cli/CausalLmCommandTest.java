@@ -45,6 +45,7 @@ class CausalLmCommandTest {
     Path f = tmp.resolve(name + ".yaml");
     Files.writeString(f, """
         task: causal_lm
+        runner: local
         model: %s
         output_dir: %s
         data:

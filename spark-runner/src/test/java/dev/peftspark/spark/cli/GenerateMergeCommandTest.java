@@ -208,6 +208,7 @@ class GenerateMergeCommandTest {
     Path cfg = tmp.resolve("lora.yaml");
     Files.writeString(cfg, """
         task: causal_lm
+        runner: local
         model: %s
         output_dir: %s
         data:
