@@ -6,6 +6,7 @@ import dev.peftspark.core.generate.Generator;
 import dev.peftspark.core.io.SafeTensors;
 import dev.peftspark.core.peft.AdapterFiles;
 import dev.peftspark.core.train.TrainListener;
+import dev.peftspark.datasets.lm.HfLmTokenizer;
 import dev.peftspark.spark.TestModels;
 import dev.peftspark.spark.dist.LmSparkFitter;
 import dev.peftspark.spark.job.CausalLmJob;
@@ -58,6 +59,10 @@ class CausalLmPipelineTest {
   static void setUp() throws IOException {
     modelDir = TestModels.tinyLlamaDir(tmp.resolve("tiny-llama"));
     spark = MlTestData.session();
+    // JVM warm-up outside the timed tests: ND4J's and the tokenizers' native libraries load once per JVM
+    try (HfLmTokenizer tok = HfLmTokenizer.load(modelDir)) {
+      CausalLmTools.generate(modelDir, null, "the cat", Generator.Settings.greedy(2, tok.eosId()));
+    }
   }
 
   @AfterAll
@@ -124,6 +129,39 @@ class CausalLmPipelineTest {
     var m = model.lastTransformMetrics();
     assertEquals(prompts.size(), m.rows());
     assertEquals(prompts.stream().mapToInt(p -> p.split(" ").length).sum(), m.promptTokens());
+
+    // The same documents as token ids (what LmRecords frames: text + EOS) train the same adapter, bit for bit,
+    // and the same prompts as ids continue the same way.
+    StructType idsSchema = new StructType().add("id", DataTypes.LongType)
+        .add("input_ids", DataTypes.createArrayType(DataTypes.IntegerType));
+    PeftCausalLmModel fromIds;
+    try (HfLmTokenizer tok = HfLmTokenizer.load(modelDir)) {
+      fromIds = new PeftCausalLmEstimator().setConfigYaml(yaml()).setInputIdsCol("input_ids").setMaxNewTokens(12)
+          .fit(spark.createDataFrame(idRows(train, tok, true), idsSchema));
+      assertEquals(0.0, maxDiff(ml, SafeTensors.loadAll(saveAdapter(fromIds, "ml-ids-adapter")
+          .resolve(AdapterFiles.WEIGHTS))), "token-id input vs text input");
+      List<Row> fromIdsOut = byId(fromIds.transform(spark.createDataFrame(idRows(prompts, tok, false), idsSchema))
+          .collectAsList());
+      for (int i = 0; i < prompts.size(); i++) assertEquals(got.get(i).getString(2), fromIdsOut.get(i).getString(2));
+    }
+  }
+
+  private static Path saveAdapter(PeftCausalLmModel m, String name) throws IOException {
+    Path dir = tmp.resolve(name);
+    m.saveAdapter(dir.toString());
+    return dir;
+  }
+
+  /** (id, ids) rows: each text's ids after the tokenizer's prefix, with the end-of-text id after it when {@code eos}. */
+  private static List<Row> idRows(List<String> texts, HfLmTokenizer tok, boolean eos) {
+    List<Row> rows = new ArrayList<>();
+    for (int i = 0; i < texts.size(); i++) {
+      List<Integer> ids = new ArrayList<>(Arrays.stream(tok.prefixIds()).boxed().toList());
+      ids.addAll(Arrays.stream(tok.encode(texts.get(i))).boxed().toList());
+      if (eos) ids.add(tok.eosId());
+      rows.add(RowFactory.create((long) i, ids));
+    }
+    return rows;
   }
 
   /** The pipeline, for instruction records: SQLTransformer builds the prompt from two columns. */
