@@ -54,11 +54,17 @@ class CausalLmPipelineTest {
   @TempDir static Path tmp;
   static Path modelDir;
   static SparkSession spark;
+  static String trainParquet, testParquet;
 
   @BeforeAll
   static void setUp() throws IOException {
     modelDir = TestModels.tinyLlamaDir(tmp.resolve("tiny-llama"));
     spark = MlTestData.session();
+    // Fixtures: (id, article, noun, response) rows of toy sentences, split before the verb, as Parquet files
+    StructType schema = new StructType().add("id", DataTypes.LongType).add("article", DataTypes.StringType)
+        .add("noun", DataTypes.StringType).add("response", DataTypes.StringType);
+    trainParquet = parquet(schema, TestModels.toySentences(48, 3), 0, "train.parquet");
+    testParquet = parquet(schema, TestModels.toySentences(10, 4), 1000, "test.parquet");
     // JVM warm-up outside the timed tests: ND4J's and the tokenizers' native libraries load once per JVM
     try (HfLmTokenizer tok = HfLmTokenizer.load(modelDir)) {
       CausalLmTools.generate(modelDir, null, "the cat", Generator.Settings.greedy(2, tok.eosId()));
@@ -126,6 +132,15 @@ class CausalLmPipelineTest {
       if (!expected.isEmpty()) nonEmpty++;
     }
     assertTrue(nonEmpty >= prompts.size() / 2, "most continuations are non-empty: " + got);
+    // A Model stage for the CLI's adapter directory generates what the generate path does with it.
+    PeftCausalLmModel fromCli = PeftCausalLmModel.fromAdapter(cliOut.toString(), cfg, jsc.hadoopConfiguration())
+        .setMaxNewTokens(12);
+    List<Row> cliGot = byId(fromCli.transform(texts(prompts)).collectAsList());
+    for (int i = 0; i < prompts.size(); i++) {
+      assertEquals(CausalLmTools.generate(modelDir, cliOut, prompts.get(i), Generator.Settings.greedy(12, -1)).text(),
+          cliGot.get(i).getString(2), "fromAdapter: continuation of '" + prompts.get(i) + "'");
+    }
+
     var m = model.lastTransformMetrics();
     assertEquals(prompts.size(), m.rows());
     assertEquals(prompts.stream().mapToInt(p -> p.split(" ").length).sum(), m.promptTokens());
@@ -167,11 +182,6 @@ class CausalLmPipelineTest {
   /** The pipeline, for instruction records: SQLTransformer builds the prompt from two columns. */
   @Test
   void pipelineOnParquetSurvivesSaveAndLoadInAFreshSession() throws Exception {
-    StructType schema = new StructType().add("id", DataTypes.LongType).add("article", DataTypes.StringType)
-        .add("noun", DataTypes.StringType).add("response", DataTypes.StringType);
-    String trainParquet = parquet(schema, TestModels.toySentences(48, 3), 0, "train.parquet");
-    String testParquet = parquet(schema, TestModels.toySentences(10, 4), 1000, "test.parquet");
-
     SQLTransformer shape = new SQLTransformer().setStatement(
         "SELECT id, concat_ws(' ', article, noun) AS prompt, response FROM __THIS__");
     PeftCausalLmEstimator estimator = new PeftCausalLmEstimator().setConfigYaml(yaml()).setPromptCol("prompt")
@@ -287,6 +297,30 @@ class CausalLmPipelineTest {
     assertTrue(lmFormat.getMessage().contains("set by the column params"), lmFormat.getMessage());
     assertTrue(Arrays.stream(est.params()).noneMatch(p -> p.name().equals("task") || p.name().equals("head_pooling")));
     assertThrows(IllegalArgumentException.class, () -> est.setTopP(0));
+
+    Map<String, Object> defaults = JobConfigLoader.flatten(JobConfigLoader.DEFAULTS);
+    for (String key : defaults.keySet()) {
+      boolean excluded = ConfigParams.EXCLUDED_CAUSAL_LM.containsKey(key);
+      assertEquals(!excluded, est.hasParam(ConfigParams.paramName(key)), key + (excluded ? " is excluded" : " has no param"));
+    }
+    assertTrue(defaults.keySet().containsAll(ConfigParams.EXCLUDED_CAUSAL_LM.keySet()));
+    var fresh = new PeftCausalLmEstimator();
+    var noModel = assertThrows(IllegalArgumentException.class, fresh::config);
+    assertTrue(noModel.getMessage().startsWith("model (param model): must be a causal LM"), noModel.getMessage());
+  }
+
+  @Test
+  void anUnfittedEstimatorSavesAndLoadsItsParams() throws IOException {
+    var est = new PeftCausalLmEstimator().setConfigYaml(yaml()).setPromptCol("q").setResponseCol("a")
+        .setTemperature(0.5).setSeed(11).setConfig("lora.rank_pattern", Map.of("q_proj", 2));
+    String path = tmp.resolve("lm-estimator").toString();
+    est.write().save(path);
+    var back = PeftCausalLmEstimator.load(path);
+    assertEquals(est.uid(), back.uid());
+    assertEquals(est.config(), back.config());
+    assertEquals("q", back.getPromptCol());
+    assertEquals(0.5, back.getTemperature());
+    assertEquals(11L, back.getSeed());
   }
 
   // ---- helpers
