@@ -61,13 +61,7 @@ public final class CausalLmJob {
     log.info("{} training documents, {} rows of {} tokens, {} target tokens", batcher.examples(), batcher.rows(),
         opts.maxLength(), batcher.targetTokens());
 
-    PeftCausalLm model = cfg.initAdapter() != null
-        ? LmAdapterFiles.load(Path.of(cfg.initAdapter()), base.builder(), DataType.FLOAT)
-        : PeftCausalLm.create(Method.parse(cfg.method()), loraConfig(cfg, base), ia3Config(cfg, base),
-            base.builder(), DataType.FLOAT, cfg.train().seed());
-    if (model.method() != Method.parse(cfg.method()))
-      throw new ConfigException("init_adapter", "holds a '" + model.method().key() + "' model but method is '"
-          + cfg.method() + "'");
+    PeftCausalLm model = newModel(cfg, base);
 
     Path outputDir = HadoopPaths.local(cfg.outputDir());
     Path staging = OutputDir.staging(outputDir);
@@ -119,9 +113,30 @@ public final class CausalLmJob {
     return r;
   }
 
-  /** The tokenizer config names: the model directory's tokenizer.json, {@code gpt2}, or a tokenizer.json path. */
+  /**
+   * The model to train: the config's method fresh on {@code base} (seeded by train.seed), or its init_adapter
+   * loaded on it; the same for every runner and for the Spark ML stage.
+   */
+  public static PeftCausalLm newModel(JobConfig cfg, CausalLmBase base) throws IOException {
+    PeftCausalLm model = cfg.initAdapter() != null
+        ? LmAdapterFiles.load(Path.of(cfg.initAdapter()), base.builder(), DataType.FLOAT)
+        : PeftCausalLm.create(Method.parse(cfg.method()), loraConfig(cfg, base), ia3Config(cfg, base),
+            base.builder(), DataType.FLOAT, cfg.train().seed());
+    if (model.method() != Method.parse(cfg.method()))
+      throw new ConfigException("init_adapter", "holds a '" + model.method().key() + "' model but method is '"
+          + cfg.method() + "'");
+    return model;
+  }
+
   static LmTokenizer tokenizer(JobConfig cfg, CausalLmBase base) {
-    String t = cfg.tokenizer();
+    return tokenizer(cfg.tokenizer(), base);
+  }
+
+  /**
+   * The tokenizer the config key {@code tokenizer} names (null: the model directory's tokenizer.json, {@code gpt2},
+   * or a tokenizer.json path), checked against the base's vocabulary. Close it when it is AutoCloseable.
+   */
+  public static LmTokenizer tokenizer(String t, CausalLmBase base) {
     LmTokenizer tok;
     if (t == null) {
       if (base.tokenizerJson() == null) {
@@ -143,7 +158,8 @@ public final class CausalLmJob {
     return tok;
   }
 
-  static LmDataOptions dataOptions(JobConfig cfg) {
+  /** The data section as the causal-LM readers and the batcher take it. */
+  public static LmDataOptions dataOptions(JobConfig cfg) {
     var d = cfg.data();
     return new LmDataOptions(d.lmFormat(), d.textField(), d.promptField(), d.responseField(), d.template(),
         d.perFile(), d.maxLength(), d.packing(), d.format());

@@ -1,8 +1,11 @@
 package dev.peftspark.spark.ml;
 
 import dev.peftspark.core.peft.AdapterFiles;
+import dev.peftspark.core.peft.LmAdapterFiles;
+import dev.peftspark.core.peft.PeftCausalLm;
 import dev.peftspark.core.peft.PeftClassifier;
 import dev.peftspark.spark.job.BaseModel;
+import dev.peftspark.spark.job.CausalLmBase;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FSDataOutputStream;
 import org.apache.hadoop.fs.FileStatus;
@@ -52,14 +55,30 @@ public record AdapterBytes(TreeMap<String, byte[]> files, String digest) impleme
     }
   }
 
+  /** Saves a causal LM's adapter with {@link LmAdapterFiles#save} (as the CLI's train does) and keeps the files. */
+  public static AdapterBytes save(PeftCausalLm model, CausalLmBase base) throws IOException {
+    Path dir = Files.createTempDirectory("peft-adapter");
+    try {
+      LmAdapterFiles.save(dir, model, base.shape(), base.name(), base.hfId());
+      LmAdapterFiles.info(dir);
+      return of(files(dir));
+    } finally {
+      FileUtil.fullyDelete(dir.toFile());
+    }
+  }
+
   /** The files of a local adapter directory. */
   public static AdapterBytes readLocal(Path dir) throws IOException {
     AdapterFiles.info(dir);   // one clear message when it is not an adapter directory
+    return of(files(dir));
+  }
+
+  private static Map<String, byte[]> files(Path dir) throws IOException {
     Map<String, byte[]> files = new TreeMap<>();
     try (Stream<Path> s = Files.list(dir)) {
       for (Path p : s.filter(Files::isRegularFile).toList()) files.put(p.getFileName().toString(), Files.readAllBytes(p));
     }
-    return of(files);
+    return files;
   }
 
   /** The files of an adapter directory on any Hadoop FileSystem. */
@@ -112,6 +131,16 @@ public record AdapterBytes(TreeMap<String, byte[]> files, String digest) impleme
     Path dir = toLocalDir();
     try {
       return AdapterFiles.info(dir);
+    } finally {
+      FileUtil.fullyDelete(dir.toFile());
+    }
+  }
+
+  /** Method and settings of a causal-LM adapter, as {@link LmAdapterFiles#info} reads them (refuses others). */
+  public LmAdapterFiles.Info lmInfo() throws IOException {
+    Path dir = toLocalDir();
+    try {
+      return LmAdapterFiles.info(dir);
     } finally {
       FileUtil.fullyDelete(dir.toFile());
     }

@@ -45,15 +45,46 @@ public final class ConfigParams implements Serializable {
     return Collections.unmodifiableMap(m);
   }
 
-  private final Map<String, Param<?>> byKey = new LinkedHashMap<>();
+  /** Further keys the causal-LM stages do not hold as Params, and why. */
+  public static final Map<String, String> EXCLUDED_CAUSAL_LM = excludedCausalLm();
 
-  /** Creates the Params of the stage {@code parent} (its uid). */
+  private static Map<String, String> excludedCausalLm() {
+    Map<String, String> m = new LinkedHashMap<>(EXCLUDED);
+    m.put("task", "the stage is causal_lm");
+    m.put("data.lm_format", "set by the column params: inputIdsCol (tokenized), promptCol (instruction), else textCol");
+    m.put("data.prompt_field", "the promptCol param");
+    m.put("data.response_field", "the responseCol param");
+    m.put("data.per_file", "for plain-text files; each row is a document");
+    m.put("head.pooling", "classification only");
+    m.put("head.num_labels", "classification only");
+    return Collections.unmodifiableMap(m);
+  }
+
+  /** A valid causal-LM model name for checking one key alone (see {@link #convert}); never trained on. */
+  private static final String SOME_CAUSAL_LM = "a-causal-lm-directory";
+
+  private final Map<String, Param<?>> byKey = new LinkedHashMap<>();
+  private final Map<String, String> excluded;
+  private final String task;   // null: the task param decides (classification stages)
+
+  /** Creates the Params of the classification stage {@code parent} (its uid). */
   public ConfigParams(String parent) {
+    this(parent, null, EXCLUDED);
+  }
+
+  /** The Params of a causal-LM stage: task fixed to causal_lm, {@link #EXCLUDED_CAUSAL_LM} left out. */
+  public static ConfigParams forCausalLm(String parent) {
+    return new ConfigParams(parent, "causal_lm", EXCLUDED_CAUSAL_LM);
+  }
+
+  private ConfigParams(String parent, String task, Map<String, String> excluded) {
+    this.task = task;
+    this.excluded = excluded;
     Map<String, Object> defaults = JobConfigLoader.flatten(JobConfigLoader.DEFAULTS);
     Map<String, Class<?>> types = types();
     for (Map.Entry<String, Object> e : defaults.entrySet()) {
       String key = e.getKey();
-      if (EXCLUDED.containsKey(key)) continue;
+      if (excluded.containsKey(key)) continue;
       String doc = ConfigDocs.DESCRIPTIONS.getOrDefault(key, key) + " (YAML key " + key + ")";
       byKey.put(key, param(parent, key, doc, types.get(key)));
     }
@@ -62,6 +93,11 @@ public final class ConfigParams implements Serializable {
   /** The Spark param name of a dotted config key. */
   public static String paramName(String key) {
     return key.replace('.', '_');
+  }
+
+  /** Keys that are not Params of this stage, with the reason. */
+  public Map<String, String> excludedKeys() {
+    return excluded;
   }
 
   /** Config key → its Param, in the YAML's declaration order. */
@@ -73,18 +109,21 @@ public final class ConfigParams implements Serializable {
   public String keyOf(String nameOrKey) {
     if (byKey.containsKey(nameOrKey)) return nameOrKey;
     for (String key : byKey.keySet()) if (paramName(key).equals(nameOrKey)) return key;
-    String why = EXCLUDED.get(nameOrKey.replace('_', '.'));
-    if (why == null) why = EXCLUDED.get(nameOrKey);
+    String why = excluded.get(nameOrKey.replace('_', '.'));
+    if (why == null) why = excluded.get(nameOrKey);
     throw new ConfigException(nameOrKey, why != null ? "is not a stage param: " + why
         : "unknown config key or param; known: " + String.join(", ", byKey.keySet().stream().map(ConfigParams::paramName).toList()));
   }
 
-  /** Hands every key and its default to {@code setDefault} (the stage's). */
+  /**
+   * Hands every key and its default to {@code setDefault} (the stage's). A causal-LM stage's {@code model} has
+   * none (the config's default, minilm, is an encoder): fit says so until it is set.
+   */
   @SuppressWarnings({"unchecked", "rawtypes"})
   void setDefaults(java.util.function.BiConsumer<Param, Object> setDefault) {
     Map<String, Object> defaults = JobConfigLoader.flatten(JobConfigLoader.DEFAULTS);
     byKey.forEach((key, p) -> {
-      Object v = toSpark(defaults.get(key));
+      Object v = task != null && key.equals("model") ? null : toSpark(defaults.get(key));
       if (v != null) setDefault.accept(p, v);
     });
   }
@@ -99,6 +138,7 @@ public final class ConfigParams implements Serializable {
       if (stage.isDefined(p)) put(root, key, toConfigValue(stage.getOrDefault(p)));
     });
     put(root, "runner", "spark");
+    if (task != null) put(root, "task", task);
     try {
       return JobConfigLoader.fromMap(root, List.of());
     } catch (ConfigException e) {
@@ -113,6 +153,10 @@ public final class ConfigParams implements Serializable {
    */
   public Object convert(String key, Object value) {
     Map<String, Object> root = new LinkedHashMap<>();
+    if (task != null) {   // a causal-LM context, so that the key's own checks run before the model's
+      put(root, "task", task);
+      put(root, "model", key.equals("model_config") ? "random" : SOME_CAUSAL_LM);
+    }
     put(root, key, toConfigValue(value));
     JobConfig cfg;
     try {
