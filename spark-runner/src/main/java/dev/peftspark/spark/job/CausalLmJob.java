@@ -8,6 +8,7 @@ import dev.peftspark.core.peft.Method;
 import dev.peftspark.core.peft.PeftCausalLm;
 import dev.peftspark.core.peft.ia3.Ia3Config;
 import dev.peftspark.core.peft.lora.LoraConfig;
+import dev.peftspark.core.peft.prompt.PromptConfig;
 import dev.peftspark.core.train.LmEvalResult;
 import dev.peftspark.core.train.OutputDir;
 import dev.peftspark.core.train.RunOutputs;
@@ -64,7 +65,7 @@ public final class CausalLmJob {
     PeftCausalLm model = cfg.initAdapter() != null
         ? LmAdapterFiles.load(Path.of(cfg.initAdapter()), base.builder(), DataType.FLOAT)
         : PeftCausalLm.create(Method.parse(cfg.method()), loraConfig(cfg, base), ia3Config(cfg, base),
-            base.builder(), DataType.FLOAT, cfg.train().seed());
+            promptConfig(cfg, tokenizer), base.builder(), DataType.FLOAT, cfg.train().seed());
     if (model.method() != Method.parse(cfg.method()))
       throw new ConfigException("init_adapter", "holds a '" + model.method().key() + "' model but method is '"
           + cfg.method() + "'");
@@ -161,6 +162,22 @@ public final class CausalLmJob {
     if (l == null || !l.targetModules().equals(BERT_LORA_TARGETS)) return l;
     return new LoraConfig(l.r(), l.alpha(), l.dropout(), base.shape().defaultLoraTargets(), l.useRslora(), l.bias(),
         l.initGaussian(), l.useDora(), l.rankPattern(), l.alphaPattern(), l.layersToTransform());
+  }
+
+  /**
+   * The prompt section; a text init is tokenized by the model's tokenizer with its document prefix (LLaMA's BOS),
+   * as PEFT's {@code tokenizer(init_text)} adds the special tokens.
+   */
+  static PromptConfig promptConfig(JobConfig cfg, LmTokenizer tokenizer) {
+    if (!Method.parse(cfg.method()).usesPrompt()) return null;
+    var p = cfg.prompt();
+    if (!p.init().equals("text")) return PromptConfig.random(p.numVirtualTokens());
+    int[] prefix = tokenizer.prefixIds(), text = tokenizer.encode(p.initText());
+    List<Integer> ids = new java.util.ArrayList<>();
+    for (int id : prefix) ids.add(id);
+    for (int id : text) ids.add(id);
+    if (text.length == 0) throw new ConfigException("prompt.init_text", "gives no tokens: '" + p.initText() + "'");
+    return new PromptConfig(p.numVirtualTokens(), ids, p.initText());
   }
 
   static Ia3Config ia3Config(JobConfig cfg, CausalLmBase base) {
