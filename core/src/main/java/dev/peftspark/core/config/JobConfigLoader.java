@@ -220,7 +220,7 @@ public final class JobConfigLoader {
     check(!c.model().equals("minilm"), "model", "must be a causal LM (a Hugging Face LLaMA/Mistral/Qwen2/GPT-2 "
         + "directory, or random with model_config); minilm is an encoder", c.model());
     check(!c.method().equals("head"), "method", "head trains a classifier head; a causal LM has none (use "
-        + "lora, qlora, ia3 or full)", c.method());
+        + "lora, qlora, ia3, prompt_tuning, prefix_tuning or full)", c.method());
     boolean random = c.model().equals("random");
     check(!random || (c.modelConfig() != null && !c.modelConfig().isBlank()), "model_config",
         "is required with model: random (a config.json giving the architecture and size)", c.modelConfig());

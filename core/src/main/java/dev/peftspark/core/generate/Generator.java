@@ -43,11 +43,12 @@ public final class Generator {
   /** @param onToken called with each new token as it is chosen (for streaming output) */
   public static Result generate(CausalLm model, int[] prompt, Settings s, IntConsumer onToken) {
     if (prompt.length == 0) throw new IllegalArgumentException("the prompt has no tokens");
-    if (prompt.length > model.maxPositions())
-      throw new IllegalArgumentException("the prompt has " + prompt.length + " tokens, more than the model's "
-          + model.maxPositions() + " positions");
+    int nv = model.virtualTokens();   // prompt learning's virtual tokens take the first positions
+    if (nv + prompt.length > model.maxPositions())
+      throw new IllegalArgumentException("the prompt has " + prompt.length + " tokens" + (nv > 0 ? " (+ " + nv + " virtual)" : "")
+          + ", more than the model's " + model.maxPositions() + " positions");
     Sampler sampler = new Sampler(s.temperature(), s.topP(), s.seed());
-    int capacity = (int) Math.min(model.maxPositions(), (long) prompt.length + s.maxNewTokens());
+    int capacity = (int) Math.min(model.maxPositions(), (long) nv + prompt.length + s.maxNewTokens());
     KvCache cache = model.newCache(capacity);
     long t0 = System.nanoTime();
     INDArray logits = model.logitsCached(prompt, cache);

@@ -30,7 +30,10 @@ public interface CausalLm extends LinearModules {
   /** The attention structure of a batch (causal, segments, padding, sliding window). */
   CausalMask mask(int[][] mask);
 
-  /** Final normalised hidden states {@code [B*T, H]}; layers keep what their backward needs. */
+  /**
+   * Final normalised hidden states {@code [B*seq, H]} ({@code seq = mask.seq()}: T, plus prompt tuning's virtual
+   * rows first in every example); layers keep what their backward needs.
+   */
   INDArray hidden(int[][] ids, CausalMask mask);
 
   /** Backpropagates dL/dhidden from the last {@link #hidden}, stopping below the lowest trainable parameter. */
@@ -41,6 +44,27 @@ public interface CausalLm extends LinearModules {
 
   /** Replaces the head by {@code f(head)} (a PEFT method wrapping {@code lm_head}). */
   void mapHead(UnaryOperator<LinearLayer> f);
+
+  /**
+   * Prompt tuning: {@code prompt [nv, H]} virtual token embeddings before every example's tokens (they take positions
+   * 0..nv-1; see {@link CausalMask}); null removes them. Only one of prompt and prefix at a time.
+   */
+  void setPrompt(Param prompt);
+
+  /**
+   * Prefix tuning: {@code prefix [nv, }{@link #prefixWidth}{@code ]} virtual keys and values for every layer's
+   * attention (PEFT's {@code past_key_values}); null removes them. Only one of prompt and prefix at a time.
+   */
+  void setPrefix(Param prefix);
+
+  /** Columns of a prefix tensor: layers · 2 · key/value heads · head dim (PEFT's {@code token_dim} is kvh·hd). */
+  int prefixWidth();
+
+  /** The input token embedding table {@code [V, H]} (prompt tuning's text init copies rows of it). */
+  Param inputEmbeddings();
+
+  /** Virtual tokens before every example (prompt or prefix tuning), 0 without: positions they take. */
+  int virtualTokens();
 
   /** Rows of logits held at once by the loss. */
   int lossChunkRows();
@@ -56,7 +80,10 @@ public interface CausalLm extends LinearModules {
   /** Positions the model was built for ({@code max_position_embeddings}, {@code n_positions}). */
   int maxPositions();
 
-  /** An empty key/value cache for up to {@code capacity} tokens (at most {@link #maxPositions}). */
+  /**
+   * A key/value cache for up to {@code capacity} tokens (at most {@link #maxPositions}), virtual tokens included:
+   * with prefix tuning it starts holding the prefix; prompt tuning's virtual tokens enter with the first prefill.
+   */
   KvCache newCache(int capacity);
 
   /**
@@ -72,7 +99,7 @@ public interface CausalLm extends LinearModules {
 
   default List<Param> trainableParams() { return params().stream().filter(Param::isTrainable).toList(); }
 
-  /** Logits {@code [B*T, V]} for every position (all of them at once: for small checks and generation). */
+  /** Logits {@code [B*seq, V]} for every row (all of them at once: for small checks and generation). */
   default INDArray logits(int[][] ids, int[][] mask) { return head().forward(hidden(ids, mask(mask))); }
 
   /** Summed loss and target count, no gradients. */

@@ -28,6 +28,8 @@ public final class Gpt2Layer {
     this.proj = proj;
   }
 
+  public CausalAttention attention() { return attention; }
+
   public INDArray forward(INDArray x, CausalMask mask) {
     INDArray h = attention.forward(ln1.forward(x), mask, null).addi(x);
     return proj.forward(gelu.forward(fc.forward(ln2.forward(h)))).addi(h);

@@ -10,6 +10,7 @@ import dev.peftspark.core.nn.LinearLayer;
 import dev.peftspark.core.nn.LmHeadLoss;
 import dev.peftspark.core.nn.Nd4jSetup;
 import dev.peftspark.core.nn.Param;
+import dev.peftspark.core.nn.PromptRows;
 import dev.peftspark.core.nn.TokenEmbedding;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -44,6 +45,8 @@ public final class Gpt2Model implements CausalLm {
   private LinearLayer head;   // replaceable: LoRA may wrap lm_head
   private final List<Param> base;
   private int chunkRows;
+  private Param prompt, prefix;   // prompt or prefix tuning (null: none)
+  private int batch;              // examples of the last forward (prompt tuning's backward)
 
   private Gpt2Model(Gpt2Config config, DataType dtype, TokenEmbedding wte, TokenEmbedding wpe, List<Gpt2Layer> layers,
                     LayerNorm lnF, Linear head, List<Param> base) {
@@ -165,18 +168,44 @@ public final class Gpt2Model implements CausalLm {
   }
 
   @Override
-  public CausalMask mask(int[][] mask) { return CausalMask.of(mask, 0, dtype); }
+  public CausalMask mask(int[][] mask) { return CausalMask.of(mask, 0, dtype, rows(prompt), rows(prefix)); }
+
+  private static int rows(Param p) { return p == null ? 0 : (int) p.shape[0]; }
+
+  @Override
+  public void setPrompt(Param prompt) {
+    if (prompt != null && (prefix != null || prompt.shape.length != 2 || prompt.shape[1] != config.nEmbd()))
+      throw new IllegalArgumentException("prompt " + prompt + ": expected [nv, " + config.nEmbd() + "] and no prefix");
+    this.prompt = prompt;
+  }
+
+  @Override
+  public void setPrefix(Param prefix) {
+    if (prefix != null && (prompt != null || prefix.shape.length != 2 || prefix.shape[1] != prefixWidth()))
+      throw new IllegalArgumentException("prefix " + prefix + ": expected [nv, " + prefixWidth() + "] and no prompt");
+    this.prefix = prefix;
+    for (int i = 0; i < layers.size(); i++) layers.get(i).attention().setPrefix(prefix, i);
+  }
+
+  @Override public int prefixWidth() { return layers.size() * 2 * config.nEmbd(); }
+  @Override public Param inputEmbeddings() { return wte.table(); }
+  @Override public int virtualTokens() { return rows(prompt) + rows(prefix); }
 
   @Override
   public INDArray hidden(int[][] ids, CausalMask mask) {
     int[] flat = CausalLm.flatten(ids);
-    if (ids.length != mask.batch() || ids[0].length != mask.seq())
-      throw new IllegalArgumentException("ids are " + ids.length + "×" + ids[0].length + ", the mask " + mask.batch() + "×" + mask.seq());
+    if (ids.length != mask.batch() || ids[0].length != mask.tokens() || mask.virtual() != rows(prompt) || mask.prefix() != rows(prefix))
+      throw new IllegalArgumentException("ids are " + ids.length + "×" + ids[0].length + ", the mask " + mask.batch() + "×"
+          + mask.tokens() + " (with " + mask.virtual() + " virtual rows and " + mask.prefix() + " prefix keys; the model has "
+          + rows(prompt) + " and " + rows(prefix) + ")");
     for (int p : mask.positions()) {
       if (p >= config.nPositions())
-        throw new IllegalArgumentException("position " + p + " exceeds the model's " + config.nPositions() + " positions (n_positions)");
+        throw new IllegalArgumentException("position " + p + " exceeds the model's " + config.nPositions() + " positions (n_positions)"
+            + (virtualTokens() > 0 ? ", " + virtualTokens() + " virtual tokens included" : ""));
     }
-    INDArray x = wte.forward(flat).addi(wpe.forward(mask.positions()));
+    batch = ids.length;
+    INDArray words = wte.forward(flat);
+    INDArray x = (prompt != null ? PromptRows.prepend(prompt, words, batch) : words).addi(wpe.forward(mask.positions()));
     for (Gpt2Layer layer : layers) x = layer.forward(x, mask);
     return lnF.forward(x);
   }
@@ -187,29 +216,34 @@ public final class Gpt2Model implements CausalLm {
   public KvCache newCache(int capacity) {
     if (capacity > maxPositions())
       throw new IllegalArgumentException("a cache of " + capacity + " tokens exceeds the model's " + maxPositions() + " positions (n_positions)");
-    return new KvCache(layers.size(), config.nHead(), config.headDim(), capacity, dtype);
+    KvCache cache = new KvCache(layers.size(), config.nHead(), config.headDim(), capacity, dtype);
+    for (int i = 0; i < layers.size(); i++) layers.get(i).attention().prefill(cache.layer(i));
+    return cache;
   }
 
   @Override
   public INDArray hiddenCached(int[] ids, KvCache cache) {
-    cache.checkRoom(ids.length);
-    int[] positions = new int[ids.length];
-    for (int i = 0; i < ids.length; i++) positions[i] = cache.length() + i;
-    INDArray x = wte.forward(ids).addi(wpe.forward(positions));
+    int nv = cache.length() == 0 ? rows(prompt) : 0;   // prompt tuning: the virtual rows enter with the first prefill
+    cache.checkRoom(nv + ids.length);
+    int[] positions = new int[nv + ids.length];
+    for (int i = 0; i < positions.length; i++) positions[i] = cache.length() + i;
+    INDArray words = wte.forward(ids);
+    INDArray x = (nv > 0 ? PromptRows.prepend(prompt, words, 1) : words).addi(wpe.forward(positions));
     for (int i = 0; i < layers.size(); i++) x = layers.get(i).step(x, cache.layer(i));
-    return lnF.forward(x);
+    return PromptRows.dropVirtual(lnF.forward(x), nv);
   }
 
   @Override
   public void backwardHidden(INDArray dHidden) {
-    boolean embeddings = wte.table().isTrainable() || wpe.table().isTrainable();
+    boolean embeddings = wte.table().isTrainable() || wpe.table().isTrainable() || (prompt != null && prompt.isTrainable());
     int lowest = embeddings ? -1 : layers.size();
+    if (prefix != null && prefix.isTrainable()) lowest = Math.min(lowest, 0);   // every layer reads its prefix
     for (int i = 0; i < layers.size() && lowest == layers.size(); i++) if (layers.get(i).hasTrainable()) lowest = i;
     INDArray d = lnF.backward(dHidden);
     for (int i = layers.size() - 1; i >= 0 && i >= lowest; i--) d = layers.get(i).backward(d, i > lowest);
     if (lowest == -1) {
-      wte.backward(d);
-      wpe.backward(d);
+      wpe.backward(d);                                                   // every row, virtual ones included
+      wte.backward(prompt != null ? PromptRows.backward(prompt, d, batch) : d);
     }
   }
 
@@ -231,6 +265,8 @@ public final class Gpt2Model implements CausalLm {
     for (Gpt2Layer layer : layers) all.addAll(layer.params());
     all.addAll(List.of(lnF.gamma(), lnF.beta()));
     all.addAll(head.params());
+    if (prompt != null) all.add(prompt);
+    if (prefix != null) all.add(prefix);
     return List.copyOf(all);
   }
 

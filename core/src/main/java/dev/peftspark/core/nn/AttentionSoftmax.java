@@ -7,8 +7,9 @@ import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
- * Masked softmax over attention scores {@code [B, kvh, g·T, T]} (the {@code g} query heads of a key/value head
- * stacked), forward and backward. Single precision runs one fused Java loop per row (mask, max, exp, sum, scale;
+ * Masked softmax over attention scores {@code [B, kvh, g·T, K]} (the {@code g} query heads of a key/value head
+ * stacked; {@code K = T} keys, more with prefix tuning's virtual keys), forward and backward. Single precision
+ * runs one fused Java loop per row (mask, max, exp, sum, scale;
  * masked entries are exactly 0, as exp underflows to in the reference); double precision is the reference made of
  * ND4J ops (bias add, softmax op), which the gradient checks run and {@code AttentionSoftmaxTest} holds the fast
  * path to.
@@ -44,28 +45,28 @@ final class AttentionSoftmax {
   static INDArray reference(INDArray scores, CausalMask mask, int group) {
     int b = mask.batch(), t = mask.seq();
     long heads = scores.size(1) * group;
-    INDArray s4 = scores.reshape('c', b, heads, t, t);
+    INDArray s4 = scores.reshape('c', b, heads, t, mask.keys());
     Nd4j.getExecutioner().exec(new BroadcastAddOp(s4, mask.bias(), s4, 0, 2, 3));
     return Nd4j.exec(new SoftMax(scores, scores, -1))[0];
   }
 
   private static INDArray forwardFloat(INDArray scores, CausalMask mask) {
-    int t = mask.seq();
+    int t = mask.seq(), keys = mask.keys();
     float[] s = Floats.read(scores), bias = Floats.read(mask.bias());
-    int rowsPerBatch = (int) (s.length / ((long) mask.batch() * t));   // kvh · g · T
-    for (int r = 0; r < s.length / t; r++) {
-      int o = r * t;
-      int bo = ((r / rowsPerBatch) * t + r % t) * t;                    // bias row [b, i] of this query
+    int rowsPerBatch = (int) (s.length / ((long) mask.batch() * keys));   // kvh · g · T
+    for (int r = 0; r < s.length / keys; r++) {
+      int o = r * keys;
+      int bo = ((r / rowsPerBatch) * t + r % t) * keys;                    // bias row [b, i] of this query
       float max = Float.NEGATIVE_INFINITY;
-      for (int j = 0; j < t; j++) if (bias[bo + j] == 0f && s[o + j] > max) max = s[o + j];
+      for (int j = 0; j < keys; j++) if (bias[bo + j] == 0f && s[o + j] > max) max = s[o + j];
       float sum = 0;
-      for (int j = 0; j < t; j++) {
+      for (int j = 0; j < keys; j++) {
         float e = bias[bo + j] == 0f ? (float) Math.exp(s[o + j] - max) : 0f;
         s[o + j] = e;
         sum += e;
       }
       float inv = 1f / sum;
-      for (int j = 0; j < t; j++) s[o + j] *= inv;
+      for (int j = 0; j < keys; j++) s[o + j] *= inv;
     }
     return Floats.write(s, scores.shape());
   }

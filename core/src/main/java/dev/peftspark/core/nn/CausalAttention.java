@@ -20,10 +20,12 @@ public final class CausalAttention {
   private LinearLayer fused;          // GPT-2's c_attn: [q | k | v] from one projection; then query/key/value are null
   private final int heads, kvHeads, headDim;
   private final Rope rope;            // null: no rotary embedding (GPT-2)
+  private Param prefix;               // prefix tuning: [nv, L·2·kvh·hd] shared by all layers (null: none)
+  private int prefixLayer;            // this layer's index into it
   private CausalMask mask;
   private Rope.Tables tables;
-  private INDArray q, k, v;           // [B, kvh, g*T, hd], [B, kvh, T, hd], [B, kvh, T, hd] (after RoPE)
-  private INDArray probs;             // [B, kvh, g*T, T]
+  private INDArray q, k, v;           // [B, kvh, g*T, hd], [B, kvh, K, hd], [B, kvh, K, hd] (after RoPE; K = nv + T)
+  private INDArray probs;             // [B, kvh, g*T, K]
 
   public CausalAttention(LinearLayer query, LinearLayer key, LinearLayer value, LinearLayer output,
                          int heads, int kvHeads, int headDim, Rope rope) {
@@ -81,6 +83,30 @@ public final class CausalAttention {
 
   public List<LinearLayer> linears() { return fused != null ? List.of(fused, output) : List.of(query, key, value, output); }
 
+  /**
+   * Prefix tuning: this layer's {@code nv} virtual keys and values come before its own, visible to every query, from
+   * columns {@code (2·layer + kv)·kvh·hd} of {@code prefix} (kv 0 keys, 1 values; heads, then head dims: PEFT's view
+   * {@code [nv, 2L, kvh, hd]} of {@code past_key_values}). Keys are used as stored, not rotated: they are cache
+   * entries, and Hugging Face caches keys after RoPE. Null removes it.
+   */
+  public void setPrefix(Param prefix, int layer) {
+    if (prefix != null && (prefix.shape.length != 2 || prefix.shape[1] < (2L * layer + 2) * kvHeads * headDim))
+      throw new IllegalArgumentException("prefix " + java.util.Arrays.toString(prefix.shape) + " has no columns for layer " + layer
+          + " (" + kvHeads + " key/value heads of " + headDim + ")");
+    this.prefix = prefix;
+    this.prefixLayer = layer;
+  }
+
+  /** Prefix tuning's virtual keys per example (0 without). */
+  public int prefixTokens() { return prefix == null ? 0 : (int) prefix.shape[0]; }
+
+  /** Puts this layer's prefix keys and values first in an empty {@code cache} (generation with prefix tuning). */
+  public void prefill(AttentionCache cache) {
+    if (prefix == null) return;
+    if (cache.length() != 0) throw new IllegalStateException("the prefix goes into an empty cache; this one holds " + cache.length());
+    cache.append(prefixHeads(0), prefixHeads(1));
+  }
+
   /** @param tables the rotary tables for {@code mask.positions()} (ignored, may be null, without RoPE) */
   public INDArray forward(INDArray x, CausalMask mask, Rope.Tables tables) {
     this.mask = mask;
@@ -88,10 +114,12 @@ public final class CausalAttention {
     int b = mask.batch(), t = mask.seq(), g = heads / kvHeads;
     INDArray[] qkv = project(x, tables);
     INDArray qx = qkv[0], kx = qkv[1], vx = qkv[2];
+    if (mask.prefix() != prefixTokens())
+      throw new IllegalStateException("the mask has " + mask.prefix() + " prefix keys, this layer " + prefixTokens());
     q = splitHeads(qx, heads).reshape('c', b, kvHeads, (long) g * t, headDim);
-    k = splitHeads(kx, kvHeads);
-    v = splitHeads(vx, kvHeads);
-    INDArray scores = Nd4j.createUninitialized(q.dataType(), b, kvHeads, (long) g * t, t);
+    k = withPrefix(splitHeads(kx, kvHeads), 0, b);
+    v = withPrefix(splitHeads(vx, kvHeads), 1, b);
+    INDArray scores = Nd4j.createUninitialized(q.dataType(), b, kvHeads, (long) g * t, k.size(2));
     double scale = 1.0 / Math.sqrt(headDim);
     perHead(q, k, scores, false, true, scale);                                              // [B, kvh, g*T, T]
     probs = AttentionSoftmax.forward(scores, mask, g);
@@ -159,18 +187,19 @@ public final class CausalAttention {
   /** dL/dx given dL/dy, or null when {@code needInputGrad} is false (nothing below needs it). */
   public INDArray backward(INDArray dy, boolean needInputGrad) {
     int b = mask.batch(), t = mask.seq(), g = heads / kvHeads;
+    long keys = k.size(2);
     INDArray dctx = splitHeads(output.backward(dy, true), heads).reshape('c', b, kvHeads, (long) g * t, headDim);
-    INDArray dprobs = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, (long) g * t, t);
-    perHead(dctx, v, dprobs, false, true, 1.0);                               // [B, kvh, g*T, T]
-    INDArray dv = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, t, headDim);
-    perHead(probs, dctx, dv, true, false, 1.0);                               // [B, kvh, T, hd], summed over the group
+    INDArray dprobs = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, (long) g * t, keys);
+    perHead(dctx, v, dprobs, false, true, 1.0);                               // [B, kvh, g*T, K]
+    INDArray dv = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, keys, headDim);
+    perHead(probs, dctx, dv, true, false, 1.0);                               // [B, kvh, K, hd], summed over the group
     INDArray dscores = AttentionSoftmax.backward(probs, dprobs, 1.0 / Math.sqrt(headDim));
     INDArray dq = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, (long) g * t, headDim);
     perHead(dscores, k, dq, false, false, 1.0);                               // [B, kvh, g*T, hd]
-    INDArray dk = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, t, headDim);
-    perHead(dscores, q, dk, true, false, 1.0);                                // [B, kvh, T, hd]
+    INDArray dk = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, keys, headDim);
+    perHead(dscores, q, dk, true, false, 1.0);                                // [B, kvh, K, hd]
     INDArray dqx = mergeHeads(dq.reshape('c', b, heads, t, headDim));
-    INDArray dkx = mergeHeads(dk), dvx = mergeHeads(dv);
+    INDArray dkx = mergeHeads(prefixBackward(dk, 0)), dvx = mergeHeads(prefixBackward(dv, 1));
     if (rope != null) {
       dqx = rope.rotate(dqx, tables, true);
       dkx = rope.rotate(dkx, tables, true);
@@ -184,6 +213,38 @@ public final class CausalAttention {
     INDArray dxv = value.backward(dvx, needInputGrad);
     if (!needInputGrad) return null;
     return dx.addi(dxk).addi(dxv);
+  }
+
+  /** {@code x [B, kvh, T, hd]} with this layer's prefix keys (kv 0) or values (kv 1) before it; {@code x} itself without. */
+  private INDArray withPrefix(INDArray x, int kv, int b) {
+    if (prefix == null) return x;
+    INDArray p = prefixHeads(kv);                                            // [kvh, nv, hd]
+    long nv = p.size(1);
+    INDArray rows = p.reshape('c', 1, kvHeads, nv, headDim).broadcast(b, kvHeads, nv, headDim);
+    return Nd4j.concat(2, rows.castTo(x.dataType()), x).dup('c');
+  }
+
+  /** This layer's prefix keys (kv 0) or values (kv 1), {@code [kvh, nv, hd]} (contiguous). */
+  private INDArray prefixHeads(int kv) {
+    long nv = prefix.shape[0], w = (long) kvHeads * headDim, from = (2L * prefixLayer + kv) * w;
+    INDArray cols = prefix.value().get(NDArrayIndex.all(), NDArrayIndex.interval(from, from + w));  // [nv, kvh·hd]
+    return cols.dup('c').reshape('c', nv, kvHeads, headDim).permute(1, 0, 2).dup('c');
+  }
+
+  /**
+   * Splits d(keys or values) {@code [B, kvh, nv+T, hd]}: the prefix part, summed over the batch, accumulates into
+   * the prefix gradient (when trainable); the sequence's own part is returned. Without a prefix, {@code d} itself.
+   */
+  private INDArray prefixBackward(INDArray d, int kv) {
+    if (prefix == null) return d;
+    long nv = prefix.shape[0], keys = d.size(2), w = (long) kvHeads * headDim;
+    if (prefix.isTrainable()) {
+      INDArray dp = d.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.interval(0, nv), NDArrayIndex.all())
+          .sum(0).permute(1, 0, 2).dup('c').reshape('c', nv, w);                                   // [nv, kvh·hd]
+      long from = (2L * prefixLayer + kv) * w;
+      prefix.grad().get(NDArrayIndex.all(), NDArrayIndex.interval(from, from + w)).addi(dp);
+    }
+    return d.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.interval(nv, keys), NDArrayIndex.all()).dup('c');
   }
 
   /**

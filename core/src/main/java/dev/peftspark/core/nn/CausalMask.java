@@ -11,56 +11,108 @@ import org.nd4j.linalg.factory.Nd4j;
  * query attends only to itself, so no row of scores is fully masked. Positions restart at 0 in every segment, so
  * left padding and packing give each document the positions it would have alone.
  *
- * @param bias      [B, T, T] 0 where attention is allowed, {@link #MASKED} elsewhere (added to the scores)
- * @param positions [B*T] position of each token within its segment
- * @param segments  [B*T] the mask, flattened
+ * <p>Prompt learning puts {@code nv} virtual tokens before every document, at positions {@code 0..nv-1}, so the
+ * real tokens of a segment take positions {@code nv, nv+1, ...} (PEFT drops position ids and extends the attention
+ * mask, so Hugging Face counts the virtual tokens). Prompt tuning's are rows of their own ({@code virtual}: the
+ * first {@code nv} rows of every example, attending causally among themselves); prefix tuning's are keys only
+ * ({@code prefix}: the first {@code nv} key columns). Every real query sees all of them, whatever its segment:
+ * they are the same for every document, so a packed document still sees what it would see alone.
+ *
+ * @param seq       rows per example: {@code virtual + T}
+ * @param bias      [B, seq, prefix + seq] 0 where attention is allowed, {@link #MASKED} elsewhere (added to the scores)
+ * @param positions [B*seq] position of each row
+ * @param segments  [B*seq] the mask, flattened ({@code -1} for virtual rows)
+ * @param virtual   prompt tuning's virtual rows at the start of every example (0: none)
+ * @param prefix    prefix tuning's virtual keys before every example's own (0: none)
  */
-public record CausalMask(int batch, int seq, INDArray bias, int[] positions, int[] segments) {
+public record CausalMask(int batch, int seq, INDArray bias, int[] positions, int[] segments, int virtual, int prefix) {
   /** Added to masked scores: exp underflows to exactly 0 once the row maximum is subtracted. */
   public static final double MASKED = -1e9;
   /** Hugging Face's label for positions without a target. */
   public static final int IGNORE = -100;
+  private static final int VIRTUAL = -1;
 
   public static CausalMask of(int[][] mask, int slidingWindow, DataType dtype) {
-    int batch = mask.length, seq = mask[0].length;
-    int[] segments = new int[batch * seq], positions = new int[batch * seq];
-    double[] bias = new double[batch * seq * seq];
-    for (int b = 0; b < batch; b++) {
-      if (mask[b].length != seq)
-        throw new IllegalArgumentException("ragged attention mask: row " + b + " has " + mask[b].length + " entries, expected " + seq);
-      for (int t = 0; t < seq; t++) {
-        int s = mask[b][t];
-        if (s < 0) throw new IllegalArgumentException("attention mask row " + b + " position " + t + ": " + s + " is negative");
-        segments[b * seq + t] = s;
-        positions[b * seq + t] = s == 0 ? 0 : t > 0 && mask[b][t - 1] == s ? positions[b * seq + t - 1] + 1 : 0;
-      }
-      for (int i = 0; i < seq; i++) {
-        int si = mask[b][i];
-        int runStart = i - positions[b * seq + i];   // first token of i's contiguous segment
-        int from = slidingWindow > 0 ? Math.max(runStart, i - slidingWindow + 1) : runStart;
-        for (int j = 0; j < seq; j++) {
-          boolean allowed = i == j || (si != 0 && j < i && j >= from);
-          bias[(b * seq + i) * seq + j] = allowed ? 0 : MASKED;
-        }
-      }
-    }
-    return new CausalMask(batch, seq, Nd4j.createFromArray(bias).reshape(batch, seq, seq).castTo(dtype), positions, segments);
+    return of(mask, slidingWindow, dtype, 0, 0);
   }
 
   /**
-   * Next-token targets [B*T] from labels aligned with the inputs (Hugging Face's convention: the model shifts):
+   * @param virtual prompt tuning's virtual rows per example (0: none)
+   * @param prefix  prefix tuning's virtual keys per example (0: none); at most one of the two is non-zero
+   */
+  public static CausalMask of(int[][] mask, int slidingWindow, DataType dtype, int virtual, int prefix) {
+    if (virtual < 0 || prefix < 0 || (virtual > 0 && prefix > 0))
+      throw new IllegalArgumentException("virtual rows " + virtual + " and prefix keys " + prefix + ": at most one kind, never negative");
+    int nv = virtual + prefix, batch = mask.length, tokens = mask[0].length, seq = virtual + tokens, keys = prefix + seq;
+    int[] segments = new int[batch * seq], positions = new int[batch * seq];
+    double[] bias = new double[batch * seq * keys];
+    java.util.Arrays.fill(bias, MASKED);
+    for (int b = 0; b < batch; b++) {
+      if (mask[b].length != tokens)
+        throw new IllegalArgumentException("ragged attention mask: row " + b + " has " + mask[b].length + " entries, expected " + tokens);
+      int[] run = new int[tokens];   // index within its segment's contiguous run
+      for (int t = 0; t < tokens; t++) {
+        int s = mask[b][t];
+        if (s < 0) throw new IllegalArgumentException("attention mask row " + b + " position " + t + ": " + s + " is negative");
+        run[t] = s != 0 && t > 0 && mask[b][t - 1] == s ? run[t - 1] + 1 : 0;
+      }
+      for (int i = 0; i < seq; i++) {
+        int row = b * seq + i;
+        boolean isVirtual = i < virtual;
+        int t = i - virtual, s = isVirtual ? VIRTUAL : mask[b][t];
+        segments[row] = s;
+        positions[row] = isVirtual ? i : s == 0 ? 0 : nv + run[t];
+        int qp = positions[row];
+        for (int k = 0; k < keys; k++) {
+          boolean allowed;
+          if (k == prefix + i) allowed = true;                                     // itself
+          else if (s == 0) allowed = false;                                        // padding sees only itself
+          else {
+            int kr = k - prefix;                                                   // key row within the example
+            boolean keyVirtual = k < prefix || kr < virtual;
+            int kp = k < prefix ? k : kr < virtual ? kr : positions[b * seq + kr];
+            boolean visible = keyVirtual ? kp < qp : kr < i && mask[b][kr - virtual] == s && kr - virtual >= t - run[t];
+            allowed = visible && (slidingWindow <= 0 || kp > qp - slidingWindow);
+          }
+          if (allowed) bias[(row * keys) + k] = 0;
+        }
+      }
+    }
+    return new CausalMask(batch, seq, Nd4j.createFromArray(bias).reshape(batch, seq, keys).castTo(dtype), positions,
+        segments, virtual, prefix);
+  }
+
+  /** Key columns per example: {@code prefix + seq}. */
+  public int keys() { return prefix + seq; }
+
+  /** Real tokens per example: {@code seq - virtual}. */
+  public int tokens() { return seq - virtual; }
+
+  /**
+   * Next-token targets [B*seq] from labels aligned with the inputs (Hugging Face's convention: the model shifts):
    * position t predicts {@code labels[b][t+1]} when t+1 is in t's segment; otherwise, and for padding, {@link #IGNORE}.
+   * Virtual rows predict nothing. (PEFT pads the labels with -100 for them, so after its shift the last virtual
+   * token also predicts the first real token of the row; here, as without prompt learning, a document's first token
+   * is never a target, so a batch's target count ({@code LmBatch.weight}) does not depend on the method and packed
+   * documents are treated alike.)
    */
   public int[] targets(int[][] labels) {
     if (labels.length != batch) throw new IllegalArgumentException("labels have " + labels.length + " rows, inputs " + batch);
+    int tokens = tokens();
     int[] out = new int[batch * seq];
     for (int b = 0; b < batch; b++) {
-      if (labels[b].length != seq)
-        throw new IllegalArgumentException("labels row " + b + " has " + labels[b].length + " entries, inputs " + seq);
-      for (int t = 0; t < seq; t++) {
-        int i = b * seq + t;
-        boolean sameSegment = t + 1 < seq && segments[i] != 0 && segments[i + 1] == segments[i];
-        out[i] = sameSegment ? labels[b][t + 1] : IGNORE;
+      if (labels[b].length != tokens)
+        throw new IllegalArgumentException("labels row " + b + " has " + labels[b].length + " entries, inputs " + tokens);
+      int base = b * seq;
+      for (int i = 0; i < seq; i++) {
+        int row = base + i;
+        if (i < virtual) {
+          out[row] = IGNORE;
+          continue;
+        }
+        int t = i - virtual;
+        boolean sameSegment = i + 1 < seq && segments[row] != 0 && segments[row + 1] == segments[row];
+        out[row] = sameSegment ? labels[b][t + 1] : IGNORE;
       }
     }
     return out;

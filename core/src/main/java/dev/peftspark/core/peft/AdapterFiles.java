@@ -137,21 +137,31 @@ public final class AdapterFiles {
     return c;
   }
 
-  /** PEFT's PromptTuningConfig / PrefixTuningConfig keys (no projection). */
   private static ObjectNode promptConfig(PeftClassifier model, String baseModelId) {
-    PromptConfig p = model.prompt();
     BertConfig bert = model.model().encoder().config();
+    return promptConfig(model.method(), model.prompt(), baseModelId, "SEQ_CLS", bert.hiddenSize(),
+        bert.numAttentionHeads(), bert.numHiddenLayers(), List.of("classifier"));
+  }
+
+  /**
+   * PEFT's PromptTuningConfig / PrefixTuningConfig keys (no projection).
+   *
+   * @param tokenDim  PEFT's token_dim: the hidden size, or for prefix tuning on grouped-query attention kvh·hd
+   * @param heads     num_attention_heads (the key/value heads for prefix tuning on grouped-query attention)
+   */
+  static ObjectNode promptConfig(Method method, PromptConfig p, String baseModelId, String taskType, int tokenDim,
+                                 int heads, int layers, List<String> modulesToSave) {
     ObjectNode c = JSON.createObjectNode();
-    c.put("peft_type", model.method() == Method.PROMPT_TUNING ? "PROMPT_TUNING" : "PREFIX_TUNING");
-    c.put("task_type", "SEQ_CLS");
+    c.put("peft_type", method == Method.PROMPT_TUNING ? "PROMPT_TUNING" : "PREFIX_TUNING");
+    c.put("task_type", taskType);
     c.put("base_model_name_or_path", baseModelId);
     c.put("inference_mode", true);
     c.put("num_virtual_tokens", p.numVirtualTokens());
-    c.put("token_dim", bert.hiddenSize());
+    c.put("token_dim", tokenDim);
     c.put("num_transformer_submodules", 1);
-    c.put("num_attention_heads", bert.numAttentionHeads());
-    c.put("num_layers", bert.numHiddenLayers());
-    if (model.method() == Method.PROMPT_TUNING) {
+    c.put("num_attention_heads", heads);
+    c.put("num_layers", layers);
+    if (method == Method.PROMPT_TUNING) {
       c.put("prompt_tuning_init", p.textInit() ? "TEXT" : "RANDOM");
       if (p.textInit()) {
         c.put("prompt_tuning_init_text", p.initText());
@@ -161,10 +171,10 @@ public final class AdapterFiles {
         c.putNull("tokenizer_name_or_path");
       }
     } else {
-      c.put("encoder_hidden_size", bert.hiddenSize());
+      c.put("encoder_hidden_size", tokenDim);
       c.put("prefix_projection", false);
     }
-    c.putPOJO("modules_to_save", List.of("classifier"));
+    if (modulesToSave == null) c.putNull("modules_to_save"); else c.putPOJO("modules_to_save", modulesToSave);
     c.putNull("revision");
     return c;
   }

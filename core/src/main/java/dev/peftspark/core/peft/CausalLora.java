@@ -48,7 +48,7 @@ public final class CausalLora {
   }
 
   /**
-   * Injects the plain PEFT adapter of {@code dir} (LoRA, DoRA or IA3: {@code adapter_config.json} and
+   * Injects the plain PEFT adapter of {@code dir} (LoRA, DoRA, IA3, prompt or prefix tuning: {@code adapter_config.json} and
    * {@code adapter_model.safetensors}, no {@code peft_spark.json} needed) into {@code model} and loads its tensors,
    * refusing any that do not fit. Dropout is off: a loaded adapter is for inference.
    */
@@ -59,12 +59,15 @@ public final class CausalLora {
     Method method = switch (type) {
       case "LORA" -> Method.LORA;
       case "IA3" -> Method.IA3;
-      default -> throw new IOException(config + ": peft_type is '" + type + "'; causal LMs load LORA (LoRA, DoRA) or IA3 adapters");
+      case "PROMPT_TUNING" -> Method.PROMPT_TUNING;
+      case "PREFIX_TUNING" -> Method.PREFIX_TUNING;
+      default -> throw new IOException(config + ": peft_type is '" + type + "'; causal LMs load LORA (LoRA, DoRA), IA3,"
+          + " PROMPT_TUNING or PREFIX_TUNING adapters");
     };
     var peft = AdapterFiles.readPeftConfig(dir, method);
     PeftCausalLm adapted;
     try {
-      adapted = PeftCausalLm.create(method, peft.lora(), peft.ia3(), trainable -> model, dtype, 0);
+      adapted = PeftCausalLm.create(method, peft.lora(), peft.ia3(), peft.prompt(), trainable -> model, dtype, 0);
     } catch (IllegalArgumentException e) {
       throw new IOException(config + " does not fit this model: " + e.getMessage());
     }

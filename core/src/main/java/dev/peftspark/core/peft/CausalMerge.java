@@ -41,6 +41,10 @@ public final class CausalMerge {
    * adapter wraps it: then the merged head is its own {@code lm_head.weight} and the embeddings stay as they were.
    */
   public static Map<String, INDArray> mergedWeights(CausalLm model) {
+    if (model.virtualTokens() > 0)
+      throw new IllegalArgumentException("prompt_tuning and prefix_tuning adapters cannot be merged: their virtual tokens"
+          + " are inputs to the model, not weights (PEFT defines no merge for prompt learning); use the adapter as it is"
+          + " (generate --adapter)");
     Map<String, INDArray> out = new LinkedHashMap<>(model.stateDict());
     List<LinearLayer> linears = new ArrayList<>(model.linears());
     linears.add(model.head());

@@ -6,6 +6,7 @@ import dev.peftspark.core.io.SafeTensors;
 import dev.peftspark.core.model.CausalLmConfig;
 import dev.peftspark.core.peft.ia3.Ia3Config;
 import dev.peftspark.core.peft.lora.LoraConfig;
+import dev.peftspark.core.peft.prompt.PromptConfig;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -28,7 +29,8 @@ import static dev.peftspark.core.peft.AdapterFiles.WEIGHTS;
  * {@code base_model.model.transformer.h.0.attn.c_attn.lora_A.weight}, {@code base_model.model.lm_head.lora_A.weight}).
  * {@code method: full} writes a whole Hugging Face model directory instead ({@code config.json},
  * {@code model.safetensors} under the checkpoint's own names), so the result of pretraining is a base model.
- * {@code peft_spark.json} says the method and the base.
+ * Prompt learning saves PEFT's one tensor {@code prompt_embeddings} (no prefix): {@code [nv, H]} for prompt tuning,
+ * {@code [nv, L·2·kvh·hd]} for prefix tuning. {@code peft_spark.json} says the method and the base.
  */
 public final class LmAdapterFiles {
   public static final String TASK = "causal_lm";
@@ -37,7 +39,7 @@ public final class LmAdapterFiles {
   private LmAdapterFiles() {}
 
   /** What a saved causal-LM adapter says about itself. */
-  public record Info(Method method, String baseModel, LoraConfig lora, Ia3Config ia3) {}
+  public record Info(Method method, String baseModel, LoraConfig lora, Ia3Config ia3, PromptConfig prompt) {}
 
   /**
    * Writes into {@code dir} (created if needed; the caller makes the whole directory atomic).
@@ -54,12 +56,15 @@ public final class LmAdapterFiles {
       AdapterFiles.writeJson(dir.resolve(MODEL_CONFIG), shape.toJson());
     } else {
       Map<String, INDArray> tensors = new LinkedHashMap<>();
-      for (String name : model.params().names()) tensors.put(PREFIX + name, model.params().get(name).value());
+      for (String name : model.params().names())
+        tensors.put(AdapterFiles.key(model.method(), name), model.params().get(name).value());
       SafeTensors.write(dir.resolve(WEIGHTS), tensors, Map.of("format", "pt"));
       boolean conv1d = shape.isGpt2();
-      ObjectNode c = model.method() == Method.IA3
-          ? AdapterFiles.ia3Config(model.ia3(), baseModelId, "CAUSAL_LM", conv1d, null)
-          : AdapterFiles.loraConfig(model.lora(), baseModelId, "CAUSAL_LM", conv1d, null);
+      ObjectNode c = switch (model.method()) {
+        case IA3 -> AdapterFiles.ia3Config(model.ia3(), baseModelId, "CAUSAL_LM", conv1d, null);
+        case PROMPT_TUNING, PREFIX_TUNING -> promptConfig(model, shape, baseModelId);
+        default -> AdapterFiles.loraConfig(model.lora(), baseModelId, "CAUSAL_LM", conv1d, null);
+      };
       AdapterFiles.writeJson(dir.resolve(CONFIG), c);
     }
     ObjectNode extra = AdapterFiles.JSON.createObjectNode();
@@ -67,6 +72,26 @@ public final class LmAdapterFiles {
     extra.put("task", TASK);
     extra.put("base_model", baseModel);
     AdapterFiles.writeJson(dir.resolve(EXTRA), extra);
+  }
+
+  /**
+   * PEFT's prompt-learning config for a causal LM: token_dim the hidden size, except for prefix tuning on
+   * grouped-query attention, where PEFT (its {@code _prepare_prompt_learning_config}) makes token_dim kvh·hd and
+   * num_attention_heads kvh, as the prefix holds keys and values.
+   */
+  static ObjectNode promptConfig(PeftCausalLm model, CausalLmConfig shape, String baseModelId) {
+    int hidden, heads, layers, kvHeads, headDim;
+    if (shape.isGpt2()) {
+      var g = shape.gpt2();
+      hidden = g.nEmbd(); heads = g.nHead(); layers = g.nLayer(); kvHeads = heads; headDim = g.headDim();
+    } else {
+      var l = shape.llama();
+      hidden = l.hiddenSize(); heads = l.numAttentionHeads(); layers = l.numHiddenLayers(); kvHeads = l.numKeyValueHeads();
+      headDim = l.headDim();
+    }
+    boolean prefix = model.method() == Method.PREFIX_TUNING;
+    return AdapterFiles.promptConfig(model.method(), model.prompt(), baseModelId, "CAUSAL_LM",
+        prefix ? kvHeads * headDim : hidden, prefix ? kvHeads : heads, layers, null);
   }
 
   /** Reads the method and settings of a saved causal-LM adapter directory. */
@@ -82,7 +107,7 @@ public final class LmAdapterFiles {
           + "', not " + TASK);
     Method method = Method.parse(AdapterFiles.text(extra, "method", extraFile));
     var peft = AdapterFiles.readPeftConfig(dir, method);
-    return new Info(method, extra.path("base_model").asText(), peft.lora(), peft.ia3());
+    return new Info(method, extra.path("base_model").asText(), peft.lora(), peft.ia3(), peft.prompt());
   }
 
   /**
@@ -96,7 +121,7 @@ public final class LmAdapterFiles {
       Map<String, INDArray> weights = CausalLmConfig.readWeights(dir);
       return PeftCausalLm.create(Method.FULL, null, null, t -> shape.build(weights, dtype, t), dtype, 0);
     }
-    PeftCausalLm model = PeftCausalLm.create(info.method(), info.lora(), info.ia3(), base, dtype, 0);
+    PeftCausalLm model = PeftCausalLm.create(info.method(), info.lora(), info.ia3(), info.prompt(), base, dtype, 0);
     AdapterFiles.loadInto(dir.resolve(WEIGHTS), model.params(), true, dtype, info.lora(), info.baseModel());
     model.setTraining(false);
     return model;

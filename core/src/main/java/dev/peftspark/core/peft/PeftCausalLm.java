@@ -12,6 +12,9 @@ import dev.peftspark.core.peft.ia3.Ia3Config;
 import dev.peftspark.core.peft.lora.Lora;
 import dev.peftspark.core.peft.lora.LoraConfig;
 import dev.peftspark.core.peft.lora.LoraLinear;
+import dev.peftspark.core.peft.prompt.PrefixTuning;
+import dev.peftspark.core.peft.prompt.PromptConfig;
+import dev.peftspark.core.peft.prompt.PromptTuning;
 import dev.peftspark.core.peft.qlora.Qlora;
 import dev.peftspark.core.quant.QuantizedLinear;
 import dev.peftspark.core.train.LmBatch;
@@ -24,7 +27,8 @@ import java.util.function.UnaryOperator;
 
 /**
  * A causal LM (LLaMA family, GPT-2) with one PEFT method applied: {@code lora} (DoRA with {@code use_dora}),
- * {@code qlora} (LoRA on an NF4 base), {@code ia3}, or {@code full} (every base tensor trains: fine-tuning, or
+ * {@code qlora} (LoRA on an NF4 base), {@code ia3}, {@code prompt_tuning} (virtual input tokens),
+ * {@code prefix_tuning} (virtual keys and values in every layer), or {@code full} (every base tensor trains: fine-tuning, or
  * pretraining from a random init). LoRA and IA3 may target {@code lm_head} by name, as in PEFT ({@code all-linear}
  * leaves it out, as PEFT does). A step's loss is the mean over target tokens ({@link LmBatch#weight}).
  */
@@ -38,14 +42,16 @@ public final class PeftCausalLm implements PeftModel<LmBatch> {
   private final Method method;
   private final LoraConfig lora;   // null unless lora or qlora
   private final Ia3Config ia3;     // null unless ia3
+  private final PromptConfig prompt;   // null unless prompt_tuning or prefix_tuning
   private final CausalLm model;
   private final ParamSet params;
   private final long totalParams;
 
-  private PeftCausalLm(Method method, LoraConfig lora, Ia3Config ia3, CausalLm model, DataType dtype) {
+  private PeftCausalLm(Method method, LoraConfig lora, Ia3Config ia3, PromptConfig prompt, CausalLm model, DataType dtype) {
     this.method = method;
     this.lora = lora;
     this.ia3 = ia3;
+    this.prompt = prompt;
     this.model = model;
     this.params = new ParamSet(model.trainableParams(), dtype);
     long quantized = model.linears().stream().map(LinearLayer::base)
@@ -60,14 +66,22 @@ public final class PeftCausalLm implements PeftModel<LmBatch> {
    */
   public static PeftCausalLm create(Method method, LoraConfig lora, Ia3Config ia3, Base base, DataType dtype,
                                     long seed) {
+    return create(method, lora, ia3, null, base, dtype, seed);
+  }
+
+  /**
+   * Any method; the settings of other methods are ignored (may be null).
+   *
+   * @param prompt required for prompt_tuning and prefix_tuning
+   * @param seed   LoRA's A init and dropout masks; the random init of prompt learning's virtual tokens
+   */
+  public static PeftCausalLm create(Method method, LoraConfig lora, Ia3Config ia3, PromptConfig prompt, Base base,
+                                    DataType dtype, long seed) {
     if (method == Method.HEAD) {
       throw new IllegalArgumentException("method head trains a classification head, which a causal LM does not have;"
-          + " use lora, qlora, ia3 or full");
+          + " use lora, qlora, ia3, prompt_tuning, prefix_tuning or full");
     }
-    if (method.usesPrompt()) {
-      throw new IllegalArgumentException("method " + method.key() + " is implemented for encoders (task: classification)"
-          + " only so far; for causal LMs use lora, qlora, ia3 or full");
-    }
+    if (method.usesPrompt() && prompt == null) throw new IllegalArgumentException("method " + method.key() + " needs a prompt section");
     if (method.usesLora() && lora == null) throw new IllegalArgumentException("method " + method.key() + " needs a lora section");
     if (method == Method.IA3 && ia3 == null) throw new IllegalArgumentException("method ia3 needs an ia3 section");
     if (method.usesLora() && !lora.bias().equals("none")) {
@@ -77,7 +91,10 @@ public final class PeftCausalLm implements PeftModel<LmBatch> {
     if (method == Method.QLORA) Qlora.quantizeBase(model, dtype);    // lm_head stays full precision, as in QLoRA
     if (method.usesLora()) Lora.inject(withHead(model, lora.targetModules()), lora, dtype, seed);
     if (method == Method.IA3) Ia3.inject(withHead(model, ia3.targetModules()), ia3, dtype);
-    return new PeftCausalLm(method, method.usesLora() ? lora : null, method == Method.IA3 ? ia3 : null, model, dtype);
+    if (method == Method.PROMPT_TUNING) PromptTuning.inject(model, prompt, dtype, seed);
+    if (method == Method.PREFIX_TUNING) PrefixTuning.inject(model, prompt, dtype, seed);
+    return new PeftCausalLm(method, method.usesLora() ? lora : null, method == Method.IA3 ? ia3 : null,
+        method.usesPrompt() ? prompt : null, model, dtype);
   }
 
   /**
@@ -110,6 +127,7 @@ public final class PeftCausalLm implements PeftModel<LmBatch> {
   @Override public Method method() { return method; }
   public LoraConfig lora() { return lora; }
   public Ia3Config ia3() { return ia3; }
+  public PromptConfig prompt() { return prompt; }
   public CausalLm model() { return model; }
   @Override public ParamSet params() { return params; }
   @Override public long totalCount() { return totalParams; }

@@ -4,6 +4,7 @@ import dev.peftspark.core.peft.Method;
 import dev.peftspark.core.peft.PeftCausalLm;
 import dev.peftspark.core.peft.ia3.Ia3Config;
 import dev.peftspark.core.peft.lora.LoraConfig;
+import dev.peftspark.core.peft.prompt.PromptConfig;
 import dev.peftspark.spark.job.CausalLmBase;
 import org.nd4j.linalg.api.buffer.DataType;
 
@@ -18,18 +19,21 @@ import java.io.Serializable;
  * @param modelConfig the config.json for {@code random}, else unused
  * @param seed        train.seed: the random base's init, and the default dropout stream
  */
-public record LmSpec(String model, String modelConfig, long seed, String method, LoraConfig lora, Ia3Config ia3)
-    implements Serializable {
+public record LmSpec(String model, String modelConfig, long seed, String method, LoraConfig lora, Ia3Config ia3,
+                     PromptConfig prompt) implements Serializable {
 
   /** The driver's model exactly: its method and adapter settings (from the config or an init_adapter). */
   public static LmSpec of(String model, String modelConfig, long seed, PeftCausalLm m) {
-    return new LmSpec(model, modelConfig, seed, m.method().key(), m.lora(), m.ia3());
+    return new LmSpec(model, modelConfig, seed, m.method().key(), m.lora(), m.ia3(), m.prompt());
   }
 
-  /** A fresh model on this JVM's cached base; {@code dropoutSeed} only matters for dropout masks. */
+  /**
+   * A fresh model on this JVM's cached base; {@code dropoutSeed} only matters for dropout masks (prompt learning's
+   * random init differs with it, but every value is replaced by the driver's before a step).
+   */
   public PeftCausalLm build(long dropoutSeed) throws IOException {
     CausalLmBase base = CausalLmBase.load(model, modelConfig, seed);
-    return PeftCausalLm.create(Method.parse(method), lora, ia3, base.builder(), DataType.FLOAT, dropoutSeed);
+    return PeftCausalLm.create(Method.parse(method), lora, ia3, prompt, base.builder(), DataType.FLOAT, dropoutSeed);
   }
 
   /** Dropout draws random masks: then every task needs a model seeded by (step, partition) to repeat exactly. */

@@ -8,6 +8,7 @@ import dev.peftspark.core.peft.Method;
 import dev.peftspark.core.peft.PeftCausalLm;
 import dev.peftspark.core.peft.ia3.Ia3Config;
 import dev.peftspark.core.peft.lora.LoraConfig;
+import dev.peftspark.core.peft.prompt.PromptConfig;
 import dev.peftspark.core.train.LmEvalResult;
 import dev.peftspark.core.train.OutputDir;
 import dev.peftspark.core.train.RunOutputs;
@@ -117,18 +118,19 @@ public final class CausalLmJob {
    * The model to train: the config's method fresh on {@code base} (seeded by train.seed), or its init_adapter
    * loaded on it; the same for every runner and for the Spark ML stage.
    */
+  /** The model a training run starts from: {@code init_adapter} when given, else a fresh adapter of {@code method}. */
   public static PeftCausalLm newModel(JobConfig cfg, CausalLmBase base) throws IOException {
     PeftCausalLm model = cfg.initAdapter() != null
         ? LmAdapterFiles.load(Path.of(cfg.initAdapter()), base.builder(), DataType.FLOAT)
         : PeftCausalLm.create(Method.parse(cfg.method()), loraConfig(cfg, base), ia3Config(cfg, base),
-            base.builder(), DataType.FLOAT, cfg.train().seed());
+            promptConfig(cfg, () -> tokenizer(cfg, base)), base.builder(), DataType.FLOAT, cfg.train().seed());
     if (model.method() != Method.parse(cfg.method()))
       throw new ConfigException("init_adapter", "holds a '" + model.method().key() + "' model but method is '"
           + cfg.method() + "'");
     return model;
   }
 
-  static LmTokenizer tokenizer(JobConfig cfg, CausalLmBase base) {
+  public static LmTokenizer tokenizer(JobConfig cfg, CausalLmBase base) {
     return tokenizer(cfg.tokenizer(), base);
   }
 
@@ -177,6 +179,24 @@ public final class CausalLmJob {
     if (l == null || !l.targetModules().equals(BERT_LORA_TARGETS)) return l;
     return new LoraConfig(l.r(), l.alpha(), l.dropout(), base.shape().defaultLoraTargets(), l.useRslora(), l.bias(),
         l.initGaussian(), l.useDora(), l.rankPattern(), l.alphaPattern(), l.layersToTransform());
+  }
+
+  /**
+   * The prompt section; a text init is tokenized by the model's tokenizer with its document prefix (LLaMA's BOS),
+   * as PEFT's {@code tokenizer(init_text)} adds the special tokens.
+   */
+  /** The prompt section for prompt/prefix tuning (null for other methods); the tokenizer is only built for text init. */
+  static PromptConfig promptConfig(JobConfig cfg, java.util.function.Supplier<LmTokenizer> tokenizers) {
+    if (!Method.parse(cfg.method()).usesPrompt()) return null;
+    var p = cfg.prompt();
+    if (!p.init().equals("text")) return PromptConfig.random(p.numVirtualTokens());
+    LmTokenizer tokenizer = tokenizers.get();
+    int[] prefix = tokenizer.prefixIds(), text = tokenizer.encode(p.initText());
+    List<Integer> ids = new java.util.ArrayList<>();
+    for (int id : prefix) ids.add(id);
+    for (int id : text) ids.add(id);
+    if (text.length == 0) throw new ConfigException("prompt.init_text", "gives no tokens: '" + p.initText() + "'");
+    return new PromptConfig(p.numVirtualTokens(), ids, p.initText());
   }
 
   static Ia3Config ia3Config(JobConfig cfg, CausalLmBase base) {

@@ -119,6 +119,27 @@ class CausalLmSparkTest {
     }
   }
 
+  /**
+   * Prompt tuning (text init through the model's tokenizer): the executors rebuild it from {@link LmSpec}'s prompt
+   * section and only {@code prompt_embeddings} travels; same losses, tensor and eval as one JVM.
+   */
+  @Test
+  void sparkPromptTuningEqualsTheLocalTrainer() throws Exception {
+    String[] prompt = {"method=prompt_tuning", "prompt.num_virtual_tokens=4", "prompt.init=text",
+        "prompt.init_text=the cat sat", "train.lr=0.1"};
+    Run local = train(config("local-prompt", "local", prompt));
+    Run spark = train(config("spark-prompt", "spark", prompt));
+    assertEquals(List.of("prompt_embeddings"), List.copyOf(spark.adapter().keySet()));
+    assertArrayEquals(new long[] {4, 16}, spark.adapter().get("prompt_embeddings").shape());
+    assertEquals(8, spark.steps().size());
+    for (int i = 0; i < 8; i++) assertEquals(local.steps().get(i).loss(), spark.steps().get(i).loss(), 1e-5, "step " + (i + 1));
+    double diff = maxDiff(local.adapter(), spark.adapter());
+    assertTrue(diff < 1e-5, "prompt embeddings differ by " + diff);
+    assertTrue(local.steps().get(7).loss() < local.steps().get(0).loss() - 0.05, local.steps().toString());
+    assertEquals(local.evalLoss(), spark.evalLoss(), 1e-5, "eval loss");
+    assertEquals(4 * 16, spark.summary().trainableParams());
+  }
+
   @Test
   void rowsOfAStepGoRoundRobinToThePartitions() {
     int[][] ids = {{1, 2, 3}, {4, 5, 0}, {6, 0, 0}};

@@ -1,6 +1,7 @@
 package dev.peftspark.core.peft.prompt;
 
 import dev.peftspark.core.model.BertEncoder;
+import dev.peftspark.core.model.CausalLm;
 import dev.peftspark.core.nn.Param;
 import org.nd4j.linalg.api.buffer.DataType;
 
@@ -20,6 +21,21 @@ public final class PrefixTuning {
     Param p = Param.trainable(PromptTuning.TENSOR,
         PromptTuning.normal(cfg.numVirtualTokens(), layers * 2 * h, dtype, seed ^ 0x2545F4914F6CDD1DL));
     encoder.setPrefix(p);
+    return p;
+  }
+
+  /**
+   * Prefix tuning for a causal LM: {@code prompt_embeddings [nv, L·2·kvh·hd]}, PEFT's layout with its GQA rule
+   * ({@code token_dim = kvh·hd}, {@code num_attention_heads = kvh}): columns {@code ((2·layer + kv)·kvh + head)·hd + d},
+   * kv 0 = key, 1 = value. Keys enter attention as cache entries (not rotated); the real tokens follow at positions
+   * nv, nv+1, ... N(0, 1) init, as PEFT's {@code nn.Embedding}.
+   */
+  public static Param inject(CausalLm model, PromptConfig cfg, DataType dtype, long seed) {
+    if (cfg.textInit()) throw new IllegalArgumentException("prefix tuning has no text init (PEFT's PREFIX_TUNING has none); "
+        + "use prompt.init: random");
+    Param p = Param.trainable(PromptTuning.TENSOR,
+        PromptTuning.normal(cfg.numVirtualTokens(), model.prefixWidth(), dtype, seed ^ 0x2545F4914F6CDD1DL));
+    model.setPrefix(p);
     return p;
   }
 }

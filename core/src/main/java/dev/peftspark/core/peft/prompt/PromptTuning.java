@@ -1,6 +1,7 @@
 package dev.peftspark.core.peft.prompt;
 
 import dev.peftspark.core.model.BertEncoder;
+import dev.peftspark.core.model.CausalLm;
 import dev.peftspark.core.nn.Param;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -33,6 +34,27 @@ public final class PromptTuning {
     Param p = Param.trainable(TENSOR, init);
     encoder.embeddings().setPrompt(p);
     return p;
+  }
+
+  /**
+   * Prompt tuning for a causal LM: {@code [nv, H]} virtual token embeddings before every example's tokens (PEFT's
+   * {@code CAUSAL_LM}: they take positions 0..nv-1 and predict nothing, see
+   * {@link dev.peftspark.core.nn.CausalMask}). TEXT init copies the rows of the model's input embeddings.
+   */
+  public static Param inject(CausalLm model, PromptConfig cfg, DataType dtype, long seed) {
+    INDArray word = model.inputEmbeddings().value();
+    INDArray init = cfg.textInit() ? textInit(word, cfg).castTo(dtype)
+        : normal(cfg.numVirtualTokens(), (int) word.size(1), dtype, seed ^ 0x9E3779B97F4A7C15L);
+    Param p = Param.trainable(TENSOR, init);
+    model.setPrompt(p);
+    return p;
+  }
+
+  private static INDArray textInit(INDArray word, PromptConfig cfg) {
+    int[] ids = cfg.virtualTokenIds();
+    for (int id : ids)
+      if (id < 0 || id >= word.size(0)) throw new IllegalArgumentException("prompt init token id " + id + " outside the vocabulary of " + word.size(0));
+    return Nd4j.pullRows(word, 1, ids);
   }
 
   /** N(0, 1) entries (PEFT's virtual-token tables are {@code nn.Embedding}s with their default init). */
