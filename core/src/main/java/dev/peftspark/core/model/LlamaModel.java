@@ -13,6 +13,7 @@ import dev.peftspark.core.nn.RmsNorm;
 import dev.peftspark.core.nn.Rope;
 import dev.peftspark.core.nn.SwiGlu;
 import dev.peftspark.core.nn.TokenEmbedding;
+import dev.peftspark.core.quant.HalfLinear;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -44,7 +45,7 @@ public final class LlamaModel implements CausalLm {
   private int chunkRows;
 
   private LlamaModel(LlamaConfig config, DataType dtype, TokenEmbedding embed, List<LlamaLayer> layers, RmsNorm norm,
-                     Linear head, Rope rope, List<Param> base) {
+                     LinearLayer head, Rope rope, List<Param> base) {
     this.config = config;
     this.dtype = dtype;
     this.embed = embed;
@@ -70,10 +71,21 @@ public final class LlamaModel implements CausalLm {
    */
   public static LlamaModel fromWeights(LlamaConfig c, Map<String, INDArray> weights, DataType dtype, boolean trainable,
                                        UnaryOperator<LinearLayer> layerLinears) {
+    return fromWeights(c, weights, dtype, trainable, layerLinears, dtype);
+  }
+
+  /**
+   * @param tables storage type of the embedding table and of an untied {@code lm_head}: {@code dtype}, or
+   *               BFLOAT16/HALF for a frozen base (QLoRA keeps them in 16 bits; rows are widened when read)
+   */
+  public static LlamaModel fromWeights(LlamaConfig c, Map<String, INDArray> weights, DataType dtype, boolean trainable,
+                                       UnaryOperator<LinearLayer> layerLinears, DataType tables) {
     Nd4jSetup.ensure();
+    if (tables != dtype && !HalfLinear.isHalf(tables))
+      throw new IllegalArgumentException("tables are stored in the compute type " + dtype + " or in 16 bits (BFLOAT16, HALF), not " + tables);
     var w = new HfWeights(weights, dtype, trainable, layerLinears);
     int h = c.hiddenSize(), q = c.numAttentionHeads() * c.headDim(), kv = c.kvDim(), inter = c.intermediateSize();
-    TokenEmbedding embed = new TokenEmbedding("model.embed_tokens", w.param("model.embed_tokens.weight", c.vocabSize(), h));
+    TokenEmbedding embed = new TokenEmbedding("model.embed_tokens", w.table("model.embed_tokens.weight", tables, c.vocabSize(), h), dtype);
     Rope rope = new Rope(c.headDim(), c.ropeInvFreq());
     List<LlamaLayer> layers = new ArrayList<>();
     for (int i = 0; i < c.numHiddenLayers(); i++) {
@@ -89,8 +101,12 @@ public final class LlamaModel implements CausalLm {
           mlp));
     }
     RmsNorm norm = new RmsNorm("model.norm", w.param("model.norm.weight", h), c.rmsNormEps());
-    Linear head = c.tieWordEmbeddings() ? new Linear("lm_head", embed.table(), null)
-        : w.linear("lm_head", c.vocabSize(), h, false);
+    LinearLayer head;
+    if (tables != dtype) {
+      head = new HalfLinear("lm_head", c.tieWordEmbeddings() ? embed.table() : w.table("lm_head.weight", tables, c.vocabSize(), h));
+    } else {
+      head = c.tieWordEmbeddings() ? new Linear("lm_head", embed.table(), null) : w.linear("lm_head", c.vocabSize(), h, false);
+    }
     return new LlamaModel(c, dtype, embed, layers, norm, head, rope, w.made());
   }
 
@@ -111,7 +127,13 @@ public final class LlamaModel implements CausalLm {
    */
   public static LlamaModel random(LlamaConfig c, DataType dtype, long seed, boolean trainable,
                                   UnaryOperator<LinearLayer> layerLinears) {
-    return fromWeights(c, randomTensors(c, dtype, seed), dtype, trainable, layerLinears);
+    return random(c, dtype, seed, trainable, layerLinears, dtype);
+  }
+
+  /** As above, the embedding table and head stored as {@code tables} (see {@link #fromWeights}). */
+  public static LlamaModel random(LlamaConfig c, DataType dtype, long seed, boolean trainable,
+                                  UnaryOperator<LinearLayer> layerLinears, DataType tables) {
+    return fromWeights(c, randomTensors(c, dtype, seed), dtype, trainable, layerLinears, tables);
   }
 
   public static Map<String, INDArray> randomWeights(LlamaConfig c, DataType dtype, long seed) {
