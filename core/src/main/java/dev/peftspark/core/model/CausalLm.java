@@ -42,6 +42,14 @@ public interface CausalLm extends LinearModules {
   /** Replaces the head by {@code f(head)} (a PEFT method wrapping {@code lm_head}). */
   void mapHead(UnaryOperator<LinearLayer> f);
 
+  /**
+   * Gradient checkpointing ({@code train.gradient_checkpointing}): keep only each layer's input during the
+   * forward and recompute the layer's activations in backward (one layer's at a time; one more forward per step).
+   */
+  void setGradientCheckpointing(boolean on);
+
+  boolean gradientCheckpointing();
+
   /** Rows of logits held at once by the loss. */
   int lossChunkRows();
 

@@ -44,6 +44,8 @@ public final class Gpt2Model implements CausalLm {
   private LinearLayer head;   // replaceable: LoRA may wrap lm_head
   private final List<Param> base;
   private int chunkRows;
+  private boolean checkpointing;
+  private final LayerCheckpoints checkpoints = new LayerCheckpoints();
 
   private Gpt2Model(Gpt2Config config, DataType dtype, TokenEmbedding wte, TokenEmbedding wpe, List<Gpt2Layer> layers,
                     LayerNorm lnF, Linear head, List<Param> base) {
@@ -177,9 +179,17 @@ public final class Gpt2Model implements CausalLm {
         throw new IllegalArgumentException("position " + p + " exceeds the model's " + config.nPositions() + " positions (n_positions)");
     }
     INDArray x = wte.forward(flat).addi(wpe.forward(mask.positions()));
-    for (Gpt2Layer layer : layers) x = layer.forward(x, mask);
+    if (checkpointing) {
+      x = checkpoints.forward(layers.stream().map(l -> l.checkpointed(mask)).toList(), x);
+    } else {
+      for (Gpt2Layer layer : layers) x = layer.forward(x, mask);
+    }
     return lnF.forward(x);
   }
+
+  @Override public boolean gradientCheckpointing() { return checkpointing; }
+
+  @Override public void setGradientCheckpointing(boolean on) { checkpointing = on; }
 
   @Override public int maxPositions() { return config.nPositions(); }
 
@@ -206,7 +216,11 @@ public final class Gpt2Model implements CausalLm {
     int lowest = embeddings ? -1 : layers.size();
     for (int i = 0; i < layers.size() && lowest == layers.size(); i++) if (layers.get(i).hasTrainable()) lowest = i;
     INDArray d = lnF.backward(dHidden);
-    for (int i = layers.size() - 1; i >= 0 && i >= lowest; i--) d = layers.get(i).backward(d, i > lowest);
+    if (checkpointing) {
+      if (lowest < layers.size()) d = checkpoints.backward(d, Math.max(0, lowest), lowest == -1);
+    } else {
+      for (int i = layers.size() - 1; i >= 0 && i >= lowest; i--) d = layers.get(i).backward(d, i > lowest);
+    }
     if (lowest == -1) {
       wte.backward(d);
       wpe.backward(d);

@@ -43,6 +43,8 @@ public final class LlamaModel implements CausalLm {
   private final Rope rope;
   private final List<Param> base;
   private int chunkRows;
+  private boolean checkpointing;
+  private final LayerCheckpoints checkpoints = new LayerCheckpoints();
 
   private LlamaModel(LlamaConfig config, DataType dtype, TokenEmbedding embed, List<LlamaLayer> layers, RmsNorm norm,
                      LinearLayer head, Rope rope, List<Param> base) {
@@ -197,9 +199,17 @@ public final class LlamaModel implements CausalLm {
       throw new IllegalArgumentException("ids are " + ids.length + "×" + ids[0].length + ", the mask " + mask.batch() + "×" + mask.seq());
     Rope.Tables tables = rope.tables(mask.positions(), dtype);
     INDArray x = embed.forward(flat);
-    for (LlamaLayer layer : layers) x = layer.forward(x, mask, tables);
+    if (checkpointing) {
+      x = checkpoints.forward(layers.stream().map(l -> l.checkpointed(mask, tables)).toList(), x);
+    } else {
+      for (LlamaLayer layer : layers) x = layer.forward(x, mask, tables);
+    }
     return norm.forward(x);
   }
+
+  @Override public boolean gradientCheckpointing() { return checkpointing; }
+
+  @Override public void setGradientCheckpointing(boolean on) { checkpointing = on; }
 
   @Override public int maxPositions() { return config.maxPositionEmbeddings(); }
 
@@ -226,7 +236,11 @@ public final class LlamaModel implements CausalLm {
     int lowest = embed.table().isTrainable() ? -1 : layers.size();
     for (int i = 0; i < layers.size() && lowest == layers.size(); i++) if (layers.get(i).hasTrainable()) lowest = i;
     INDArray d = norm.backward(dHidden);
-    for (int i = layers.size() - 1; i >= 0 && i >= lowest; i--) d = layers.get(i).backward(d, i > lowest);
+    if (checkpointing) {
+      if (lowest < layers.size()) d = checkpoints.backward(d, Math.max(0, lowest), lowest == -1);
+    } else {
+      for (int i = layers.size() - 1; i >= 0 && i >= lowest; i--) d = layers.get(i).backward(d, i > lowest);
+    }
     if (lowest == -1) embed.backward(d);
   }
 
