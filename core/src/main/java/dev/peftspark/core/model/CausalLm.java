@@ -66,6 +66,14 @@ public interface CausalLm extends LinearModules {
   /** Virtual tokens before every example (prompt or prefix tuning), 0 without: positions they take. */
   int virtualTokens();
 
+  /**
+   * Gradient checkpointing ({@code train.gradient_checkpointing}): keep only each layer's input during the
+   * forward and recompute the layer's activations in backward (one layer's at a time; one more forward per step).
+   */
+  void setGradientCheckpointing(boolean on);
+
+  boolean gradientCheckpointing();
+
   /** Rows of logits held at once by the loss. */
   int lossChunkRows();
 

@@ -50,6 +50,15 @@ public final class Gpt2Layer {
     return needInputGrad ? dx.addi(dh) : null;
   }
 
+  /** This layer for {@link LayerCheckpoints}, with the batch's mask bound. */
+  LayerCheckpoints.Layer checkpointed(CausalMask mask) {
+    return new LayerCheckpoints.Layer() {
+      @Override public INDArray forward(INDArray x) { return Gpt2Layer.this.forward(x, mask); }
+      @Override public INDArray backward(INDArray dy, boolean needInputGrad) { return Gpt2Layer.this.backward(dy, needInputGrad); }
+      @Override public void repeatNextForward() { for (LinearLayer l : linears()) l.repeatNextForward(); }
+    };
+  }
+
   public void mapLinears(UnaryOperator<LinearLayer> f) {
     attention.mapLinears(f);
     fc = f.apply(fc);

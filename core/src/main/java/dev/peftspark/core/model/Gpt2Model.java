@@ -47,6 +47,8 @@ public final class Gpt2Model implements CausalLm {
   private int chunkRows;
   private Param prompt, prefix;   // prompt or prefix tuning (null: none)
   private int batch;              // examples of the last forward (prompt tuning's backward)
+  private boolean checkpointing;
+  private final LayerCheckpoints checkpoints = new LayerCheckpoints();
 
   private Gpt2Model(Gpt2Config config, DataType dtype, TokenEmbedding wte, TokenEmbedding wpe, List<Gpt2Layer> layers,
                     LayerNorm lnF, Linear head, List<Param> base) {
@@ -206,9 +208,17 @@ public final class Gpt2Model implements CausalLm {
     batch = ids.length;
     INDArray words = wte.forward(flat);
     INDArray x = (prompt != null ? PromptRows.prepend(prompt, words, batch) : words).addi(wpe.forward(mask.positions()));
-    for (Gpt2Layer layer : layers) x = layer.forward(x, mask);
+    if (checkpointing) {
+      x = checkpoints.forward(layers.stream().map(l -> l.checkpointed(mask)).toList(), x);
+    } else {
+      for (Gpt2Layer layer : layers) x = layer.forward(x, mask);
+    }
     return lnF.forward(x);
   }
+
+  @Override public boolean gradientCheckpointing() { return checkpointing; }
+
+  @Override public void setGradientCheckpointing(boolean on) { checkpointing = on; }
 
   @Override public int maxPositions() { return config.nPositions(); }
 
@@ -240,7 +250,11 @@ public final class Gpt2Model implements CausalLm {
     if (prefix != null && prefix.isTrainable()) lowest = Math.min(lowest, 0);   // every layer reads its prefix
     for (int i = 0; i < layers.size() && lowest == layers.size(); i++) if (layers.get(i).hasTrainable()) lowest = i;
     INDArray d = lnF.backward(dHidden);
-    for (int i = layers.size() - 1; i >= 0 && i >= lowest; i--) d = layers.get(i).backward(d, i > lowest);
+    if (checkpointing) {
+      if (lowest < layers.size()) d = checkpoints.backward(d, Math.max(0, lowest), lowest == -1);
+    } else {
+      for (int i = layers.size() - 1; i >= 0 && i >= lowest; i--) d = layers.get(i).backward(d, i > lowest);
+    }
     if (lowest == -1) {
       wpe.backward(d);                                                   // every row, virtual ones included
       wte.backward(prompt != null ? PromptRows.backward(prompt, d, batch) : d);

@@ -3,6 +3,7 @@ package dev.peftspark.core.model;
 import dev.peftspark.core.nn.Linear;
 import dev.peftspark.core.nn.LinearLayer;
 import dev.peftspark.core.nn.Param;
+import dev.peftspark.core.quant.HalfLinear;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -41,6 +42,15 @@ final class HfWeights {
   List<Param> made() { return List.copyOf(made); }
 
   Param param(String name, long... shape) {
+    INDArray t = check(name, shape);
+    INDArray v = t.dataType() == dtype ? t : t.castTo(dtype);
+    Param p = trainable ? Param.trainable(name, v) : Param.frozen(name, v);
+    made.add(p);
+    return p;
+  }
+
+  /** The tensor {@code name}, which must exist with {@code shape}. */
+  private INDArray check(String name, long... shape) {
     INDArray t = weights.get(name);
     if (t == null) {
       throw new IllegalArgumentException("base model has no tensor '" + name + "'; it has " + weights.size()
@@ -52,8 +62,20 @@ final class HfWeights {
       throw new IllegalArgumentException("tensor '" + name + "' has shape " + Arrays.toString(t.shape())
           + ", expected " + Arrays.toString(shape));
     }
-    INDArray v = t.dataType() == dtype ? t : t.castTo(dtype);
-    Param p = trainable ? Param.trainable(name, v) : Param.frozen(name, v);
+    return t;
+  }
+
+  /**
+   * An embedding-sized matrix stored as {@code storage} (16 bits: frozen, see {@link HalfLinear}) rather than the
+   * compute type; a tensor this map generated on demand is freed as soon as it is narrowed.
+   */
+  Param table(String name, DataType storage, long rows, long cols) {
+    if (storage == dtype) return param(name, rows, cols);
+    if (trainable) throw new IllegalArgumentException(name + ": a trainable model keeps its tables in " + dtype + ", not " + storage);
+    INDArray t = check(name, rows, cols);
+    INDArray v = t.dataType() == storage ? t : t.castTo(storage);
+    if (v != t && weights instanceof GeneratedTensors) t.close();
+    Param p = Param.frozen(name, v);
     made.add(p);
     return p;
   }

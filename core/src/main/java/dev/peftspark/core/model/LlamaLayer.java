@@ -51,6 +51,15 @@ public final class LlamaLayer {
     return needInputGrad ? dx.addi(dh) : null;
   }
 
+  /** This layer for {@link LayerCheckpoints}, with the batch's mask and rotary tables bound. */
+  LayerCheckpoints.Layer checkpointed(CausalMask mask, Rope.Tables tables) {
+    return new LayerCheckpoints.Layer() {
+      @Override public INDArray forward(INDArray x) { return LlamaLayer.this.forward(x, mask, tables); }
+      @Override public INDArray backward(INDArray dy, boolean needInputGrad) { return LlamaLayer.this.backward(dy, needInputGrad); }
+      @Override public void repeatNextForward() { for (LinearLayer l : linears()) l.repeatNextForward(); }
+    };
+  }
+
   public void mapLinears(UnaryOperator<LinearLayer> f) {
     attention.mapLinears(f);
     mlp.mapLinears(f);

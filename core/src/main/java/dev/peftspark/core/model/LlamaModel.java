@@ -14,6 +14,7 @@ import dev.peftspark.core.nn.RmsNorm;
 import dev.peftspark.core.nn.Rope;
 import dev.peftspark.core.nn.SwiGlu;
 import dev.peftspark.core.nn.TokenEmbedding;
+import dev.peftspark.core.quant.HalfLinear;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -45,9 +46,11 @@ public final class LlamaModel implements CausalLm {
   private int chunkRows;
   private Param prompt, prefix;   // prompt or prefix tuning (null: none)
   private int batch;              // examples of the last forward (prompt tuning's backward)
+  private boolean checkpointing;
+  private final LayerCheckpoints checkpoints = new LayerCheckpoints();
 
   private LlamaModel(LlamaConfig config, DataType dtype, TokenEmbedding embed, List<LlamaLayer> layers, RmsNorm norm,
-                     Linear head, Rope rope, List<Param> base) {
+                     LinearLayer head, Rope rope, List<Param> base) {
     this.config = config;
     this.dtype = dtype;
     this.embed = embed;
@@ -73,10 +76,21 @@ public final class LlamaModel implements CausalLm {
    */
   public static LlamaModel fromWeights(LlamaConfig c, Map<String, INDArray> weights, DataType dtype, boolean trainable,
                                        UnaryOperator<LinearLayer> layerLinears) {
+    return fromWeights(c, weights, dtype, trainable, layerLinears, dtype);
+  }
+
+  /**
+   * @param tables storage type of the embedding table and of an untied {@code lm_head}: {@code dtype}, or
+   *               BFLOAT16/HALF for a frozen base (QLoRA keeps them in 16 bits; rows are widened when read)
+   */
+  public static LlamaModel fromWeights(LlamaConfig c, Map<String, INDArray> weights, DataType dtype, boolean trainable,
+                                       UnaryOperator<LinearLayer> layerLinears, DataType tables) {
     Nd4jSetup.ensure();
+    if (tables != dtype && !HalfLinear.isHalf(tables))
+      throw new IllegalArgumentException("tables are stored in the compute type " + dtype + " or in 16 bits (BFLOAT16, HALF), not " + tables);
     var w = new HfWeights(weights, dtype, trainable, layerLinears);
     int h = c.hiddenSize(), q = c.numAttentionHeads() * c.headDim(), kv = c.kvDim(), inter = c.intermediateSize();
-    TokenEmbedding embed = new TokenEmbedding("model.embed_tokens", w.param("model.embed_tokens.weight", c.vocabSize(), h));
+    TokenEmbedding embed = new TokenEmbedding("model.embed_tokens", w.table("model.embed_tokens.weight", tables, c.vocabSize(), h), dtype);
     Rope rope = new Rope(c.headDim(), c.ropeInvFreq());
     List<LlamaLayer> layers = new ArrayList<>();
     for (int i = 0; i < c.numHiddenLayers(); i++) {
@@ -92,8 +106,12 @@ public final class LlamaModel implements CausalLm {
           mlp));
     }
     RmsNorm norm = new RmsNorm("model.norm", w.param("model.norm.weight", h), c.rmsNormEps());
-    Linear head = c.tieWordEmbeddings() ? new Linear("lm_head", embed.table(), null)
-        : w.linear("lm_head", c.vocabSize(), h, false);
+    LinearLayer head;
+    if (tables != dtype) {
+      head = new HalfLinear("lm_head", c.tieWordEmbeddings() ? embed.table() : w.table("lm_head.weight", tables, c.vocabSize(), h));
+    } else {
+      head = c.tieWordEmbeddings() ? new Linear("lm_head", embed.table(), null) : w.linear("lm_head", c.vocabSize(), h, false);
+    }
     return new LlamaModel(c, dtype, embed, layers, norm, head, rope, w.made());
   }
 
@@ -114,7 +132,13 @@ public final class LlamaModel implements CausalLm {
    */
   public static LlamaModel random(LlamaConfig c, DataType dtype, long seed, boolean trainable,
                                   UnaryOperator<LinearLayer> layerLinears) {
-    return fromWeights(c, randomTensors(c, dtype, seed), dtype, trainable, layerLinears);
+    return random(c, dtype, seed, trainable, layerLinears, dtype);
+  }
+
+  /** As above, the embedding table and head stored as {@code tables} (see {@link #fromWeights}). */
+  public static LlamaModel random(LlamaConfig c, DataType dtype, long seed, boolean trainable,
+                                  UnaryOperator<LinearLayer> layerLinears, DataType tables) {
+    return fromWeights(c, randomTensors(c, dtype, seed), dtype, trainable, layerLinears, tables);
   }
 
   public static Map<String, INDArray> randomWeights(LlamaConfig c, DataType dtype, long seed) {
@@ -205,9 +229,17 @@ public final class LlamaModel implements CausalLm {
     INDArray x = embed.forward(flat);
     batch = ids.length;
     if (prompt != null) x = PromptRows.prepend(prompt, x, batch);
-    for (LlamaLayer layer : layers) x = layer.forward(x, mask, tables);
+    if (checkpointing) {
+      x = checkpoints.forward(layers.stream().map(l -> l.checkpointed(mask, tables)).toList(), x);
+    } else {
+      for (LlamaLayer layer : layers) x = layer.forward(x, mask, tables);
+    }
     return norm.forward(x);
   }
+
+  @Override public boolean gradientCheckpointing() { return checkpointing; }
+
+  @Override public void setGradientCheckpointing(boolean on) { checkpointing = on; }
 
   @Override public int maxPositions() { return config.maxPositionEmbeddings(); }
 
@@ -240,7 +272,11 @@ public final class LlamaModel implements CausalLm {
     if (prefix != null && prefix.isTrainable()) lowest = Math.min(lowest, 0);   // every layer reads its prefix
     for (int i = 0; i < layers.size() && lowest == layers.size(); i++) if (layers.get(i).hasTrainable()) lowest = i;
     INDArray d = norm.backward(dHidden);
-    for (int i = layers.size() - 1; i >= 0 && i >= lowest; i--) d = layers.get(i).backward(d, i > lowest);
+    if (checkpointing) {
+      if (lowest < layers.size()) d = checkpoints.backward(d, Math.max(0, lowest), lowest == -1);
+    } else {
+      for (int i = layers.size() - 1; i >= 0 && i >= lowest; i--) d = layers.get(i).backward(d, i > lowest);
+    }
     if (lowest != -1) return;
     if (prompt != null) d = PromptRows.backward(prompt, d, batch);
     if (embed.table().isTrainable()) embed.backward(d);

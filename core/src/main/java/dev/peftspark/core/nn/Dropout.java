@@ -12,6 +12,7 @@ public final class Dropout {
   private INDArray mask;       // [N, D] 0 or 1/(1-p)
   private boolean training = true;
   private boolean reuseMask;   // finite-difference checks need the same mask on every forward
+  private boolean repeat;      // the next forward reuses the mask once (gradient checkpointing's recompute)
 
   public Dropout(double p, long seed) {
     if (p < 0 || p >= 1) throw new IllegalArgumentException("dropout must be in [0, 1), got " + p);
@@ -26,14 +27,22 @@ public final class Dropout {
   /** Keep the current mask for later forwards (gradient checks only). */
   void reuseMask(boolean reuse) { this.reuseMask = reuse; }
 
+  /** Gradient checkpointing: the next forward (the recompute) applies the current mask again instead of drawing one. */
+  public void repeatNextForward() { repeat = active(); }
+
   public INDArray forward(INDArray x) {
+    boolean again = repeat;
+    repeat = false;
     if (!active()) { mask = null; return x; }
-    if (reuseMask && mask != null) return x.mul(mask);
+    if ((reuseMask || again) && mask != null) return x.mul(mask);
     long n = x.length();
     double keep = 1.0 / (1.0 - p);
     double[] m = new double[(int) n];
     for (int i = 0; i < n; i++) m[i] = rng.nextDouble() < p ? 0.0 : keep;
-    mask = Nd4j.createFromArray(m).reshape(x.shape()).castTo(x.dataType());
+    // outside any workspace: a checkpointed layer's arena is recycled before the recompute that repeats the mask
+    try (var ws = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+      mask = Nd4j.createFromArray(m).reshape(x.shape()).castTo(x.dataType());
+    }
     return x.mul(mask);
   }
 

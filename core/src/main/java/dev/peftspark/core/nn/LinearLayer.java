@@ -29,5 +29,8 @@ public interface LinearLayer {
   /** All parameters, base and adapter, frozen or not. */
   java.util.List<Param> params();
 
+  /** Gradient checkpointing: the next forward recomputes the last one, so it must repeat it (dropout masks). */
+  default void repeatNextForward() {}
+
   default boolean hasTrainable() { return params().stream().anyMatch(Param::isTrainable); }
 }

@@ -31,6 +31,12 @@ public final class Nd4jSetup {
       .policyAllocation(AllocationPolicy.OVERALLOCATE).policyLearning(LearningPolicy.FIRST_LOOP)
       .policyReset(ResetPolicy.BLOCK_LEFT).policySpill(SpillPolicy.REALLOCATE).build();
 
+  /** Gradient checkpointing's per-layer arena: sized by its first cycles, grown when a later one spills. */
+  private static final WorkspaceConfiguration LAYER = WorkspaceConfiguration.builder()
+      .initialSize(0).overallocationLimit(0.0)
+      .policyAllocation(AllocationPolicy.OVERALLOCATE).policyLearning(LearningPolicy.FIRST_LOOP)
+      .policyReset(ResetPolicy.BLOCK_LEFT).policySpill(SpillPolicy.REALLOCATE).build();
+
   private Nd4jSetup() {}
 
   public static void ensure() {
@@ -54,5 +60,11 @@ public final class Nd4jSetup {
   public static MemoryWorkspace stepWorkspace() {
     ensure();
     return Nd4j.getWorkspaceManager().getAndActivateWorkspace(STEP, "peft-step");
+  }
+
+  /** The arena of one checkpointed layer's forward, or its recomputed forward and backward (see {@code LayerCheckpoints}). */
+  public static MemoryWorkspace layerWorkspace() {
+    ensure();
+    return Nd4j.getWorkspaceManager().getAndActivateWorkspace(LAYER, "peft-layer");
   }
 }

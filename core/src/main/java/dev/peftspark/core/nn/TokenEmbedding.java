@@ -1,18 +1,31 @@
 package dev.peftspark.core.nn;
 
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
-/** A lookup table {@code [V, H]}: {@code ids [N] -> rows [N, H]}; backward scatter-adds into the table's gradient. */
+/**
+ * A lookup table {@code [V, H]}: {@code ids [N] -> rows [N, H]}; backward scatter-adds into the table's gradient.
+ * A frozen table may be stored in a narrower type than the model computes in (16 bits): only the looked-up rows
+ * are widened.
+ */
 public final class TokenEmbedding {
   private final String name;
   private final Param table;
+  private final DataType compute;   // type of the rows returned
   private int[] ids;            // kept for the backward of a trainable table
 
-  public TokenEmbedding(String name, Param table) {
+  public TokenEmbedding(String name, Param table) { this(name, table, table.value().dataType()); }
+
+  /** @param compute the type of the returned rows; a table stored in another type must be frozen */
+  public TokenEmbedding(String name, Param table, DataType compute) {
     if (table.shape.length != 2) throw new IllegalArgumentException(name + ": table must be 2-D, got " + table);
+    if (table.isTrainable() && table.value().dataType() != compute)
+      throw new IllegalArgumentException(name + ": a trainable table must be stored in the compute type " + compute
+          + ", got " + table.value().dataType());
     this.name = name;
     this.table = table;
+    this.compute = compute;
   }
 
   public String name() { return name; }
@@ -25,7 +38,11 @@ public final class TokenEmbedding {
       if (id < 0 || id >= rows) throw new IllegalArgumentException(name + ": index " + id + " outside 0.." + (rows - 1));
     }
     ids = table.isTrainable() ? flatIds : null;
-    return Nd4j.pullRows(table.value, 1, flatIds);
+    INDArray picked = Nd4j.pullRows(table.value, 1, flatIds);
+    if (picked.dataType() == compute) return picked;
+    INDArray wide = picked.castTo(compute);
+    picked.close();
+    return wide;
   }
 
   /** Accumulates the table's gradient (sparse row updates); a frozen table does nothing. */

@@ -1,21 +1,23 @@
 package dev.peftspark.core.quant;
 
-import org.bytedeco.javacpp.DoublePointer;
-import org.bytedeco.javacpp.FloatPointer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
+import java.nio.DoubleBuffer;
+import java.nio.FloatBuffer;
+
 /**
  * One full-precision scratch matrix shared by all {@link QuantizedLinear}s of a model: each forward and backward
  * dequantizes its weight into it just before the product, so no layer keeps a full-precision copy. Layers run one
- * at a time on one thread, which makes sharing safe; the buffer grows to the largest weight.
+ * at a time on one thread, which makes sharing safe; the buffer grows to the largest weight. Values are decoded a
+ * chunk at a time straight into the native buffer (no heap copy of the whole weight).
  */
 public final class DequantBuffer {
   private final DataType dtype;
-  private float[] floats = new float[0];   // Java-side staging for the decode loop
-  private double[] doubles = new double[0];
-  private INDArray flat;                   // native storage, reused
+  private final float[] chunk = new float[OffHeapNf4.CHUNK];   // Java-side staging of one chunk
+  private final double[] wide = new double[OffHeapNf4.CHUNK];
+  private INDArray flat;                                          // native storage, reused
 
   public DequantBuffer(DataType dtype) {
     if (dtype != DataType.FLOAT && dtype != DataType.DOUBLE)
@@ -26,29 +28,37 @@ public final class DequantBuffer {
   public DataType dtype() { return dtype; }
 
   /** {@code t} dequantized as a [rows, cols] c-order view of the shared buffer, valid until the next call. */
-  public INDArray dequantize(Nf4Tensor t, long rows, long cols) {
-    int n = (int) t.size();
-    if ((long) rows * cols != n) throw new IllegalArgumentException("a " + rows + "x" + cols + " view of " + n + " values");
-    if (floats.length < n) floats = new float[n];
+  public INDArray dequantize(OffHeapNf4 t, long rows, long cols) {
+    long n = t.size();
+    if (rows * cols != n) throw new IllegalArgumentException("a " + rows + "x" + cols + " view of " + n + " values");
     if (flat == null || flat.length() < n) {
+      if (flat != null) flat.close();
       // outside any workspace: a step workspace is recycled after the step, the scratch lives as long as the model
       try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
         flat = Nd4j.create(dtype, n);
       }
     }
-    Nf4.dequantize(t, floats);
     if (dtype == DataType.FLOAT) {
-      new FloatPointer(flat.data().addressPointer()).put(floats, 0, n);
+      FloatBuffer out = flat.data().asNioFloat();
+      for (long from = 0; from < n; ) {
+        int k = t.decodeChunk(from, chunk);
+        out.put(chunk, 0, k);
+        from += k;
+      }
     } else {
-      if (doubles.length < n) doubles = new double[n];
-      for (int i = 0; i < n; i++) doubles[i] = floats[i];
-      new DoublePointer(flat.data().addressPointer()).put(doubles, 0, n);
+      DoubleBuffer out = flat.data().asNioDouble();
+      for (long from = 0; from < n; ) {
+        int k = t.decodeChunk(from, chunk);
+        for (int i = 0; i < k; i++) wide[i] = chunk[i];
+        out.put(wide, 0, k);
+        from += k;
+      }
     }
     return Nd4j.create(flat.data(), new long[] {rows, cols}, new long[] {cols, 1}, 0, 'c', dtype);
   }
 
-  /** Bytes of the shared full-precision scratch (Java staging plus native buffer). */
+  /** Bytes of the shared full-precision scratch (native buffer plus the chunk staging). */
   public long bytes() {
-    return 4L * floats.length + 8L * doubles.length + (flat == null ? 0 : flat.length() * dtype.width());
+    return 12L * chunk.length + (flat == null ? 0 : flat.length() * dtype.width());
   }
 }

@@ -10,17 +10,17 @@ import org.nd4j.linalg.factory.Nd4j;
 import java.util.List;
 
 /**
- * A frozen linear whose weight lives only in NF4 ({@code y = x Ŵᵀ + b}, Ŵ the dequantized weight); the bias stays
+ * A frozen linear whose weight lives only in NF4, off the JVM heap ({@code y = x Ŵᵀ + b}, Ŵ the dequantized weight); the bias stays
  * full precision, as in bitsandbytes' Linear4bit. Forward and backward dequantize into a shared {@link DequantBuffer}.
  */
 public final class QuantizedLinear implements LinearLayer {
   private final String name;
   private final int out, in;
-  private final Nf4Tensor weight;
+  private final OffHeapNf4 weight;
   private final Param bias;             // [out] or null
   private final DequantBuffer scratch;
 
-  public QuantizedLinear(String name, int out, int in, Nf4Tensor weight, Param bias, DequantBuffer scratch) {
+  public QuantizedLinear(String name, int out, int in, OffHeapNf4 weight, Param bias, DequantBuffer scratch) {
     if ((long) out * in != weight.size())
       throw new IllegalArgumentException(name + ": " + weight.size() + " quantized values do not make a " + out + "x" + in + " weight");
     this.name = name;
@@ -42,14 +42,15 @@ public final class QuantizedLinear implements LinearLayer {
     } catch (IllegalArgumentException e) {
       throw new IllegalArgumentException(linear.name() + ".weight: " + e.getMessage(), e);
     }
-    return new QuantizedLinear(linear.name(), linear.outFeatures(), linear.inFeatures(), q, linear.bias(), scratch);
+    return new QuantizedLinear(linear.name(), linear.outFeatures(), linear.inFeatures(), OffHeapNf4.of(q), linear.bias(), scratch);
   }
 
   @Override public String name() { return name; }
   @Override public int inFeatures() { return in; }
   @Override public int outFeatures() { return out; }
   @Override public LinearLayer base() { return this; }
-  public Nf4Tensor packedWeight() { return weight; }
+  /** The NF4 codes (native memory). */
+  public OffHeapNf4 packedWeight() { return weight; }
   public Param bias() { return bias; }
 
   /** Frozen: only the bias is a {@link Param}; the weight is {@link #packedWeight()}. */

@@ -63,6 +63,8 @@ public final class LoraLinear implements LinearLayer {
     return all;
   }
 
+  @Override public void repeatNextForward() { dropout.repeatNextForward(); }
+
   @Override
   public INDArray forward(INDArray x) {
     INDArray y = base.forward(x);

@@ -1,0 +1,90 @@
+package dev.peftspark.core.quant;
+
+import dev.peftspark.core.nn.LinearLayer;
+import dev.peftspark.core.nn.Param;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
+
+import java.util.List;
+
+/**
+ * A frozen, bias-free linear {@code y = x Wᵀ} whose weight {@code W [out, in]} is stored in 16 bits (BF16 or F16),
+ * for a large embedding-sized matrix such as {@code lm_head} (or a tied embedding table): forward and backward
+ * widen {@code W} to the input's type one block of rows at a time, so at most {@link #BLOCK_VALUES} full-precision
+ * weights exist at once and each block is freed as soon as its product is done.
+ */
+public final class HalfLinear implements LinearLayer {
+  /** Weights widened at once: 4 Mi values (16 MiB in float). */
+  public static final long BLOCK_VALUES = 1L << 22;
+
+  private final String name;
+  private final Param weight;   // [out, in], BFLOAT16 or HALF, frozen
+  private final int blockRows;
+
+  public HalfLinear(String name, Param weight) { this(name, weight, (int) Math.max(1, BLOCK_VALUES / weight.shape[weight.shape.length - 1])); }
+
+  /** @param blockRows rows of W widened at once */
+  public HalfLinear(String name, Param weight, int blockRows) {
+    if (blockRows < 1) throw new IllegalArgumentException(name + ": blockRows must be >= 1, got " + blockRows);
+    if (weight.shape.length != 2) throw new IllegalArgumentException(name + ": weight must be 2-D, got " + weight);
+    if (!isHalf(weight.value().dataType()))
+      throw new IllegalArgumentException(name + ": a 16-bit linear needs a BFLOAT16 or HALF weight, got " + weight.value().dataType());
+    if (weight.isTrainable()) throw new IllegalArgumentException(name + ": a 16-bit weight is frozen; " + weight + " is trainable");
+    this.name = name;
+    this.weight = weight;
+    this.blockRows = (int) Math.min(weight.shape[0], blockRows);
+  }
+
+  public static boolean isHalf(DataType t) { return t == DataType.BFLOAT16 || t == DataType.HALF; }
+
+  @Override public String name() { return name; }
+  @Override public int inFeatures() { return (int) weight.shape[1]; }
+  @Override public int outFeatures() { return (int) weight.shape[0]; }
+  @Override public LinearLayer base() { return this; }
+  public Param weight() { return weight; }
+
+  /** The stored (frozen) weight, counted as a base parameter. */
+  @Override public List<Param> params() { return List.of(weight); }
+
+  /** The whole weight widened to {@code type} (a new array: for merges, not for steps). */
+  public INDArray widened(DataType type) { return weight.value().castTo(type); }
+
+  @Override
+  public INDArray forward(INDArray x) {
+    long n = x.size(0), out = weight.shape[0];
+    INDArray y = Nd4j.createUninitialized(x.dataType(), n, out);
+    for (long r = 0; r < out; r += blockRows) {
+      long to = Math.min(out, r + blockRows);
+      INDArray w = block(r, to, x.dataType());
+      INDArray part = Nd4j.gemm(x, w, false, true);                    // [n, to - r]
+      y.get(NDArrayIndex.all(), NDArrayIndex.interval(r, to)).assign(part);
+      w.close();
+      part.close();
+    }
+    return y;
+  }
+
+  @Override
+  public INDArray backward(INDArray dy, boolean needInputGrad) {
+    if (!needInputGrad) return null;
+    long out = weight.shape[0];
+    INDArray dx = Nd4j.zeros(dy.dataType(), dy.size(0), weight.shape[1]);
+    for (long r = 0; r < out; r += blockRows) {
+      long to = Math.min(out, r + blockRows);
+      INDArray w = block(r, to, dy.dataType());
+      INDArray d = dy.get(NDArrayIndex.all(), NDArrayIndex.interval(r, to)).dup('c');
+      Nd4j.gemm(d, w, dx, false, false, 1.0, 1.0);                    // dx += dy[:, r:to] · W[r:to]
+      w.close();
+      d.close();
+    }
+    return dx;
+  }
+
+  /** Rows {@code from..to} of W widened to {@code type} (a fresh array the caller closes). */
+  private INDArray block(long from, long to, DataType type) {
+    INDArray rows = weight.value().get(NDArrayIndex.interval(from, to), NDArrayIndex.all());
+    return rows.castTo(type);
+  }
+}
