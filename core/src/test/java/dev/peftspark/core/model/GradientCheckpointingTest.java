@@ -6,6 +6,9 @@ import dev.peftspark.core.nn.Param;
 import dev.peftspark.core.nn.ParamSet;
 import dev.peftspark.core.peft.lora.Lora;
 import dev.peftspark.core.peft.lora.LoraConfig;
+import dev.peftspark.core.peft.Method;
+import dev.peftspark.core.peft.PeftCausalLm;
+import dev.peftspark.core.peft.prompt.PromptConfig;
 import dev.peftspark.core.peft.qlora.Qlora;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -22,7 +25,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Gradient checkpointing changes where activations live, not what is computed: the same loss and the same
  * gradients (LoRA with dropout, whose masks the recompute must repeat; full fine-tuning down to the embedding;
- * QLoRA in float inside a step workspace), for LLaMA and GPT-2, over two steps.
+ * QLoRA in float inside a step workspace; prompt and prefix tuning, whose virtual rows and keys the recompute must
+ * see again), for LLaMA and GPT-2, over two steps.
  */
 class GradientCheckpointingTest {
   private static final int[][] IDS = {{1, 7, 9, 3, 2, 5}, {0, 0, 4, 11, 28, 6}, {1, 5, 2, 1, 8, 8}};
@@ -100,6 +104,20 @@ class GradientCheckpointingTest {
       Gpt2Model m = Gpt2Model.fromWeights(c, Gpt2GradientTest.weights(c, 2), DataType.DOUBLE, full);
       if (!full) loraWithB(m, List.of("c_attn", "mlp.c_fc"), 0.2, DataType.DOUBLE);
       return m;
+    }, DataType.DOUBLE, false, 1e-12);
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"llama:prompt_tuning", "llama:prefix_tuning", "gpt2:prompt_tuning", "gpt2:prefix_tuning"})
+  void promptAndPrefixTuning(String archAndMethod) {
+    String arch = archAndMethod.split(":")[0];
+    Method method = Method.parse(archAndMethod.split(":")[1]);
+    sameLossAndGradients(on -> {
+      CausalLm m = arch.equals("llama")
+          ? LlamaModel.fromWeights(TinyLlama.config(false, true), TinyLlama.weights(TinyLlama.config(false, true), DataType.DOUBLE, 3),
+              DataType.DOUBLE, false)
+          : Gpt2Model.fromWeights(Gpt2GradientTest.tiny(), Gpt2GradientTest.weights(Gpt2GradientTest.tiny(), 2), DataType.DOUBLE, false);
+      return PeftCausalLm.create(method, null, null, PromptConfig.random(3), t -> m, DataType.DOUBLE, 4).model();
     }, DataType.DOUBLE, false, 1e-12);
   }
 }
