@@ -135,7 +135,10 @@ class CausalLmPipelineTest {
     // A Model stage for the CLI's adapter directory generates what the generate path does with it.
     PeftCausalLmModel fromCli = PeftCausalLmModel.fromAdapter(cliOut.toString(), cfg, jsc.hadoopConfiguration())
         .setMaxNewTokens(12);
-    List<Row> cliGot = byId(fromCli.transform(texts(prompts)).collectAsList());
+    List<Row> cliGot = fromCli.transform(texts(prompts)).collectAsList();   // two partitions, not sorted
+    assertEquals(List.of("id", "text", "generated"), List.of(cliGot.get(0).schema().fieldNames()));
+    assertEquals(java.util.stream.LongStream.range(0, prompts.size()).boxed().toList(),
+        cliGot.stream().map(r -> r.getLong(0)).toList(), "rows come out in input order");
     for (int i = 0; i < prompts.size(); i++) {
       assertEquals(CausalLmTools.generate(modelDir, cliOut, prompts.get(i), Generator.Settings.greedy(12, -1)).text(),
           cliGot.get(i).getString(2), "fromAdapter: continuation of '" + prompts.get(i) + "'");
@@ -297,6 +300,8 @@ class CausalLmPipelineTest {
     assertTrue(lmFormat.getMessage().contains("set by the column params"), lmFormat.getMessage());
     assertTrue(Arrays.stream(est.params()).noneMatch(p -> p.name().equals("task") || p.name().equals("head_pooling")));
     assertThrows(IllegalArgumentException.class, () -> est.setTopP(0));
+    assertThrows(IllegalArgumentException.class, () -> est.setTemperature(Double.POSITIVE_INFINITY));
+    assertThrows(IllegalArgumentException.class, () -> est.setMaxNewTokens(-1));
 
     Map<String, Object> defaults = JobConfigLoader.flatten(JobConfigLoader.DEFAULTS);
     for (String key : defaults.keySet()) {
