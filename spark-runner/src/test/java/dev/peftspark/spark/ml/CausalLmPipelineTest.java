@@ -9,6 +9,7 @@ import dev.peftspark.core.train.TrainListener;
 import dev.peftspark.datasets.lm.HfLmTokenizer;
 import dev.peftspark.spark.TestModels;
 import dev.peftspark.spark.dist.LmSparkFitter;
+import dev.peftspark.spark.job.CausalLmBase;
 import dev.peftspark.spark.job.CausalLmJob;
 import dev.peftspark.spark.job.CausalLmTools;
 import org.apache.spark.api.java.JavaSparkContext;
@@ -65,7 +66,9 @@ class CausalLmPipelineTest {
         .add("noun", DataTypes.StringType).add("response", DataTypes.StringType);
     trainParquet = parquet(schema, TestModels.toySentences(48, 3), 0, "train.parquet");
     testParquet = parquet(schema, TestModels.toySentences(10, 4), 1000, "test.parquet");
-    // JVM warm-up outside the timed tests: ND4J's and the tokenizers' native libraries load once per JVM
+    // JVM warm-up outside the timed tests: ND4J's and the tokenizers' native libraries load once per JVM, and
+    // local[2]'s executors share this JVM's cache of the base
+    CausalLmBase.load(modelDir.toString(), null, JobConfigLoader.DEFAULTS.train().seed());
     try (HfLmTokenizer tok = HfLmTokenizer.load(modelDir)) {
       CausalLmTools.generate(modelDir, null, "the cat", Generator.Settings.greedy(2, tok.eosId()));
     }
@@ -283,6 +286,20 @@ class CausalLmPipelineTest {
         () -> reject.fit(texts(Arrays.asList("the cat sat", " ", "a dog"))));
     assertEquals("PeftCausalLmEstimator: row 1 of the training data has blank text in column 'text' (textCol) "
         + "(set data_empty_records to skip to leave such rows out)", blank.getMessage());
+  }
+
+  /** A prompt the model has no room for fails the transform with one message naming the column and the sizes. */
+  @Test
+  void aPromptLongerThanTheModelsPositionsIsNamed() throws IOException {
+    var est = new PeftCausalLmEstimator().setConfigYaml(yaml());
+    JobConfig cfg = est.config();
+    CausalLmBase base = CausalLmBase.load(cfg.model(), null, cfg.train().seed());
+    var model = new PeftCausalLmModel("untrained", AdapterBytes.save(CausalLmJob.newModel(cfg, base), base)).setConfig(cfg);
+    String longText = String.join(" ", java.util.Collections.nCopies(70, "cat"));
+    var e = assertThrows(org.apache.spark.SparkException.class,
+        () -> model.transform(texts(List.of("the cat", longText))).collectAsList());
+    assertTrue(e.getMessage().contains("PeftCausalLmModel: a row's prompt in column 'text' has 70 tokens, more than "
+        + "the model's " + base.shape().maxPositions() + " positions"), e.getMessage());
   }
 
   @Test
