@@ -185,6 +185,36 @@ class CausalLmPipelineTest {
     return rows;
   }
 
+  /** Instruction records (loss on the response only, data.template) train what CausalLmJob trains from JSONL. */
+  @Test
+  void instructionRowsTrainTheCausalLmJobAdapter() throws Exception {
+    List<String[]> pairs = TestModels.toySentences(40, 5).stream().map(t -> {
+      int verb = Math.max(t.indexOf(" sat "), t.indexOf(" ran "));
+      return new String[] {t.substring(0, verb), t.substring(verb + 1)};
+    }).toList();
+    Path jsonl = tmp.resolve("instructions.jsonl");
+    var json = new com.fasterxml.jackson.databind.ObjectMapper();
+    StringBuilder lines = new StringBuilder();
+    for (String[] p : pairs) lines.append(json.writeValueAsString(Map.of("q", p[0], "a", p[1]))).append('\n');
+    Files.writeString(jsonl, lines);
+    Path cliOut = tmp.resolve("cli-instruction");
+    JobConfig cfg = JobConfigLoader.fromYaml(yaml(), "test", List.of("task=causal_lm", "runner=spark",
+        "output_dir=" + cliOut, "data.train=[" + jsonl + "]", "data.lm_format=instruction", "data.prompt_field=q",
+        "data.response_field=a"));
+    CausalLmJob.train(cfg, new TrainListener() {}, new LmSparkFitter(JavaSparkContext.fromSparkContext(spark.sparkContext())));
+
+    StructType schema = new StructType().add("q", DataTypes.StringType).add("a", DataTypes.StringType);
+    var est = new PeftCausalLmEstimator().setConfig(cfg);
+    assertEquals("q", est.getPromptCol());
+    assertEquals("a", est.getResponseCol());
+    PeftCausalLmModel model = est.fit(spark.createDataFrame(pairs.stream().map(p -> RowFactory.create(p[0], p[1])).toList(),
+        schema));
+    Map<String, INDArray> ml = SafeTensors.loadAll(saveAdapter(model, "ml-instruction-adapter").resolve(AdapterFiles.WEIGHTS));
+    double diff = maxDiff(SafeTensors.loadAll(cliOut.resolve(AdapterFiles.WEIGHTS)), ml);
+    assertTrue(diff <= 1e-6, "adapter max |diff| CausalLmJob vs estimator, instruction rows: " + diff);
+    assertTrue(ml.values().stream().mapToDouble(t -> t.amaxNumber().doubleValue()).max().orElse(0) > 1e-3);
+  }
+
   /** The pipeline, for instruction records: SQLTransformer builds the prompt from two columns. */
   @Test
   void pipelineOnParquetSurvivesSaveAndLoadInAFreshSession() throws Exception {
