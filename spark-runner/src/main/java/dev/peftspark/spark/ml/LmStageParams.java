@@ -53,8 +53,8 @@ final class LmStageParams implements Serializable {
         + "not repeated; null for a null or blank prompt)");
     maxNewTokens = new IntParam(uid, "maxNewTokens", "tokens to generate at most per row (stops earlier at the end "
         + "of text)", ParamValidators.gtEq(0));
-    temperature = new DoubleParam(uid, "temperature", "sampling temperature; 0: greedy (argmax)",
-        ParamValidators.gtEq(0));
+    temperature = new DoubleParam(uid, "temperature", "sampling temperature (finite, >= 0); 0: greedy (argmax)",
+        ParamValidators.inRange(0, Double.MAX_VALUE));
     topP = new DoubleParam(uid, "topP", "nucleus sampling: draw from the most likely tokens whose probabilities "
         + "reach topP (1: all); ignored when greedy", ParamValidators.inRange(0, 1, false, true));
     seed = new LongParam(uid, "seed", "sampling seed; each row draws from seed mixed with a hash of its prompt's "

@@ -9,6 +9,7 @@ import dev.peftspark.core.train.TrainListener;
 import dev.peftspark.datasets.lm.HfLmTokenizer;
 import dev.peftspark.spark.TestModels;
 import dev.peftspark.spark.dist.LmSparkFitter;
+import dev.peftspark.spark.job.CausalLmBase;
 import dev.peftspark.spark.job.CausalLmJob;
 import dev.peftspark.spark.job.CausalLmTools;
 import org.apache.spark.api.java.JavaSparkContext;
@@ -65,7 +66,9 @@ class CausalLmPipelineTest {
         .add("noun", DataTypes.StringType).add("response", DataTypes.StringType);
     trainParquet = parquet(schema, TestModels.toySentences(48, 3), 0, "train.parquet");
     testParquet = parquet(schema, TestModels.toySentences(10, 4), 1000, "test.parquet");
-    // JVM warm-up outside the timed tests: ND4J's and the tokenizers' native libraries load once per JVM
+    // JVM warm-up outside the timed tests: ND4J's and the tokenizers' native libraries load once per JVM, and
+    // local[2]'s executors share this JVM's cache of the base
+    CausalLmBase.load(modelDir.toString(), null, JobConfigLoader.DEFAULTS.train().seed());
     try (HfLmTokenizer tok = HfLmTokenizer.load(modelDir)) {
       CausalLmTools.generate(modelDir, null, "the cat", Generator.Settings.greedy(2, tok.eosId()));
     }
@@ -135,7 +138,10 @@ class CausalLmPipelineTest {
     // A Model stage for the CLI's adapter directory generates what the generate path does with it.
     PeftCausalLmModel fromCli = PeftCausalLmModel.fromAdapter(cliOut.toString(), cfg, jsc.hadoopConfiguration())
         .setMaxNewTokens(12);
-    List<Row> cliGot = byId(fromCli.transform(texts(prompts)).collectAsList());
+    List<Row> cliGot = fromCli.transform(texts(prompts)).collectAsList();   // two partitions, not sorted
+    assertEquals(List.of("id", "text", "generated"), List.of(cliGot.get(0).schema().fieldNames()));
+    assertEquals(java.util.stream.LongStream.range(0, prompts.size()).boxed().toList(),
+        cliGot.stream().map(r -> r.getLong(0)).toList(), "rows come out in input order");
     for (int i = 0; i < prompts.size(); i++) {
       assertEquals(CausalLmTools.generate(modelDir, cliOut, prompts.get(i), Generator.Settings.greedy(12, -1)).text(),
           cliGot.get(i).getString(2), "fromAdapter: continuation of '" + prompts.get(i) + "'");
@@ -177,6 +183,36 @@ class CausalLmPipelineTest {
       rows.add(RowFactory.create((long) i, ids));
     }
     return rows;
+  }
+
+  /** Instruction records (loss on the response only, data.template) train what CausalLmJob trains from JSONL. */
+  @Test
+  void instructionRowsTrainTheCausalLmJobAdapter() throws Exception {
+    List<String[]> pairs = TestModels.toySentences(40, 5).stream().map(t -> {
+      int verb = Math.max(t.indexOf(" sat "), t.indexOf(" ran "));
+      return new String[] {t.substring(0, verb), t.substring(verb + 1)};
+    }).toList();
+    Path jsonl = tmp.resolve("instructions.jsonl");
+    var json = new com.fasterxml.jackson.databind.ObjectMapper();
+    StringBuilder lines = new StringBuilder();
+    for (String[] p : pairs) lines.append(json.writeValueAsString(Map.of("q", p[0], "a", p[1]))).append('\n');
+    Files.writeString(jsonl, lines);
+    Path cliOut = tmp.resolve("cli-instruction");
+    JobConfig cfg = JobConfigLoader.fromYaml(yaml(), "test", List.of("task=causal_lm", "runner=spark",
+        "output_dir=" + cliOut, "data.train=[" + jsonl + "]", "data.lm_format=instruction", "data.prompt_field=q",
+        "data.response_field=a"));
+    CausalLmJob.train(cfg, new TrainListener() {}, new LmSparkFitter(JavaSparkContext.fromSparkContext(spark.sparkContext())));
+
+    StructType schema = new StructType().add("q", DataTypes.StringType).add("a", DataTypes.StringType);
+    var est = new PeftCausalLmEstimator().setConfig(cfg);
+    assertEquals("q", est.getPromptCol());
+    assertEquals("a", est.getResponseCol());
+    PeftCausalLmModel model = est.fit(spark.createDataFrame(pairs.stream().map(p -> RowFactory.create(p[0], p[1])).toList(),
+        schema));
+    Map<String, INDArray> ml = SafeTensors.loadAll(saveAdapter(model, "ml-instruction-adapter").resolve(AdapterFiles.WEIGHTS));
+    double diff = maxDiff(SafeTensors.loadAll(cliOut.resolve(AdapterFiles.WEIGHTS)), ml);
+    assertTrue(diff <= 1e-6, "adapter max |diff| CausalLmJob vs estimator, instruction rows: " + diff);
+    assertTrue(ml.values().stream().mapToDouble(t -> t.amaxNumber().doubleValue()).max().orElse(0) > 1e-3);
   }
 
   /** The pipeline, for instruction records: SQLTransformer builds the prompt from two columns. */
@@ -282,6 +318,20 @@ class CausalLmPipelineTest {
         + "(set data_empty_records to skip to leave such rows out)", blank.getMessage());
   }
 
+  /** A prompt the model has no room for fails the transform with one message naming the column and the sizes. */
+  @Test
+  void aPromptLongerThanTheModelsPositionsIsNamed() throws IOException {
+    var est = new PeftCausalLmEstimator().setConfigYaml(yaml());
+    JobConfig cfg = est.config();
+    CausalLmBase base = CausalLmBase.load(cfg.model(), null, cfg.train().seed());
+    var model = new PeftCausalLmModel("untrained", AdapterBytes.save(CausalLmJob.newModel(cfg, base), base)).setConfig(cfg);
+    String longText = String.join(" ", java.util.Collections.nCopies(70, "cat"));
+    var e = assertThrows(org.apache.spark.SparkException.class,
+        () -> model.transform(texts(List.of("the cat", longText))).collectAsList());
+    assertTrue(e.getMessage().contains("PeftCausalLmModel: a row's prompt in column 'text' has 70 tokens, more than "
+        + "the model's " + base.shape().maxPositions() + " positions"), e.getMessage());
+  }
+
   @Test
   void configKeysAreParamsOfTheCausalLmStage() {
     var est = new PeftCausalLmEstimator().setModel("random").setConfig("model_config", "config.json")
@@ -297,6 +347,8 @@ class CausalLmPipelineTest {
     assertTrue(lmFormat.getMessage().contains("set by the column params"), lmFormat.getMessage());
     assertTrue(Arrays.stream(est.params()).noneMatch(p -> p.name().equals("task") || p.name().equals("head_pooling")));
     assertThrows(IllegalArgumentException.class, () -> est.setTopP(0));
+    assertThrows(IllegalArgumentException.class, () -> est.setTemperature(Double.POSITIVE_INFINITY));
+    assertThrows(IllegalArgumentException.class, () -> est.setMaxNewTokens(-1));
 
     Map<String, Object> defaults = JobConfigLoader.flatten(JobConfigLoader.DEFAULTS);
     for (String key : defaults.keySet()) {
