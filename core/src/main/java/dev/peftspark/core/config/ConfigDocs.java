@@ -47,6 +47,7 @@ public final class ConfigDocs {
     d.put("lora.layers_to_transform", "layer indices to adapt, e.g. `[4, 5]` (empty: every layer)");
     d.put("lora.rank_pattern", "rank per module, PEFT's matching: `{query: 16, 'layer\\.0\\..*value': 4}` (key = regex on a dotted suffix of the module name)");
     d.put("lora.alpha_pattern", "lora_alpha per module, matched as `rank_pattern`");
+    d.put("lora.modules_to_save", "causal_lm: modules whose tensors train whole beside LoRA, matched as PEFT does (the module name ends with the entry), e.g. `[lm_head]`; saved under their own names");
     d.put("lora.use_dora", "DoRA: learn a magnitude per output row on top of LoRA's direction (saved as `lora_magnitude_vector`)");
     d.put("ia3.target_modules", "modules that get an IA3 scaling vector `ia3_l` (suffixes, one regex, or `all-linear`); left at the default, a causal LM gets PEFT's default for its family (`k_proj, v_proj, down_proj`; GPT-2 `c_attn, mlp.c_proj`)");
     d.put("ia3.feedforward_modules", "targets whose input is scaled instead of their output (PEFT: a plain name suffix, so `output.dense` also matches `attention.output.dense`); causal LMs with default targets: `down_proj` / `mlp.c_proj`");

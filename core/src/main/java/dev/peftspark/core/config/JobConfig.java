@@ -59,7 +59,8 @@ public record JobConfig(
       String initLoraWeights,      // true (kaiming-uniform A) | gaussian (A ~ N(0, 1/r))
       List<String> layersToTransform,          // layer indices to adapt (empty: all)
       java.util.Map<String, String> rankPattern,   // module regex → rank (PEFT's rank_pattern)
-      java.util.Map<String, String> alphaPattern) { // module regex → lora_alpha (PEFT's alpha_pattern)
+      java.util.Map<String, String> alphaPattern,  // module regex → lora_alpha (PEFT's alpha_pattern)
+      List<String> modulesToSave) {  // causal_lm: modules trained whole beside LoRA, e.g. lm_head (PEFT's)
     /** Plain LoRA (use_dora false). */
     public Lora(int r, double alpha, double dropout, List<String> targetModules, boolean useRslora, String bias) {
       this(r, alpha, dropout, targetModules, useRslora, bias, false);
@@ -69,7 +70,7 @@ public record JobConfig(
     public Lora(int r, double alpha, double dropout, List<String> targetModules, boolean useRslora, String bias,
                 boolean useDora) {
       this(r, alpha, dropout, targetModules, useRslora, bias, useDora, "true", List.of(), java.util.Map.of(),
-          java.util.Map.of());
+          java.util.Map.of(), List.of());
     }
   }
 

@@ -171,6 +171,10 @@ public final class JobConfigLoader {
     for (String layer : l.layersToTransform()) {
       check(layer.matches("\\d{1,9}"), "lora.layers_to_transform", "must list layer indices (integers ≥ 0)", l.layersToTransform());
     }
+    for (String m : l.modulesToSave())
+      check(m != null && !m.isBlank(), "lora.modules_to_save", "must list module names such as lm_head", l.modulesToSave());
+    check(l.modulesToSave().isEmpty() || c.task().equals("causal_lm"), "lora.modules_to_save",
+        "is for task: causal_lm (classification always saves its head, as PEFT's modules_to_save)", l.modulesToSave());
     l.rankPattern().forEach((k, v) -> check(v.matches("[1-9]\\d{0,8}"), "lora.rank_pattern." + k, "must be a rank ≥ 1", v));
     l.alphaPattern().forEach((k, v) -> check(isPositive(v), "lora.alpha_pattern." + k, "must be a number > 0", v));
     check(!c.ia3().targetModules().isEmpty(), "ia3.target_modules", "must name at least one module",

@@ -70,8 +70,9 @@ public record CausalMask(int batch, int seq, INDArray bias, int[] positions, int
           else {
             int kr = k - prefix;                                                   // key row within the example
             boolean keyVirtual = k < prefix || kr < virtual;
-            int kp = k < prefix ? k : kr < virtual ? kr : positions[b * seq + kr];
-            boolean visible = keyVirtual ? kp < qp : kr < i && mask[b][kr - virtual] == s && kr - virtual >= t - run[t];
+            int kp = k < prefix ? k : kr < virtual ? kr : nv + run[kr - virtual];   // the key's position
+            // virtual keys: every earlier position; real keys: earlier tokens of the query's own segment run
+            boolean visible = keyVirtual ? kp < qp : kr < i && kr - virtual >= t - run[t];
             allowed = visible && (slidingWindow <= 0 || kp > qp - slidingWindow);
           }
           if (allowed) bias[(row * keys) + k] = 0;

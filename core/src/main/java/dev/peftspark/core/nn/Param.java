@@ -22,13 +22,22 @@ public final class Param {
     this.trainable = trainable;
   }
 
-  private final boolean trainable;
+  private boolean trainable;
 
   /** A frozen parameter backed by {@code value} (never copied). */
   public static Param frozen(String name, INDArray value) { return new Param(name, value, false); }
 
   /** A trainable parameter; {@code initial} is copied into the flat buffer when the {@link ParamSet} is built. */
   public static Param trainable(String name, INDArray initial) { return new Param(name, initial, true); }
+
+  /**
+   * Makes a frozen parameter trainable (PEFT's bias option and modules_to_save). Only before a {@link ParamSet} takes
+   * it: the set copies the value into its own buffer, so the base tensor behind it is never written.
+   */
+  public void unfreeze() {
+    if (grad != null) throw new IllegalStateException(name + " already belongs to a ParamSet");
+    trainable = true;
+  }
 
   public INDArray value() { return value; }
   public INDArray grad() { return grad; }

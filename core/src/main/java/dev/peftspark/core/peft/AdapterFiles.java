@@ -223,10 +223,13 @@ public final class AdapterFiles {
         // the saved tensor carries the init; the text only documents it (re-tokenizing it here is not needed)
         prompt = PromptConfig.random(c.path("num_virtual_tokens").asInt());
       } else {
+        // a classifier's modules_to_save is its head, which it saves anyway; a causal LM's are base tensors it trains
+        List<String> modulesToSave = "CAUSAL_LM".equals(c.path("task_type").asText()) ? strings(c.path("modules_to_save")) : List.of();
         lora = new LoraConfig(c.path("r").asInt(), c.path("lora_alpha").asDouble(), c.path("lora_dropout").asDouble(),
             targets, c.path("use_rslora").asBoolean(), c.path("bias").asText("none"),
             "gaussian".equals(c.path("init_lora_weights").asText()), c.path("use_dora").asBoolean(),
-            intMap(c.path("rank_pattern")), doubleMap(c.path("alpha_pattern")), layers(c.path("layers_to_transform")));
+            intMap(c.path("rank_pattern")), doubleMap(c.path("alpha_pattern")), layers(c.path("layers_to_transform")),
+            modulesToSave);
       }
     }
     return new PeftSection(lora, ia3, prompt);

@@ -28,23 +28,29 @@ public final class CausalLora {
   private CausalLora() {}
 
   /**
-   * Injects LoRA (DoRA with {@code use_dora}) into the targeted linears and, when named, the head
+   * Injects LoRA (DoRA with {@code use_dora}) into the targeted linears and, when named, the head, and unfreezes the
+   * base tensors that {@code bias} and {@code modules_to_save} train
    * ({@link PeftCausalLm#withHead}; a tied head's adapter leaves the embeddings alone, and merging unties it).
    */
   public static List<Param> inject(CausalLm model, LoraConfig cfg, DataType dtype, long seed) {
-    return Lora.inject(PeftCausalLm.withHead(model, cfg.targetModules()), cfg, dtype, seed);
+    List<Param> all = new java.util.ArrayList<>(Lora.inject(PeftCausalLm.withHead(model, cfg.targetModules()), cfg, dtype, seed));
+    all.addAll(BaseTensorsToTrain.unfreeze(model, cfg));   // lora.bias and lora.modules_to_save
+    return all;
   }
 
-  /** Writes the adapter tensors (every {@code .lora_*} parameter) and PEFT's config into {@code dir}. */
+  /**
+   * Writes the adapter tensors (every trainable parameter: {@code .lora_*}, and the base tensors that
+   * {@code lora.bias} and {@code lora.modules_to_save} train) and PEFT's config into {@code dir}.
+   */
   public static void save(Path dir, CausalLm model, LoraConfig cfg, String baseModel) throws IOException {
-    if (!cfg.bias().equals("none")) throw new IllegalArgumentException("lora.bias '" + cfg.bias() + "' is not saved for causal LMs (use none)");
     Files.createDirectories(dir);
     Map<String, INDArray> tensors = new LinkedHashMap<>();
-    for (Param p : model.params()) if (p.name.contains(".lora_")) tensors.put(AdapterFiles.PREFIX + p.name, p.value());
-    if (tensors.isEmpty()) throw new IllegalArgumentException("the model has no LoRA parameters to save");
+    for (Param p : model.trainableParams()) tensors.put(AdapterFiles.PREFIX + p.name, p.value());
+    if (tensors.keySet().stream().noneMatch(k -> k.contains(".lora_")))
+      throw new IllegalArgumentException("the model has no LoRA parameters to save");
     SafeTensors.write(dir.resolve(AdapterFiles.WEIGHTS), tensors, Map.of("format", "pt"));
     AdapterFiles.writeJson(dir.resolve(AdapterFiles.CONFIG),
-        AdapterFiles.loraConfig(cfg, baseModel, "CAUSAL_LM", model instanceof Gpt2Model, null));
+        AdapterFiles.loraConfig(cfg, baseModel, "CAUSAL_LM", model instanceof Gpt2Model, LmAdapterFiles.modulesToSave(cfg)));
   }
 
   /**

@@ -63,7 +63,7 @@ public final class LmAdapterFiles {
       ObjectNode c = switch (model.method()) {
         case IA3 -> AdapterFiles.ia3Config(model.ia3(), baseModelId, "CAUSAL_LM", conv1d, null);
         case PROMPT_TUNING, PREFIX_TUNING -> promptConfig(model, shape, baseModelId);
-        default -> AdapterFiles.loraConfig(model.lora(), baseModelId, "CAUSAL_LM", conv1d, null);
+        default -> AdapterFiles.loraConfig(model.lora(), baseModelId, "CAUSAL_LM", conv1d, modulesToSave(model.lora()));
       };
       AdapterFiles.writeJson(dir.resolve(CONFIG), c);
     }
@@ -92,6 +92,11 @@ public final class LmAdapterFiles {
     boolean prefix = model.method() == Method.PREFIX_TUNING;
     return AdapterFiles.promptConfig(model.method(), model.prompt(), baseModelId, "CAUSAL_LM",
         prefix ? kvHeads * headDim : hidden, prefix ? kvHeads : heads, layers, null);
+  }
+
+  /** PEFT's modules_to_save: null when there are none (as PEFT writes it). */
+  static java.util.List<String> modulesToSave(LoraConfig lora) {
+    return lora.modulesToSave().isEmpty() ? null : lora.modulesToSave();
   }
 
   /** Reads the method and settings of a saved causal-LM adapter directory. */

@@ -84,12 +84,12 @@ public final class PeftCausalLm implements PeftModel<LmBatch> {
     if (method.usesPrompt() && prompt == null) throw new IllegalArgumentException("method " + method.key() + " needs a prompt section");
     if (method.usesLora() && lora == null) throw new IllegalArgumentException("method " + method.key() + " needs a lora section");
     if (method == Method.IA3 && ia3 == null) throw new IllegalArgumentException("method ia3 needs an ia3 section");
-    if (method.usesLora() && !lora.bias().equals("none")) {
-      throw new IllegalArgumentException("lora.bias: causal LMs support only 'none' (got '" + lora.bias() + "')");
-    }
     CausalLm model = base.build(method == Method.FULL);
     if (method == Method.QLORA) Qlora.quantizeBase(model, dtype);    // lm_head stays full precision, as in QLoRA
-    if (method.usesLora()) Lora.inject(withHead(model, lora.targetModules()), lora, dtype, seed);
+    if (method.usesLora()) {
+      Lora.inject(withHead(model, lora.targetModules()), lora, dtype, seed);
+      BaseTensorsToTrain.unfreeze(model, lora);   // lora.bias and lora.modules_to_save
+    }
     if (method == Method.IA3) Ia3.inject(withHead(model, ia3.targetModules()), ia3, dtype);
     if (method == Method.PROMPT_TUNING) PromptTuning.inject(model, prompt, dtype, seed);
     if (method == Method.PREFIX_TUNING) PrefixTuning.inject(model, prompt, dtype, seed);

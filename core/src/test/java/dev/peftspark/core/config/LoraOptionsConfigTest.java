@@ -48,6 +48,20 @@ class LoraOptionsConfigTest {
   }
 
   @Test
+  void modulesToSaveIsForCausalLms() {
+    JobConfig c = yaml("""
+        task: causal_lm
+        model: some/dir
+        lora:
+          modules_to_save: [lm_head]
+        """);
+    assertEquals(List.of("lm_head"), c.lora().modulesToSave());
+    assertEquals(c, JobConfigLoader.fromYaml(JobConfigLoader.toYaml(c), "saved.yaml", List.of()));
+    assertEquals(List.of(), JobConfigLoader.DEFAULTS.lora().modulesToSave());
+    assertMessage("lora: {modules_to_save: [lm_head]}", "lora.modules_to_save: is for task: causal_lm");
+  }
+
+  @Test
   void badValuesNameTheKey() {
     assertMessage("lora: {init_lora_weights: pissa}", "lora.init_lora_weights: must be one of true, gaussian");
     assertMessage("lora: {layers_to_transform: [1, x]}", "lora.layers_to_transform: must list layer indices");

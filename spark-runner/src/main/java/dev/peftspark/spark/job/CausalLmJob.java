@@ -178,7 +178,7 @@ public final class CausalLmJob {
     LoraConfig l = ClassificationJob.loraConfig(cfg);
     if (l == null || !l.targetModules().equals(BERT_LORA_TARGETS)) return l;
     return new LoraConfig(l.r(), l.alpha(), l.dropout(), base.shape().defaultLoraTargets(), l.useRslora(), l.bias(),
-        l.initGaussian(), l.useDora(), l.rankPattern(), l.alphaPattern(), l.layersToTransform());
+        l.initGaussian(), l.useDora(), l.rankPattern(), l.alphaPattern(), l.layersToTransform(), l.modulesToSave());
   }
 
   /**

@@ -162,7 +162,7 @@ public final class ClassificationJob {
     l.alphaPattern().forEach((k, v) -> alphas.put(k, Double.parseDouble(v)));
     return new LoraConfig(l.r(), l.alpha(), l.dropout(), l.targetModules(), l.useRslora(), l.bias(),
         "gaussian".equals(l.initLoraWeights()), l.useDora(), ranks, alphas,
-        l.layersToTransform().stream().map(Integer::parseInt).toList());
+        l.layersToTransform().stream().map(Integer::parseInt).toList(), l.modulesToSave());
   }
 
   /** The prompt section; text init tokenized with the base model's tokenizer (PEFT uses the model's own too). */

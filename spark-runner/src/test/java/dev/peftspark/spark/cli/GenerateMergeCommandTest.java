@@ -16,6 +16,7 @@ import dev.peftspark.core.peft.LmAdapterFiles;
 import dev.peftspark.core.peft.Method;
 import dev.peftspark.core.peft.PeftCausalLm;
 import dev.peftspark.core.peft.lora.LoraConfig;
+import dev.peftspark.core.peft.prompt.PromptConfig;
 import dev.peftspark.datasets.lm.HfLmTokenizer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -196,6 +197,35 @@ class GenerateMergeCommandTest {
       var g = cli("generate", "--model", base.toString(), "--adapter", a.toString(), "--prompt", "w4 w8", "--max-new-tokens", "6");
       assertEquals(0, g.code(), g.err());
       assertEquals(cli("generate", "--model", out.toString(), "--prompt", "w4 w8", "--max-new-tokens", "6").out(), g.out());
+    }
+  }
+
+  /** Prompt and prefix tuning adapters generate (the virtual tokens go into the KV cache); merge refuses them. */
+  @Test
+  void promptLearningAdaptersGenerateAndAreNotMerged(@TempDir Path tmp) throws IOException {
+    for (boolean gpt2 : new boolean[] {true, false}) {
+      Path base = modelDir(tmp.resolve(gpt2 ? "gpt2" : "llama"), gpt2);
+      CausalLmConfig shape = CausalLmConfig.read(base.resolve("config.json"));
+      Method method = gpt2 ? Method.PROMPT_TUNING : Method.PREFIX_TUNING;
+      PeftCausalLm trained = PeftCausalLm.create(method, null, null, PromptConfig.random(3), t -> {
+        try {
+          return CausalLm.load(base, DataType.FLOAT, t);
+        } catch (IOException e) {
+          throw new java.io.UncheckedIOException(e);
+        }
+      }, DataType.FLOAT, 7);
+      Path a = tmp.resolve(method.key());
+      LmAdapterFiles.save(a, trained, shape, base.toString(), base.toString());
+      String prompt = "w5 w9 w3 w14";
+      var g = cli("generate", "--model", base.toString(), "--adapter", a.toString(), "--prompt", prompt, "--max-new-tokens", "8");
+      assertEquals(0, g.code(), g.err());
+      assertEquals(expected(base, a, prompt, 8) + System.lineSeparator(), g.out(), "the plain PEFT loader agrees");
+      var plain = cli("generate", "--model", base.toString(), "--prompt", prompt, "--max-new-tokens", "8");
+      assertFalse(plain.out().equals(g.out()), method + " changes the continuation: " + plain.out());
+      var m = cli("merge", "--model", base.toString(), "--adapter", a.toString(), "--out", tmp.resolve("m-" + method.key()).toString());
+      assertTrue(m.code() != 0, m.out());
+      assertTrue(m.err().contains("cannot be merged") && m.err().contains("PEFT defines no merge"), m.err());
+      assertFalse(Files.exists(tmp.resolve("m-" + method.key())), "nothing written");
     }
   }
 

@@ -22,10 +22,12 @@ import java.util.regex.Pattern;
  *                          name), first matching key wins
  * @param alphaPattern      lora_alpha per module, matched the same way
  * @param layersToTransform layer indices to adapt (empty: all); ignored with a regex target_modules, as in PEFT
+ * @param modulesToSave     causal LMs: modules whose base tensors train whole beside the adapters (PEFT's
+ *                          modules_to_save, e.g. lm_head), matched as PEFT does: the module name ends with the entry
  */
 public record LoraConfig(int r, double alpha, double dropout, List<String> targetModules, boolean useRslora,
                          String bias, boolean initGaussian, boolean useDora, Map<String, Integer> rankPattern,
-                         Map<String, Double> alphaPattern, List<Integer> layersToTransform)
+                         Map<String, Double> alphaPattern, List<Integer> layersToTransform, List<String> modulesToSave)
     implements java.io.Serializable {
   public static final List<String> BIAS_CHOICES = List.of("none", "lora_only", "all");
 
@@ -33,6 +35,14 @@ public record LoraConfig(int r, double alpha, double dropout, List<String> targe
   public LoraConfig(int r, double alpha, double dropout, List<String> targetModules, boolean useRslora,
                     String bias, boolean initGaussian) {
     this(r, alpha, dropout, targetModules, useRslora, bias, initGaussian, false);
+  }
+
+  /** No modules_to_save. */
+  public LoraConfig(int r, double alpha, double dropout, List<String> targetModules, boolean useRslora,
+                    String bias, boolean initGaussian, boolean useDora, Map<String, Integer> rankPattern,
+                    Map<String, Double> alphaPattern, List<Integer> layersToTransform) {
+    this(r, alpha, dropout, targetModules, useRslora, bias, initGaussian, useDora, rankPattern, alphaPattern,
+        layersToTransform, List.of());
   }
 
   /** No per-module patterns, every layer. */
@@ -54,6 +64,7 @@ public record LoraConfig(int r, double alpha, double dropout, List<String> targe
     rankPattern = rankPattern == null ? Map.of() : java.util.Collections.unmodifiableMap(new LinkedHashMap<>(rankPattern));
     alphaPattern = alphaPattern == null ? Map.of() : java.util.Collections.unmodifiableMap(new LinkedHashMap<>(alphaPattern));
     layersToTransform = layersToTransform == null ? List.of() : List.copyOf(layersToTransform);
+    modulesToSave = modulesToSave == null ? List.of() : List.copyOf(modulesToSave);
     rankPattern.forEach((k, v) -> {
       if (v == null || v < 1) throw new IllegalArgumentException("lora.rank_pattern['" + k + "'] must be >= 1, got " + v);
     });

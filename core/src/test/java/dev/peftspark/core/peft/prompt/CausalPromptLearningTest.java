@@ -193,6 +193,26 @@ class CausalPromptLearningTest {
     assertThrows(IllegalArgumentException.class, () -> m.logitsCached(new int[] {1}, cache), "the cache is full");
   }
 
+  /** The mask's bookkeeping: virtual rows first at positions 0..nv-1, real tokens from nv, virtual rows predict nothing. */
+  @Test
+  void maskPositionsAndTargets() {
+    int[][] mask = {{0, 1, 1, 2, 2}}, labels = {{-100, 5, 6, 7, 8}};
+    var prompt = dev.peftspark.core.nn.CausalMask.of(mask, 0, DataType.DOUBLE, 2, 0);
+    assertArrayEquals(new int[] {0, 1, 0, 2, 3, 2, 3}, prompt.positions());
+    assertArrayEquals(new int[] {-100, -100, -100, 6, -100, 8, -100}, prompt.targets(labels));
+    assertEquals(7, prompt.keys());
+    var prefix = dev.peftspark.core.nn.CausalMask.of(mask, 0, DataType.DOUBLE, 0, 2);
+    assertArrayEquals(new int[] {0, 2, 3, 2, 3}, prefix.positions());
+    assertArrayEquals(new int[] {-100, 6, -100, 8, -100}, prefix.targets(labels));
+    assertEquals(7, prefix.keys());
+    // the second document's first token sees the 2 prefix keys and itself, not the first document
+    assertArrayEquals(new double[] {0, 0, -1e9, -1e9, -1e9, 0, -1e9}, prefix.bias().get(
+        NDArrayIndex.point(0), NDArrayIndex.point(3), NDArrayIndex.all()).toDoubleVector());
+    // a padding row sees only itself
+    assertArrayEquals(new double[] {-1e9, -1e9, 0, -1e9, -1e9, -1e9, -1e9}, prefix.bias().get(
+        NDArrayIndex.point(0), NDArrayIndex.point(0), NDArrayIndex.all()).toDoubleVector());
+  }
+
   @Test
   void textInitCopiesEmbeddingRowsAndPrefixRefusesIt() {
     PeftCausalLm p = adapted("gpt2", Method.PROMPT_TUNING, new PromptConfig(5, List.of(4, 9), "four nine"), DataType.DOUBLE);
