@@ -60,7 +60,7 @@ final class DriverLoop {
     listener.onStart(update.totalSteps(), trainable, total);
     log.info("spark master {}: {} partitions, sync {}, aggregation depth {}, {} trainable parameters cross the "
         + "network per step", sc.master(), partitions, cfg.distributed().sync(),
-        1, trainable);
+        cfg.distributed().aggregationDepth(), trainable);
     start = System.nanoTime();
     if (checkpoints == null) return 0;
     var found = checkpoints.resume(ps, update.optimizer(), cfg.train().seed(), update.totalSteps());
@@ -89,7 +89,7 @@ final class DriverLoop {
     long submitted = System.currentTimeMillis(), collected;
     try (payload) {
       describe(step, "adapter gradients");
-      summed = GradientSum.of(tasks.apply(payload), 1);
+      summed = GradientSum.of(tasks.apply(payload), cfg.distributed().aggregationDepth());
       collected = System.currentTimeMillis();
     }
     long t1 = System.nanoTime();

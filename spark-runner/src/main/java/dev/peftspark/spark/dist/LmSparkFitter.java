@@ -26,7 +26,8 @@ import java.util.List;
  * Data-parallel causal-LM fitting on Spark ({@code sync: gradient}). The driver owns the adapter and the
  * optimizer; executors rebuild the model from an {@link LmSpec} on their own cached base and hold the epoch's
  * rows ({@link LmShard}s, shuffled out once per epoch). Per step only the adapter values go out and only the
- * adapter gradients (with target-token counts) come back; the driver sums them in partition order and applies
+ * adapter gradients (with target-token counts) come back; they are summed with a fixed shape ({@link GradientSum},
+ * {@code distributed.aggregation_depth}) and the driver applies
  * them as the single-JVM trainer applies its step on the same global batch.
  */
 public final class LmSparkFitter implements LmFitter {

@@ -22,7 +22,8 @@ import java.util.List;
  * (each loads it once per JVM) and the cached tokenized partitions. Per optimizer step ({@code sync: gradient})
  * only the adapter values go out (a {@link StepPayload}: in the task closure up to 1 MiB, else a broadcast
  * destroyed after the step) and only the adapter gradients come
- * back; the driver sums them in partition order and applies them exactly as the single-JVM trainer would. With
+ * back; they are summed with a fixed shape ({@link GradientSum}: on the driver in partition order, or a tree on the
+ * executors with {@code distributed.aggregation_depth} ≥ 2) and applied exactly as the single-JVM trainer would. With
  * {@code sync: average}, partitions take {@code average_every} local steps between averages.
  */
 public final class SparkFitter implements Fitter {
