@@ -197,11 +197,15 @@ class CausalLmSparkTest {
     tensors.get(b).putScalar(0, Float.NaN);
     SafeTensors.write(file, tensors, Map.of("format", "pt"));
 
-    JobConfig nan = config("nan", "spark", "init_adapter=" + first.outputDir(), "checkpoint.every_steps=1");
-    var e = assertThrows(dev.peftspark.core.train.Trainer.NonFiniteException.class,
-        () -> CausalLmJob.train(nan, new TrainListener() {}, new LmSparkFitter(TestSpark.context())));
-    assertTrue(e.getMessage().startsWith("step 1 (partition 0: loss is NaN)"), e.getMessage());
-    assertTrue(!Files.exists(Path.of(nan.outputDir()).resolve("adapter_model.safetensors")), "nothing saved");
-    assertTrue(!Files.exists(Path.of(nan.outputDir()).resolve("checkpoints/step-1")), "no checkpoint of the bad step");
+    for (int depth = 1; depth <= 2; depth++) {   // a tree sum still names the partition
+      JobConfig nan = config("nan-" + depth, "spark", "init_adapter=" + first.outputDir(), "checkpoint.every_steps=1",
+          "spark.partitions=4", "distributed.aggregation_depth=" + depth);
+      var e = assertThrows(dev.peftspark.core.train.Trainer.NonFiniteException.class,
+          () -> CausalLmJob.train(nan, new TrainListener() {}, new LmSparkFitter(TestSpark.context())));
+      assertTrue(e.getMessage().startsWith("step 1 (partition 0: loss is NaN)"), e.getMessage());
+      Path out = Path.of(nan.outputDir());
+      assertTrue(!Files.exists(out.resolve("adapter_model.safetensors")), "nothing saved");
+      assertTrue(!Files.exists(out.resolve("checkpoints/step-1")), "no checkpoint of the bad step");
+    }
   }
 }
