@@ -54,17 +54,8 @@ public final class LmSparkFitter implements LmFitter {
   public Trainer.Result fit(PeftCausalLm model, LmBatcher batcher, JobConfig cfg, TrainListener listener)
       throws IOException {
     checkSupported(cfg);
-    scala.Option<org.apache.spark.SparkContext> active = org.apache.spark.SparkContext$.MODULE$.getActive();
-    boolean owned = given == null && active.isEmpty();
-    JavaSparkContext sc = given != null ? given
-        : active.isDefined() ? JavaSparkContext.fromSparkContext(active.get()) : SparkFitter.start(cfg);
-    try {
-      int partitions = cfg.spark().partitions() > 0 ? cfg.spark().partitions() : sc.defaultParallelism();
-      return new Run(sc, model, batcher, cfg, partitions, listener).fit();
-    } finally {
-      ExecutorModels.restoreBlasThreads();   // local mode: the driver JVM ran the tasks
-      if (owned) sc.stop();
-    }
+    return DriverLoop.onContext(given, cfg,
+        (sc, partitions) -> new Run(sc, model, batcher, cfg, partitions, listener).fit());
   }
 
   /** One fit: walks the epochs as the local trainer does; {@link DriverLoop} does each step's driver work. */

@@ -12,7 +12,6 @@ import dev.peftspark.datasets.Batch;
 import dev.peftspark.datasets.Batcher;
 import dev.peftspark.spark.job.Fitter;
 import dev.peftspark.spark.job.Tokenized;
-import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
 
 import java.util.List;
@@ -45,29 +44,13 @@ public final class SparkFitter implements Fitter {
   @Override
   public Trainer.Result fit(PeftClassifier model, Tokenized train, JobConfig cfg, TrainListener listener)
       throws java.io.IOException {
-    // a context already running in this JVM (an application embedding the job, a test suite) is used, not stopped
-    scala.Option<org.apache.spark.SparkContext> active = org.apache.spark.SparkContext$.MODULE$.getActive();
-    boolean owned = given == null && active.isEmpty();
-    JavaSparkContext sc = given != null ? given
-        : active.isDefined() ? JavaSparkContext.fromSparkContext(active.get()) : start(cfg);
-    try {
-      int partitions = cfg.spark().partitions() > 0 ? cfg.spark().partitions() : sc.defaultParallelism();
+    return DriverLoop.onContext(given, cfg, (sc, partitions) -> {
       Run run = new Run(sc, model, train, cfg, partitions, listener);
       counters = run.counters;
       Trainer.Result r = run.fit();
       distributed = run.summary();
       return r;
-    } finally {
-      ExecutorModels.restoreBlasThreads();   // local mode: the driver JVM ran the tasks
-      if (owned) sc.stop();
-    }
-  }
-
-  /** A context for {@code runner: spark}: spark-submit's master and conf win over {@code spark.master}. */
-  static JavaSparkContext start(JobConfig cfg) {
-    SparkConf conf = new SparkConf().setAppName("peft-spark " + cfg.method() + " " + cfg.outputDir());
-    if (!conf.contains("spark.master")) conf.setMaster(cfg.spark().master());
-    return new JavaSparkContext(conf);
+    });
   }
 
   /** One fit: walks the epochs and their steps; {@link DriverLoop} does each step's driver work. */
