@@ -79,6 +79,10 @@ public final class ConfigDocs {
         + "`average` (local steps, then adapter and optimizer-moment averaging)");
     d.put("distributed.average_every", "local steps per partition between averaging (sync: average)");
     d.put("distributed.on_non_finite", "a NaN/Inf loss or gradient: `stop` the run or `skip` the step");
+    d.put("distributed.aggregation_depth", "how a step's adapter gradients are summed (sync: gradient): `1` the "
+        + "driver sums every partition's in partition order; `d` ≥ 2 sums fixed groups of consecutive partitions "
+        + "on the executors in d - 1 rounds (a deterministic treeAggregate: same bits on reruns and retries; the "
+        + "last bits may differ from depth 1)");
     d.put("checkpoint.every_steps", "write output_dir/checkpoints/step-N every N steps and resume from the "
         + "newest on rerun (0: off; runner: spark)");
     return Map.copyOf(d);

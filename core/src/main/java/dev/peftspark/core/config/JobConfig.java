@@ -111,7 +111,8 @@ public record JobConfig(
   public record Distributed(
       String sync,             // gradient (sum every step) | average (parameter averaging)
       int averageEvery,        // local steps between averaging (sync: average)
-      String onNonFinite) {}   // stop | skip: a NaN/Inf loss or gradient
+      String onNonFinite,      // stop | skip: a NaN/Inf loss or gradient
+      int aggregationDepth) {} // 1: the driver sums every partition's gradient; ≥ 2: a fixed tree on the executors
 
   public record Checkpoint(
       int everySteps) {}       // 0: none; else output_dir/checkpoints/step-N every N steps (runner: spark)

@@ -35,7 +35,7 @@ public final class JobConfigLoader {
       new JobConfig.Head("mean", 0),
       new JobConfig.Train(1, -1, 32, 1, 5e-4, "adamw", 0.0, 0.9, 0.9, 0.999, 1e-8, 1.0, 0.06, "linear", 42, 10),
       new JobConfig.Spark("local[*]", 0, "MEMORY_AND_DISK_SER"),
-      new JobConfig.Distributed("gradient", 1, "stop"),
+      new JobConfig.Distributed("gradient", 1, "stop", 1),
       new JobConfig.Checkpoint(0));
 
   /** The values a string key may take (keys not listed here are free text). */
@@ -207,6 +207,9 @@ public final class JobConfigLoader {
         c.spark().partitions());
     check(c.distributed().averageEvery() >= 1, "distributed.average_every", "must be ≥ 1",
         c.distributed().averageEvery());
+    check(c.distributed().aggregationDepth() >= 1, "distributed.aggregation_depth",
+        "must be ≥ 1 (1: the driver sums the partitions' gradients; 2 or more: a tree on the executors)",
+        c.distributed().aggregationDepth());
     check(c.checkpoint().everySteps() >= 0, "checkpoint.every_steps", "must be ≥ 0 (0: no checkpoints)",
         c.checkpoint().everySteps());
   }

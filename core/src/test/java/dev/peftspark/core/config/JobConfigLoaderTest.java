@@ -45,7 +45,7 @@ class JobConfigLoaderTest {
     assertEquals(new JobConfig.Train(1, -1, 32, 1, 5e-4, "adamw", 0.0, 0.9, 0.9, 0.999, 1e-8, 1.0, 0.06, "linear",
         42, 10), c.train());
     assertEquals(new JobConfig.Spark("local[*]", 0, "MEMORY_AND_DISK_SER"), c.spark());
-    assertEquals(new JobConfig.Distributed("gradient", 1, "stop"), c.distributed());
+    assertEquals(new JobConfig.Distributed("gradient", 1, "stop", 1), c.distributed());
     assertEquals(new JobConfig.Checkpoint(0), c.checkpoint());
   }
 
@@ -96,7 +96,7 @@ class JobConfigLoaderTest {
     assertEquals(7L, c.train().seed());
     assertEquals(0.9, c.train().beta1());
     assertEquals(new JobConfig.Spark("local[2]", 4, "MEMORY_AND_DISK_SER"), c.spark());
-    assertEquals(new JobConfig.Distributed("average", 5, "stop"), c.distributed());
+    assertEquals(new JobConfig.Distributed("average", 5, "stop", 1), c.distributed());
   }
 
   @Test
@@ -195,6 +195,7 @@ class JobConfigLoaderTest {
       head: {num_labels: 1}                    | head.num_labels: must be 0 (inferred from the training labels) or ≥ 2
       data: {max_length: 1}                    | data.max_length: must be ≥ 2
       distributed: {average_every: 0}          | distributed.average_every: must be ≥ 1
+      distributed: {aggregation_depth: 0}      | distributed.aggregation_depth: must be ≥ 1
       checkpoint: {every_steps: -1}            | checkpoint.every_steps: must be ≥ 0 (0: no checkpoints); got -1
       model: ''                                | model: must not be empty
       """)

@@ -8,6 +8,7 @@ import dev.peftspark.core.train.StepMetrics;
 import dev.peftspark.core.train.TrainListener;
 import dev.peftspark.core.train.TrainSummary;
 import dev.peftspark.core.train.Trainer;
+import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.slf4j.Logger;
@@ -42,6 +43,35 @@ final class DriverLoop {
   private int resumedFrom, stepsHere;
   private double lastLoss = Double.NaN;
 
+  /** A fit, given its context and partition count. */
+  interface Fit<T> {
+    T run(JavaSparkContext sc, int partitions) throws IOException;
+  }
+
+  /**
+   * Runs {@code fit} on {@code given}, else on the context already running in this JVM (an application
+   * embedding the job, a test suite; used, not stopped), else on one started from the config ({@code runner:
+   * spark}: spark-submit's master and conf win over {@code spark.master}) and stopped afterwards.
+   */
+  static <T> T onContext(JavaSparkContext given, JobConfig cfg, Fit<T> fit) throws IOException {
+    scala.Option<org.apache.spark.SparkContext> active = org.apache.spark.SparkContext$.MODULE$.getActive();
+    boolean owned = given == null && active.isEmpty();
+    JavaSparkContext sc = given != null ? given
+        : active.isDefined() ? JavaSparkContext.fromSparkContext(active.get()) : start(cfg);
+    try {
+      return fit.run(sc, cfg.spark().partitions() > 0 ? cfg.spark().partitions() : sc.defaultParallelism());
+    } finally {
+      ExecutorModels.restoreBlasThreads();   // local mode: the driver JVM ran the tasks
+      if (owned) sc.stop();
+    }
+  }
+
+  private static JavaSparkContext start(JobConfig cfg) {
+    SparkConf conf = new SparkConf().setAppName("peft-spark " + cfg.method() + " " + cfg.outputDir());
+    if (!conf.contains("spark.master")) conf.setMaster(cfg.spark().master());
+    return new JavaSparkContext(conf);
+  }
+
   DriverLoop(JavaSparkContext sc, JobConfig cfg, ParamSet ps, GradientUpdate update, int partitions,
              TrainListener listener) {
     this.sc = sc;
@@ -60,7 +90,7 @@ final class DriverLoop {
     listener.onStart(update.totalSteps(), trainable, total);
     log.info("spark master {}: {} partitions, sync {}, aggregation depth {}, {} trainable parameters cross the "
         + "network per step", sc.master(), partitions, cfg.distributed().sync(),
-        1, trainable);
+        cfg.distributed().aggregationDepth(), trainable);
     start = System.nanoTime();
     if (checkpoints == null) return 0;
     var found = checkpoints.resume(ps, update.optimizer(), cfg.train().seed(), update.totalSteps());
@@ -89,7 +119,7 @@ final class DriverLoop {
     long submitted = System.currentTimeMillis(), collected;
     try (payload) {
       describe(step, "adapter gradients");
-      summed = GradientSum.of(tasks.apply(payload), 1);
+      summed = GradientSum.of(tasks.apply(payload), cfg.distributed().aggregationDepth());
       collected = System.currentTimeMillis();
     }
     long t1 = System.nanoTime();

@@ -26,7 +26,8 @@ import java.util.List;
  * Data-parallel causal-LM fitting on Spark ({@code sync: gradient}). The driver owns the adapter and the
  * optimizer; executors rebuild the model from an {@link LmSpec} on their own cached base and hold the epoch's
  * rows ({@link LmShard}s, shuffled out once per epoch). Per step only the adapter values go out and only the
- * adapter gradients (with target-token counts) come back; the driver sums them in partition order and applies
+ * adapter gradients (with target-token counts) come back; they are summed with a fixed shape ({@link GradientSum},
+ * {@code distributed.aggregation_depth}) and the driver applies
  * them as the single-JVM trainer applies its step on the same global batch.
  */
 public final class LmSparkFitter implements LmFitter {
@@ -53,17 +54,8 @@ public final class LmSparkFitter implements LmFitter {
   public Trainer.Result fit(PeftCausalLm model, LmBatcher batcher, JobConfig cfg, TrainListener listener)
       throws IOException {
     checkSupported(cfg);
-    scala.Option<org.apache.spark.SparkContext> active = org.apache.spark.SparkContext$.MODULE$.getActive();
-    boolean owned = given == null && active.isEmpty();
-    JavaSparkContext sc = given != null ? given
-        : active.isDefined() ? JavaSparkContext.fromSparkContext(active.get()) : SparkFitter.start(cfg);
-    try {
-      int partitions = cfg.spark().partitions() > 0 ? cfg.spark().partitions() : sc.defaultParallelism();
-      return new Run(sc, model, batcher, cfg, partitions, listener).fit();
-    } finally {
-      ExecutorModels.restoreBlasThreads();   // local mode: the driver JVM ran the tasks
-      if (owned) sc.stop();
-    }
+    return DriverLoop.onContext(given, cfg,
+        (sc, partitions) -> new Run(sc, model, batcher, cfg, partitions, listener).fit());
   }
 
   /** One fit: walks the epochs as the local trainer does; {@link DriverLoop} does each step's driver work. */

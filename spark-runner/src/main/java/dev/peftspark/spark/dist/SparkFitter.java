@@ -12,7 +12,6 @@ import dev.peftspark.datasets.Batch;
 import dev.peftspark.datasets.Batcher;
 import dev.peftspark.spark.job.Fitter;
 import dev.peftspark.spark.job.Tokenized;
-import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
 
 import java.util.List;
@@ -22,7 +21,8 @@ import java.util.List;
  * (each loads it once per JVM) and the cached tokenized partitions. Per optimizer step ({@code sync: gradient})
  * only the adapter values go out (a {@link StepPayload}: in the task closure up to 1 MiB, else a broadcast
  * destroyed after the step) and only the adapter gradients come
- * back; the driver sums them in partition order and applies them exactly as the single-JVM trainer would. With
+ * back; they are summed with a fixed shape ({@link GradientSum}: on the driver in partition order, or a tree on the
+ * executors with {@code distributed.aggregation_depth} ≥ 2) and applied exactly as the single-JVM trainer would. With
  * {@code sync: average}, partitions take {@code average_every} local steps between averages.
  */
 public final class SparkFitter implements Fitter {
@@ -44,29 +44,13 @@ public final class SparkFitter implements Fitter {
   @Override
   public Trainer.Result fit(PeftClassifier model, Tokenized train, JobConfig cfg, TrainListener listener)
       throws java.io.IOException {
-    // a context already running in this JVM (an application embedding the job, a test suite) is used, not stopped
-    scala.Option<org.apache.spark.SparkContext> active = org.apache.spark.SparkContext$.MODULE$.getActive();
-    boolean owned = given == null && active.isEmpty();
-    JavaSparkContext sc = given != null ? given
-        : active.isDefined() ? JavaSparkContext.fromSparkContext(active.get()) : start(cfg);
-    try {
-      int partitions = cfg.spark().partitions() > 0 ? cfg.spark().partitions() : sc.defaultParallelism();
+    return DriverLoop.onContext(given, cfg, (sc, partitions) -> {
       Run run = new Run(sc, model, train, cfg, partitions, listener);
       counters = run.counters;
       Trainer.Result r = run.fit();
       distributed = run.summary();
       return r;
-    } finally {
-      ExecutorModels.restoreBlasThreads();   // local mode: the driver JVM ran the tasks
-      if (owned) sc.stop();
-    }
-  }
-
-  /** A context for {@code runner: spark}: spark-submit's master and conf win over {@code spark.master}. */
-  static JavaSparkContext start(JobConfig cfg) {
-    SparkConf conf = new SparkConf().setAppName("peft-spark " + cfg.method() + " " + cfg.outputDir());
-    if (!conf.contains("spark.master")) conf.setMaster(cfg.spark().master());
-    return new JavaSparkContext(conf);
+    });
   }
 
   /** One fit: walks the epochs and their steps; {@link DriverLoop} does each step's driver work. */

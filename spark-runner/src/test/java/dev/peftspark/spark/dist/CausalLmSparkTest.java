@@ -140,6 +140,27 @@ class CausalLmSparkTest {
     assertEquals(4 * 16, spark.summary().trainableParams());
   }
 
+  /** aggregation_depth 2 and 3 on 4 partitions: reruns repeat bit for bit, within 1e-6 of depth 1 and local. */
+  @Test
+  void treeSumsRepeatBitForBitAndStayWithinOneMillionthOfDepthOneAndLocal() throws Exception {
+    Run local = train(config("tree-local", "local"));
+    Map<String, Run> runs = new java.util.LinkedHashMap<>();
+    for (String run : List.of("1", "2a", "2b", "3a", "3b")) {
+      runs.put(run, train(config("tree-" + run, "spark", "spark.partitions=4",
+          "distributed.aggregation_depth=" + run.charAt(0))));
+    }
+    assertEquals(0.0, maxDiff(runs.get("2a").adapter(), runs.get("2b").adapter()), "depth 2 reruns: same bits");
+    assertEquals(0.0, maxDiff(runs.get("3a").adapter(), runs.get("3b").adapter()), "depth 3 reruns: same bits");
+    for (String run : List.of("1", "2a", "3a")) {
+      double vsLocal = maxDiff(runs.get(run).adapter(), local.adapter());
+      double vsDepth1 = maxDiff(runs.get(run).adapter(), runs.get("1").adapter());
+      assertTrue(vsLocal <= 1e-6 && vsDepth1 <= 1e-6, "depth " + run + ": max |diff| " + vsLocal + " from local, "
+          + vsDepth1 + " from depth 1");
+      assertEquals(4, runs.get(run).summary().distributed().partitions());
+    }
+    assertTrue(local.steps().get(7).loss() < local.steps().get(0).loss() - 0.05, "the adapter moved");
+  }
+
   @Test
   void rowsOfAStepGoRoundRobinToThePartitions() {
     int[][] ids = {{1, 2, 3}, {4, 5, 0}, {6, 0, 0}};
@@ -197,11 +218,15 @@ class CausalLmSparkTest {
     tensors.get(b).putScalar(0, Float.NaN);
     SafeTensors.write(file, tensors, Map.of("format", "pt"));
 
-    JobConfig nan = config("nan", "spark", "init_adapter=" + first.outputDir(), "checkpoint.every_steps=1");
-    var e = assertThrows(dev.peftspark.core.train.Trainer.NonFiniteException.class,
-        () -> CausalLmJob.train(nan, new TrainListener() {}, new LmSparkFitter(TestSpark.context())));
-    assertTrue(e.getMessage().startsWith("step 1 (partition 0: loss is NaN)"), e.getMessage());
-    assertTrue(!Files.exists(Path.of(nan.outputDir()).resolve("adapter_model.safetensors")), "nothing saved");
-    assertTrue(!Files.exists(Path.of(nan.outputDir()).resolve("checkpoints/step-1")), "no checkpoint of the bad step");
+    for (int depth = 1; depth <= 2; depth++) {   // a tree sum still names the partition
+      JobConfig nan = config("nan-" + depth, "spark", "init_adapter=" + first.outputDir(), "checkpoint.every_steps=1",
+          "spark.partitions=4", "distributed.aggregation_depth=" + depth);
+      var e = assertThrows(dev.peftspark.core.train.Trainer.NonFiniteException.class,
+          () -> CausalLmJob.train(nan, new TrainListener() {}, new LmSparkFitter(TestSpark.context())));
+      assertTrue(e.getMessage().startsWith("step 1 (partition 0: loss is NaN)"), e.getMessage());
+      Path out = Path.of(nan.outputDir());
+      assertTrue(!Files.exists(out.resolve("adapter_model.safetensors")), "nothing saved");
+      assertTrue(!Files.exists(out.resolve("checkpoints/step-1")), "no checkpoint of the bad step");
+    }
   }
 }
