@@ -91,10 +91,11 @@ public final class CausalAttention {
     q = splitHeads(qx, heads).reshape('c', b, kvHeads, (long) g * t, headDim);
     k = splitHeads(kx, kvHeads);
     v = splitHeads(vx, kvHeads);
-    INDArray scores = Nd4j.createUninitialized(q.dataType(), b, kvHeads, (long) g * t, t);
+    INDArray scores = outsideWorkspaces(() -> Nd4j.createUninitialized(q.dataType(), b, kvHeads, (long) g * t, t));
     double scale = 1.0 / Math.sqrt(headDim);
     perHead(q, k, scores, false, true, scale);                                              // [B, kvh, g*T, T]
     probs = AttentionSoftmax.forward(scores, mask, g);
+    if (probs.data().address() != scores.data().address()) scores.close();   // the largest temporary goes now, not with the arena or GC
     INDArray ctx = Nd4j.createUninitialized(q.dataType(), b, kvHeads, (long) g * t, headDim);
     perHead(probs, v, ctx, false, false, 1.0);                                              // [B, kvh, g*T, hd]
     return output.forward(mergeHeads(ctx.reshape('c', b, heads, t, headDim)));
@@ -160,15 +161,19 @@ public final class CausalAttention {
   public INDArray backward(INDArray dy, boolean needInputGrad) {
     int b = mask.batch(), t = mask.seq(), g = heads / kvHeads;
     INDArray dctx = splitHeads(output.backward(dy, true), heads).reshape('c', b, kvHeads, (long) g * t, headDim);
-    INDArray dprobs = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, (long) g * t, t);
+    // the [.., T, T] temporaries live outside any arena and are closed as soon as they are used
+    INDArray dprobs = outsideWorkspaces(() -> Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, (long) g * t, t));
     perHead(dctx, v, dprobs, false, true, 1.0);                               // [B, kvh, g*T, T]
     INDArray dv = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, t, headDim);
     perHead(probs, dctx, dv, true, false, 1.0);                               // [B, kvh, T, hd], summed over the group
-    INDArray dscores = AttentionSoftmax.backward(probs, dprobs, 1.0 / Math.sqrt(headDim));
+    INDArray dscores = outsideWorkspaces(() -> AttentionSoftmax.backward(probs, dprobs, 1.0 / Math.sqrt(headDim)));
+    boolean shared = dscores.data().address() == dprobs.data().address();                        // the double path works in place
+    if (!shared) dprobs.close();
     INDArray dq = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, (long) g * t, headDim);
     perHead(dscores, k, dq, false, false, 1.0);                               // [B, kvh, g*T, hd]
     INDArray dk = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, t, headDim);
     perHead(dscores, q, dk, true, false, 1.0);                                // [B, kvh, T, hd]
+    if (shared) dprobs.close(); else dscores.close();
     INDArray dqx = mergeHeads(dq.reshape('c', b, heads, t, headDim));
     INDArray dkx = mergeHeads(dk), dvx = mergeHeads(dv);
     if (rope != null) {
@@ -184,6 +189,12 @@ public final class CausalAttention {
     INDArray dxv = value.backward(dvx, needInputGrad);
     if (!needInputGrad) return null;
     return dx.addi(dxk).addi(dxv);
+  }
+
+  private static INDArray outsideWorkspaces(java.util.function.Supplier<INDArray> make) {
+    try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+      return make.get();
+    }
   }
 
   /**
