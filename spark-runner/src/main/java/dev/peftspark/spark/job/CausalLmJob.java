@@ -68,6 +68,7 @@ public final class CausalLmJob {
     if (model.method() != Method.parse(cfg.method()))
       throw new ConfigException("init_adapter", "holds a '" + model.method().key() + "' model but method is '"
           + cfg.method() + "'");
+    model.model().setGradientCheckpointing(cfg.train().gradientCheckpointing());
 
     Path outputDir = HadoopPaths.local(cfg.outputDir());
     Path staging = OutputDir.staging(outputDir);
