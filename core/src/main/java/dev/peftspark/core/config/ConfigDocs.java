@@ -72,6 +72,7 @@ public final class ConfigDocs {
     d.put("train.schedule", "after warmup: `linear`, `cosine` or `constant`");
     d.put("train.seed", "seed for initialisation, shuffling and dropout");
     d.put("train.log_every", "console progress period in steps (when not a terminal)");
+    d.put("train.gradient_checkpointing", "causal LMs: keep only each layer's input and recompute its activations in backward (one layer's at a time; one more forward per step)");
     d.put("spark.master", "Spark master URL (runner: spark)");
     d.put("spark.partitions", "data partitions (0: Spark's default parallelism)");
     d.put("spark.storage_level", "Spark storage level of the cached tokenized partitions");

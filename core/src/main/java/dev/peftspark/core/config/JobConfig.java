@@ -101,7 +101,17 @@ public record JobConfig(
       double warmupRatio,      // fraction of steps with linear warmup
       String schedule,         // linear | cosine | constant (after warmup)
       long seed,
-      int logEvery) {}         // console log period in steps
+      int logEvery,            // console log period in steps
+      boolean gradientCheckpointing) {   // causal LMs: recompute each layer's activations in backward
+
+    /** Gradient checkpointing off (its default). */
+    public Train(int epochs, int maxSteps, int batchSize, int gradAccum, double lr, String optimizer, double weightDecay,
+                 double momentum, double beta1, double beta2, double eps, double gradClip, double warmupRatio,
+                 String schedule, long seed, int logEvery) {
+      this(epochs, maxSteps, batchSize, gradAccum, lr, optimizer, weightDecay, momentum, beta1, beta2, eps, gradClip,
+          warmupRatio, schedule, seed, logEvery, false);
+    }
+  }
 
   public record Spark(
       String master,           // default local[*]; spark-submit's --master wins

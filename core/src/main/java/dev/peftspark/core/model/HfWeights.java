@@ -1,5 +1,6 @@
 package dev.peftspark.core.model;
 
+import dev.peftspark.core.io.HalfFloats;
 import dev.peftspark.core.nn.Linear;
 import dev.peftspark.core.nn.LinearLayer;
 import dev.peftspark.core.nn.Param;
@@ -107,6 +108,7 @@ final class HfWeights {
     if (n > Integer.MAX_VALUE - 8) throw new IllegalArgumentException(name + ": " + n + " elements exceed one Java array");
     SplittableRandom rng = new SplittableRandom(seed ^ (name.hashCode() * 0x9E3779B97F4A7C15L));
     boolean wide = dtype == DataType.DOUBLE;
+    if (HalfLinear.isHalf(dtype)) return normalHalf(rng, std, n, dtype, shape);
     if (!wide) {
       INDArray f = normalFloats(rng, std, n, shape);
       return dtype == DataType.FLOAT ? f : f.castTo(dtype);
@@ -130,6 +132,30 @@ final class HfWeights {
     INDArray out = Nd4j.createUninitialized(DataType.FLOAT, shape, 'c');
     java.nio.FloatBuffer buf = out.data().asNioFloat();
     buf.position((int) out.offset());
+    normalSlices(rng, std, n, (slice, len) -> buf.put(slice, 0, len));
+    return out;
+  }
+
+  /**
+   * The same sequence rounded to 16 bits (nearest even) a slice at a time: a large 16-bit table never exists in
+   * float as a whole.
+   */
+  private static INDArray normalHalf(SplittableRandom rng, double std, long n, DataType dtype, long... shape) {
+    INDArray out = Nd4j.createUninitialized(dtype, shape, 'c');
+    java.nio.ShortBuffer buf = out.data().asNio().order(java.nio.ByteOrder.nativeOrder()).asShortBuffer();
+    boolean bf16 = dtype == DataType.BFLOAT16;
+    normalSlices(rng, std, n, (slice, len) -> {
+      for (int k = 0; k < len; k++) buf.put(bf16 ? HalfFloats.floatToBf16(slice[k]) : HalfFloats.floatToF16(slice[k]));
+    });
+    return out;
+  }
+
+  private interface Slices {
+    void accept(float[] slice, int len);
+  }
+
+  /** Box-Muller N(0, std²) floats, {@code n} in all, handed out 64 Ki at a time. */
+  private static void normalSlices(SplittableRandom rng, double std, long n, Slices sink) {
     float[] slice = new float[1 << 16];
     for (long i = 0; i < n; ) {
       int len = (int) Math.min(slice.length, n - i);
@@ -139,9 +165,8 @@ final class HfWeights {
         slice[k] = (float) (r * Math.cos(2 * Math.PI * u2));
         if (k + 1 < len) slice[k + 1] = (float) (r * Math.sin(2 * Math.PI * u2));
       }
-      buf.put(slice, 0, len);
+      sink.accept(slice, len);
       i += len;
     }
-    return out;
   }
 }

@@ -138,7 +138,7 @@ public final class LlamaModel implements CausalLm {
   /** As above, the embedding table and head stored as {@code tables} (see {@link #fromWeights}). */
   public static LlamaModel random(LlamaConfig c, DataType dtype, long seed, boolean trainable,
                                   UnaryOperator<LinearLayer> layerLinears, DataType tables) {
-    return fromWeights(c, randomTensors(c, dtype, seed), dtype, trainable, layerLinears, tables);
+    return fromWeights(c, randomTensors(c, dtype, seed, tables), dtype, trainable, layerLinears, tables);
   }
 
   public static Map<String, INDArray> randomWeights(LlamaConfig c, DataType dtype, long seed) {
@@ -146,11 +146,14 @@ public final class LlamaModel implements CausalLm {
   }
 
   /** The random weights as a map that generates each tensor when it is read (and keeps none). */
-  static Map<String, INDArray> randomTensors(LlamaConfig c, DataType dtype, long seed) {
+  static Map<String, INDArray> randomTensors(LlamaConfig c, DataType dtype, long seed) { return randomTensors(c, dtype, seed, dtype); }
+
+  /** {@code tables}: the type the embedding and head are generated in (16 bits: never in float as a whole). */
+  static Map<String, INDArray> randomTensors(LlamaConfig c, DataType dtype, long seed, DataType tables) {
     GeneratedTensors w = new GeneratedTensors();
     double std = c.initializerRange();
     int h = c.hiddenSize(), q = c.numAttentionHeads() * c.headDim(), kv = c.kvDim(), inter = c.intermediateSize();
-    w.put("model.embed_tokens.weight", () -> HfWeights.normal("model.embed_tokens.weight", seed, std, dtype, c.vocabSize(), h));
+    w.put("model.embed_tokens.weight", () -> HfWeights.normal("model.embed_tokens.weight", seed, std, tables, c.vocabSize(), h));
     for (int i = 0; i < c.numHiddenLayers(); i++) {
       String p = "model.layers." + i + ".";
       randomLinear(w, p + "self_attn.q_proj", q, h, c.attentionBias(), seed, std, dtype);
@@ -164,7 +167,7 @@ public final class LlamaModel implements CausalLm {
       w.put(p + "post_attention_layernorm.weight", () -> Nd4j.ones(dtype, h));
     }
     w.put("model.norm.weight", () -> Nd4j.ones(dtype, h));
-    if (!c.tieWordEmbeddings()) randomLinear(w, "lm_head", c.vocabSize(), h, false, seed, std, dtype);
+    if (!c.tieWordEmbeddings()) randomLinear(w, "lm_head", c.vocabSize(), h, false, seed, std, tables);
     return w;
   }
 

@@ -119,10 +119,12 @@ public final class CausalAttention {
     q = splitHeads(qx, heads).reshape('c', b, kvHeads, (long) g * t, headDim);
     k = withPrefix(splitHeads(kx, kvHeads), 0, b);
     v = withPrefix(splitHeads(vx, kvHeads), 1, b);
-    INDArray scores = Nd4j.createUninitialized(q.dataType(), b, kvHeads, (long) g * t, k.size(2));
+    long keys = k.size(2);
+    INDArray scores = outsideWorkspaces(() -> Nd4j.createUninitialized(q.dataType(), b, kvHeads, (long) g * t, keys));
     double scale = 1.0 / Math.sqrt(headDim);
     perHead(q, k, scores, false, true, scale);                                              // [B, kvh, g*T, T]
     probs = AttentionSoftmax.forward(scores, mask, g);
+    if (probs.data().address() != scores.data().address()) scores.close();   // the largest temporary goes now, not with the arena or GC
     INDArray ctx = Nd4j.createUninitialized(q.dataType(), b, kvHeads, (long) g * t, headDim);
     perHead(probs, v, ctx, false, false, 1.0);                                              // [B, kvh, g*T, hd]
     return output.forward(mergeHeads(ctx.reshape('c', b, heads, t, headDim)));
@@ -189,15 +191,19 @@ public final class CausalAttention {
     int b = mask.batch(), t = mask.seq(), g = heads / kvHeads;
     long keys = k.size(2);
     INDArray dctx = splitHeads(output.backward(dy, true), heads).reshape('c', b, kvHeads, (long) g * t, headDim);
-    INDArray dprobs = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, (long) g * t, keys);
+    // the [.., T, K] temporaries live outside any arena and are closed as soon as they are used
+    INDArray dprobs = outsideWorkspaces(() -> Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, (long) g * t, keys));
     perHead(dctx, v, dprobs, false, true, 1.0);                               // [B, kvh, g*T, K]
     INDArray dv = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, keys, headDim);
     perHead(probs, dctx, dv, true, false, 1.0);                               // [B, kvh, K, hd], summed over the group
-    INDArray dscores = AttentionSoftmax.backward(probs, dprobs, 1.0 / Math.sqrt(headDim));
+    INDArray dscores = outsideWorkspaces(() -> AttentionSoftmax.backward(probs, dprobs, 1.0 / Math.sqrt(headDim)));
+    boolean shared = dscores.data().address() == dprobs.data().address();                        // the double path works in place
+    if (!shared) dprobs.close();
     INDArray dq = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, (long) g * t, headDim);
     perHead(dscores, k, dq, false, false, 1.0);                               // [B, kvh, g*T, hd]
     INDArray dk = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, keys, headDim);
     perHead(dscores, q, dk, true, false, 1.0);                                // [B, kvh, K, hd]
+    if (shared) dprobs.close(); else dscores.close();
     INDArray dqx = mergeHeads(dq.reshape('c', b, heads, t, headDim));
     INDArray dkx = mergeHeads(prefixBackward(dk, 0)), dvx = mergeHeads(prefixBackward(dv, 1));
     if (rope != null) {
@@ -245,6 +251,12 @@ public final class CausalAttention {
       prefix.grad().get(NDArrayIndex.all(), NDArrayIndex.interval(from, from + w)).addi(dp);
     }
     return d.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.interval(nv, keys), NDArrayIndex.all()).dup('c');
+  }
+
+  private static INDArray outsideWorkspaces(java.util.function.Supplier<INDArray> make) {
+    try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+      return make.get();
+    }
   }
 
   /**

@@ -57,9 +57,14 @@ public final class LmHeadLoss {
       INDArray dlogits;
       if (logits.dataType() == DataType.FLOAT) {
         float[] z = Floats.read(logits);
+        long[] shape = logits.shape();
+        logits.close();                                                      // the chunk's largest buffers go at once, not at the next GC
         lossSum += softmaxCrossEntropy(z, vocab, targets, rows, from, to, backward ? gradScale : Double.NaN);
-        if (!backward) continue;
-        dlogits = Floats.write(z, logits.shape());
+        if (!backward) {
+          if (!contiguous) h.close();
+          continue;
+        }
+        dlogits = Floats.write(z, shape);
       } else {
         INDArray shifted = logits.subColumnVector(logits.max(true, 1));
         INDArray probs = Transforms.exp(shifted, true);
@@ -76,11 +81,14 @@ public final class LmHeadLoss {
         dlogits.muli(gradScale);
       }
       INDArray dh = head.backward(dlogits, true);
+      dlogits.close();
       if (contiguous) {
         dHidden.get(NDArrayIndex.interval(rows[from], rows[to - 1] + 1), NDArrayIndex.all()).assign(dh);
       } else {
         for (int r = from; r < to; r++) dHidden.getRow(rows[r]).assign(dh.getRow(r - from));
+        h.close();
       }
+      dh.close();
     }
     return new Result(lossSum, count, dHidden);
   }

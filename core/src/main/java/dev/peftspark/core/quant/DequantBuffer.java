@@ -29,8 +29,18 @@ public final class DequantBuffer {
 
   /** {@code t} dequantized as a [rows, cols] c-order view of the shared buffer, valid until the next call. */
   public INDArray dequantize(OffHeapNf4 t, long rows, long cols) {
-    long n = t.size();
-    if (rows * cols != n) throw new IllegalArgumentException("a " + rows + "x" + cols + " view of " + n + " values");
+    if (rows * cols != t.size()) throw new IllegalArgumentException("a " + rows + "x" + cols + " view of " + t.size() + " values");
+    return dequantizeRows(t, 0, rows, cols);
+  }
+
+  /**
+   * Rows {@code from..to} of {@code t} seen as {@code [*, cols]}, as a [to - from, cols] view of the shared buffer
+   * (valid until the next call); {@code from · cols} must start an NF4 block.
+   */
+  public INDArray dequantizeRows(OffHeapNf4 t, long from, long to, long cols) {
+    long n = (to - from) * cols, start = from * cols;
+    if (from < 0 || to <= from || to * cols > t.size())
+      throw new IllegalArgumentException("rows " + from + ".." + to + " of " + cols + " outside " + t.size() + " values");
     if (flat == null || flat.length() < n) {
       if (flat != null) flat.close();
       // outside any workspace: a step workspace is recycled after the step, the scratch lives as long as the model
@@ -40,21 +50,21 @@ public final class DequantBuffer {
     }
     if (dtype == DataType.FLOAT) {
       FloatBuffer out = flat.data().asNioFloat();
-      for (long from = 0; from < n; ) {
-        int k = t.decodeChunk(from, chunk);
+      for (long i = 0; i < n; ) {
+        int k = t.decodeChunk(start + i, chunk, (int) Math.min(chunk.length, n - i));
         out.put(chunk, 0, k);
-        from += k;
+        i += k;
       }
     } else {
       DoubleBuffer out = flat.data().asNioDouble();
-      for (long from = 0; from < n; ) {
-        int k = t.decodeChunk(from, chunk);
-        for (int i = 0; i < k; i++) wide[i] = chunk[i];
+      for (long i = 0; i < n; ) {
+        int k = t.decodeChunk(start + i, chunk, (int) Math.min(chunk.length, n - i));
+        for (int j = 0; j < k; j++) wide[j] = chunk[j];
         out.put(wide, 0, k);
-        from += k;
+        i += k;
       }
     }
-    return Nd4j.create(flat.data(), new long[] {rows, cols}, new long[] {cols, 1}, 0, 'c', dtype);
+    return Nd4j.create(flat.data(), new long[] {to - from, cols}, new long[] {cols, 1}, 0, 'c', dtype);
   }
 
   /** Bytes of the shared full-precision scratch (native buffer plus the chunk staging). */

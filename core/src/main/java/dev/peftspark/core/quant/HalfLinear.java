@@ -1,5 +1,6 @@
 package dev.peftspark.core.quant;
 
+import dev.peftspark.core.io.HalfFloats;
 import dev.peftspark.core.nn.LinearLayer;
 import dev.peftspark.core.nn.Param;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -7,13 +8,17 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 
+import java.nio.ByteOrder;
+import java.nio.DoubleBuffer;
+import java.nio.FloatBuffer;
+import java.nio.ShortBuffer;
 import java.util.List;
 
 /**
  * A frozen, bias-free linear {@code y = x Wᵀ} whose weight {@code W [out, in]} is stored in 16 bits (BF16 or F16),
  * for a large embedding-sized matrix such as {@code lm_head} (or a tied embedding table): forward and backward
- * widen {@code W} to the input's type one block of rows at a time, so at most {@link #BLOCK_VALUES} full-precision
- * weights exist at once and each block is freed as soon as its product is done.
+ * widen {@code W} to the input's type one block of rows at a time into a reused scratch, so at most
+ * {@link #BLOCK_VALUES} full-precision weights exist at once. Not thread-safe (layers run on one thread).
  */
 public final class HalfLinear implements LinearLayer {
   /** Weights widened at once: 4 Mi values (16 MiB in float). */
@@ -22,6 +27,8 @@ public final class HalfLinear implements LinearLayer {
   private final String name;
   private final Param weight;   // [out, in], BFLOAT16 or HALF, frozen
   private final int blockRows;
+  private final ShortBuffer bits;   // the weight's 16-bit codes in native memory, c order
+  private INDArray scratch;         // one block widened, reused
 
   public HalfLinear(String name, Param weight) { this(name, weight, (int) Math.max(1, BLOCK_VALUES / weight.shape[weight.shape.length - 1])); }
 
@@ -35,6 +42,10 @@ public final class HalfLinear implements LinearLayer {
     this.name = name;
     this.weight = weight;
     this.blockRows = (int) Math.min(weight.shape[0], blockRows);
+    INDArray v = weight.value();
+    if (v.isView() || v.ordering() != 'c' || v.length() != v.data().length())
+      throw new IllegalArgumentException(name + ": a 16-bit weight must be a whole c-order array, got a view");
+    this.bits = v.data().asNio().order(ByteOrder.nativeOrder()).asShortBuffer();
   }
 
   public static boolean isHalf(DataType t) { return t == DataType.BFLOAT16 || t == DataType.HALF; }
@@ -58,10 +69,11 @@ public final class HalfLinear implements LinearLayer {
     for (long r = 0; r < out; r += blockRows) {
       long to = Math.min(out, r + blockRows);
       INDArray w = block(r, to, x.dataType());
-      INDArray part = Nd4j.gemm(x, w, false, true);                    // [n, to - r]
-      y.get(NDArrayIndex.all(), NDArrayIndex.interval(r, to)).assign(part);
-      w.close();
-      part.close();
+      try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {   // freed at once, even inside an arena
+        INDArray part = Nd4j.gemm(x, w, false, true);                  // [n, to - r]
+        y.get(NDArrayIndex.all(), NDArrayIndex.interval(r, to)).assign(part);
+        part.close();
+      }
     }
     return y;
   }
@@ -74,17 +86,42 @@ public final class HalfLinear implements LinearLayer {
     for (long r = 0; r < out; r += blockRows) {
       long to = Math.min(out, r + blockRows);
       INDArray w = block(r, to, dy.dataType());
-      INDArray d = dy.get(NDArrayIndex.all(), NDArrayIndex.interval(r, to)).dup('c');
-      Nd4j.gemm(d, w, dx, false, false, 1.0, 1.0);                    // dx += dy[:, r:to] · W[r:to]
-      w.close();
-      d.close();
+      try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+        INDArray d = dy.get(NDArrayIndex.all(), NDArrayIndex.interval(r, to)).dup('c');
+        Nd4j.gemm(d, w, dx, false, false, 1.0, 1.0);                  // dx += dy[:, r:to] · W[r:to]
+        d.close();
+      }
     }
     return dx;
   }
 
-  /** Rows {@code from..to} of W widened to {@code type} (a fresh array the caller closes). */
+  /**
+   * Rows {@code from..to} of W widened to {@code type} in this layer's reused scratch, decoded from the 16-bit
+   * codes in Java (ND4J's cast of a row view leaves a hidden full-size copy for the garbage collector).
+   */
   private INDArray block(long from, long to, DataType type) {
-    INDArray rows = weight.value().get(NDArrayIndex.interval(from, to), NDArrayIndex.all());
-    return rows.castTo(type);
+    int in = inFeatures(), rows = (int) (to - from), n = rows * in;
+    if (scratch == null || scratch.dataType() != type || scratch.length() < n) {
+      if (scratch != null) scratch.close();
+      try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {   // lives as long as the layer
+        scratch = Nd4j.create(type, (long) blockRows * in);
+      }
+    }
+    int base = (int) (from * in);
+    boolean bf16 = weight.value().dataType() == DataType.BFLOAT16;
+    if (type == DataType.FLOAT) {
+      FloatBuffer out = scratch.data().asNioFloat();
+      for (int i = 0; i < n; i++) {
+        short h = bits.get(base + i);
+        out.put(i, bf16 ? HalfFloats.bf16ToFloat(h) : HalfFloats.f16ToFloat(h));
+      }
+    } else {
+      DoubleBuffer out = scratch.data().asNioDouble();
+      for (int i = 0; i < n; i++) {
+        short h = bits.get(base + i);
+        out.put(i, bf16 ? HalfFloats.bf16ToFloat(h) : HalfFloats.f16ToFloat(h));
+      }
+    }
+    return Nd4j.create(scratch.data(), new long[] {rows, in}, new long[] {in, 1}, 0, 'c', type);
   }
 }

@@ -1,5 +1,7 @@
 package dev.peftspark.core.quant;
 
+import java.nio.FloatBuffer;
+
 /**
  * bitsandbytes' 4-bit NormalFloat quantization ({@code quantize_4bit(quant_type="nf4", blocksize=64,
  * compress_statistics=True)}): each block of 64 values is divided by its absmax and every value becomes the index of
@@ -46,22 +48,32 @@ public final class Nf4 {
 
   /** {@code doubleQuant} false keeps the absmaxes as floats (bitsandbytes' compress_statistics=False). */
   public static Nf4Tensor quantize(float[] values, boolean doubleQuant) {
-    int n = values.length;
+    return quantize(FloatBuffer.wrap(values), values.length, doubleQuant);
+  }
+
+  /**
+   * Values {@code 0 .. n} of {@code values} (absolute indices; e.g. a view of native memory, so that a large weight
+   * is never copied to the heap whole), double quantization as {@code doubleQuant}.
+   */
+  public static Nf4Tensor quantize(FloatBuffer values, int n, boolean doubleQuant) {
+    if (values.limit() < n) throw new IllegalArgumentException("a buffer of " + values.limit() + " values cannot hold " + n);
     int blocks = (n + BLOCK - 1) / BLOCK;
     float[] absmax = new float[blocks];
     byte[] packed = new byte[(n + 1) / 2];
+    float[] block = new float[BLOCK];
     for (int b = 0; b < blocks; b++) {
       int from = b * BLOCK, to = Math.min(n, from + BLOCK);
+      values.get(from, block, 0, to - from);
       float m = 0;
       for (int i = from; i < to; i++) {
-        float v = values[i];
+        float v = block[i - from];
         if (!Float.isFinite(v)) throw new IllegalArgumentException("cannot quantize a non-finite value " + v + " at index " + i);
         m = Math.max(m, Math.abs(v));
       }
       absmax[b] = m;
       float inv = m == 0 ? 0 : 1 / m;
       for (int i = from; i < to; i++) {
-        int code = nearest(values[i] * inv);
+        int code = nearest(block[i - from] * inv);
         packed[i >> 1] |= (byte) ((i & 1) == 0 ? code << 4 : code);
       }
     }

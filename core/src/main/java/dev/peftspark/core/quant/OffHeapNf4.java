@@ -61,10 +61,13 @@ public final class OffHeapNf4 {
    * Decodes values {@code from .. from + n} into {@code out[0 .. n)}, {@code n = min(out.length, size - from)};
    * {@code from} must start a block. Returns {@code n}.
    */
-  public int decodeChunk(long from, float[] out) {
+  public int decodeChunk(long from, float[] out) { return decodeChunk(from, out, out.length); }
+
+  /** As {@link #decodeChunk(long, float[])}, at most {@code max} values. */
+  public int decodeChunk(long from, float[] out, int max) {
     if (from % Nf4.BLOCK != 0 || from < 0 || from >= size)
       throw new IllegalArgumentException("chunk start " + from + " is not a block start inside 0.." + size);
-    int n = (int) Math.min(out.length, size - from);
+    int n = (int) Math.min(Math.min(out.length, max), size - from);
     int first = (int) from;
     byte[] codes = new byte[(n + 1) / 2 + 1];
     int byteFrom = first >> 1, byteCount = Math.min(codes.length, packed.capacity() - byteFrom);

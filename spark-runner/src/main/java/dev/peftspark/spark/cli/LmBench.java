@@ -56,6 +56,15 @@ final class LmBench {
           + "step at once). false: plain buffers released as they die, for the memory figures of large models "
           + "(pair with a low PEFT_SPARK_OFFHEAP so that JavaCPP collects early).") boolean workspace;
 
+  @Option(names = "--tables", description = "Storage of the embedding table and lm_head (LLaMA): f32 | bf16 | f16 "
+      + "(default: bf16 for qlora, frozen and widened a block at a time; f32 otherwise).") String tables;
+  @Option(names = "--gradient-checkpointing", defaultValue = "false", arity = "1",
+      description = "Keep only each layer's input and recompute its activations in backward (one layer's at a time).")
+  boolean gradientCheckpointing;
+
+  @Option(names = "--loss-chunk-rows", description = "Rows of logits the fused LM-head loss holds at once (default: 4 Mi logits / vocab).")
+  Integer lossChunkRows;
+
   boolean requested() { return arch != null || model != null; }
 
   Map<String, Object> run() throws Exception {
@@ -78,7 +87,11 @@ final class LmBench {
       plain.weight().value().close();
       return q;
     };
-    CausalLm lm = build(m.equals("full"), quantize);
+    DataType tableType = tableType(m);
+    CausalLm lm = build(m.equals("full"), quantize, tableType);
+    lm.setGradientCheckpointing(gradientCheckpointing);
+    if (lossChunkRows != null) lm.setLossChunkRows(lossChunkRows);
+    double buildPeakMb = BenchCommand.peakRssMb();
     String kind = lm instanceof Gpt2Model ? "gpt2" : "llama";
     long baseTotal = lm.params().stream().mapToLong(Param::length).sum()
         + lm.linears().stream().filter(l -> l instanceof QuantizedLinear).mapToLong(l -> (long) l.inFeatures() * l.outFeatures()).sum();
@@ -137,6 +150,10 @@ final class LmBench {
     out.put("total", baseTotal + (m.equals("full") ? 0 : ps.size()));
     out.put("loss", loss[0]);
     out.put("peak_rss_mb", BenchCommand.peakRssMb());
+    out.put("peak_rss_build_mb", buildPeakMb);
+    out.put("tables", tableType.toString());
+    out.put("gradient_checkpointing", gradientCheckpointing);
+    out.put("loss_chunk_rows", lm.lossChunkRows());
     out.put("heap_max_mb", Runtime.getRuntime().maxMemory() / 1048576.0);
     out.put("build_s", buildS);
     out.put("workspace", workspace);
@@ -144,19 +161,35 @@ final class LmBench {
     return out;
   }
 
-  private CausalLm build(boolean full, UnaryOperator<LinearLayer> layerLinears) throws Exception {
+  /** The storage of the embedding table and head: {@code --tables}, or bf16 for QLoRA on LLaMA and f32 otherwise. */
+  private DataType tableType(String m) {
+    if (tables == null) return m.equals("qlora") && !"gpt2".equals(arch) && model == null ? DataType.BFLOAT16 : DataType.FLOAT;
+    DataType t = switch (tables.toLowerCase()) {
+      case "f32" -> DataType.FLOAT;
+      case "bf16" -> DataType.BFLOAT16;
+      case "f16" -> DataType.HALF;
+      default -> throw new IllegalArgumentException("--tables must be f32, bf16 or f16, got '" + tables + "'");
+    };
+    if (t != DataType.FLOAT && (m.equals("full") || "gpt2".equals(arch) || model != null))
+      throw new IllegalArgumentException("--tables " + tables + " needs a frozen random LLaMA (--arch llama, a method other than full)");
+    return t;
+  }
+
+  private CausalLm build(boolean full, UnaryOperator<LinearLayer> layerLinears, DataType tableType) throws Exception {
     if (model != null) {
       if (arch != null) throw new IllegalArgumentException("give --arch (random weights) or --model DIR, not both");
       String type = com.fasterxml.jackson.databind.json.JsonMapper.builder().build()
           .readTree(model.resolve("config.json").toFile()).path("model_type").asText("llama");
-      return type.equals("gpt2") ? Gpt2Model.load(model, DataType.FLOAT, full) : LlamaModel.load(model, DataType.FLOAT, full);
+      CausalLm loaded = type.equals("gpt2") ? Gpt2Model.load(model, DataType.FLOAT, full) : LlamaModel.load(model, DataType.FLOAT, full);
+      loaded.mapLinears(layerLinears);   // qlora: quantized after loading
+      return loaded;
     }
     switch (arch) {
       case "llama" -> {
         int kv = kvHeads == null ? heads : kvHeads;
         int inter = intermediate == null ? 256 * ((int) Math.round(hidden * 8.0 / 3 / 256)) : intermediate;
         LlamaConfig c = LlamaConfig.llama(vocab, hidden, inter, layers, heads, kv, Math.max(seq, 2048), false);
-        return LlamaModel.random(c, DataType.FLOAT, seed, full, layerLinears);
+        return LlamaModel.random(c, DataType.FLOAT, seed, full, layerLinears, tableType);
       }
       case "gpt2" -> {
         if (kvHeads != null && kvHeads != heads) throw new IllegalArgumentException("GPT-2 has no grouped-query attention: --kv-heads must equal --heads");

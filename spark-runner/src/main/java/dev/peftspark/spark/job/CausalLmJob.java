@@ -127,6 +127,7 @@ public final class CausalLmJob {
     if (model.method() != Method.parse(cfg.method()))
       throw new ConfigException("init_adapter", "holds a '" + model.method().key() + "' model but method is '"
           + cfg.method() + "'");
+    model.model().setGradientCheckpointing(cfg.train().gradientCheckpointing());
     return model;
   }
 
