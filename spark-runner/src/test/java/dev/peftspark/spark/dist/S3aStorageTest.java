@@ -45,6 +45,7 @@ class S3aStorageTest {
   static final String BUCKET = "peft";
   static final String ACCESS = "test-access", SECRET = "test-secret";
   static Process s3;
+  static FileSystem testFs;   // the test's own view of the bucket
   static Path s3Log;
   static Map<String, String> sparkHadoop = Map.of();
   @TempDir static Path s3Dir;
@@ -70,17 +71,19 @@ class S3aStorageTest {
         .redirectErrorStream(true).redirectOutput(s3Log.toFile()).start();
     waitForPort(port);
 
-    sparkHadoop = Map.of(
-        "fs.s3a.endpoint", endpoint,
-        "fs.s3a.endpoint.region", "us-east-1",
-        "fs.s3a.path.style.access", "true",
-        "fs.s3a.connection.ssl.enabled", "false",
-        "fs.s3a.aws.credentials.provider", "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
-        "fs.s3a.access.key", ACCESS,
-        "fs.s3a.secret.key", SECRET,
-        "fs.s3a.change.detection.version.required", "false",   // s3proxy keeps no object versions
-        "fs.s3a.attempts.maximum", "2",
-        "fs.s3a.retry.limit", "2");
+    sparkHadoop = Map.ofEntries(
+        Map.entry("fs.s3a.endpoint", endpoint),
+        Map.entry("fs.s3a.endpoint.region", "us-east-1"),
+        Map.entry("fs.s3a.path.style.access", "true"),
+        Map.entry("fs.s3a.connection.ssl.enabled", "false"),
+        Map.entry("fs.s3a.aws.credentials.provider", "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"),
+        Map.entry("fs.s3a.access.key", ACCESS),
+        Map.entry("fs.s3a.secret.key", SECRET),
+        Map.entry("fs.s3a.change.detection.version.required", "false"),   // s3proxy keeps no object versions
+        Map.entry("fs.s3a.attempts.maximum", "2"),
+        Map.entry("fs.s3a.retry.limit", "2"),
+        // a fresh FileSystem per access: every read and write must carry these keys itself, not find a cached one
+        Map.entry("fs.s3a.impl.disable.cache", "true"));
     AmazonS3ClientBuilder.standard().withPathStyleAccessEnabled(true)
         .withEndpointConfiguration(new AwsClientBuilder.EndpointConfiguration(endpoint, "us-east-1"))
         .withCredentials(new AWSStaticCredentialsProvider(new BasicAWSCredentials(ACCESS, SECRET)))
@@ -116,6 +119,7 @@ class S3aStorageTest {
   static void stopS3() throws Exception {
     sparkHadoop.keySet().forEach(k -> System.clearProperty("spark.hadoop." + k));
     stopActiveSpark();   // the next test class gets a context without the keys
+    if (testFs != null) testFs.close();
     FileSystem.closeAll();
     if (s3 != null) {
       s3.destroy();
@@ -129,7 +133,8 @@ class S3aStorageTest {
   }
 
   static FileSystem fs() throws Exception {
-    return FileSystem.get(URI.create("s3a://" + BUCKET + "/"), HadoopPaths.conf());
+    if (testFs == null) testFs = FileSystem.newInstance(URI.create("s3a://" + BUCKET + "/"), HadoopPaths.conf());
+    return testFs;
   }
 
   static String put(Path local, String name) throws Exception {
