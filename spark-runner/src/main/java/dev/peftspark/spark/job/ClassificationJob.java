@@ -110,7 +110,8 @@ public final class ClassificationJob {
   public static EvalResult eval(JobConfig cfg, String adapterDir) throws Exception {
     if (cfg.data().test() == null || cfg.data().test().isEmpty()) throw new IllegalArgumentException("data.test is required for eval");
     AdapterFiles.Info info = AdapterFiles.info(Path.of(adapterDir));
-    ReadResult testData = RecordReader.read(cfg.data().test(), readerOptions(cfg, labelMap(info.labels())));
+    ReadResult testData = RecordReader.read(cfg.data().test(), readerOptions(cfg, labelMap(info.labels())),
+        HadoopPaths.conf());
     BaseModel base = BaseModel.load(cfg.model());
     PeftClassifier model = AdapterFiles.load(Path.of(adapterDir), base.config(), base.weights(), DataType.FLOAT);
     Tokenized test = Tokenized.of(testData, base.tokenizer(), cfg.data().maxLength());
