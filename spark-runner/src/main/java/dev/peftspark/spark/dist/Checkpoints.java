@@ -28,9 +28,9 @@ import java.util.UUID;
  * the marker is the first thing deleted. A directory rename is atomic on HDFS and local disks but is copy + delete
  * on S3 (s3a://), where a crash can leave a {@code step-N} with some of its files; the marker keeps that (and a
  * half-deleted old one) from counting as a checkpoint. The newest marked one that reads back is where a rerun
- * resumes. The data cursor is the step
- * itself (epoch = step / steps per epoch; the batcher's order is a function of seed and epoch) and the RNG state
- * is the seed (dropout masks are seeded by seed, step and partition), so both are checked, not stored twice.
+ * resumes. The data cursor is the step itself (epoch = step / steps per epoch; the batcher's order is a function
+ * of seed and epoch) and the RNG state is the seed (dropout masks are seeded by seed, step and partition), so both
+ * are checked, not stored twice.
  */
 public final class Checkpoints {
   private static final Logger log = LoggerFactory.getLogger(Checkpoints.class);
