@@ -24,15 +24,20 @@ import java.util.UUID;
 
 /**
  * Training checkpoints under {@code output_dir/checkpoints/step-N}, on any Hadoop FileSystem. Each is written
- * under a temporary name and renamed into place (atomic on HDFS and local disks), so a {@code step-N} directory
- * is always complete; the newest one that reads back is where a rerun resumes. The data cursor is the step
- * itself (epoch = step / steps per epoch; the batcher's order is a function of seed and epoch) and the RNG state
- * is the seed (dropout masks are seeded by seed, step and partition), so both are checked, not stored twice.
+ * under a temporary name, renamed into place, and marked {@code _COMPLETE} last; only marked ones are trusted, and
+ * the marker is the first thing deleted. A directory rename is atomic on HDFS and local disks but is copy + delete
+ * on S3 (s3a://), where a crash can leave a {@code step-N} with some of its files; the marker keeps that (and a
+ * half-deleted old one) from counting as a checkpoint. The newest marked one that reads back is where a rerun
+ * resumes. The data cursor is the step itself (epoch = step / steps per epoch; the batcher's order is a function
+ * of seed and epoch) and the RNG state is the seed (dropout masks are seeded by seed, step and partition), so both
+ * are checked, not stored twice.
  */
 public final class Checkpoints {
   private static final Logger log = LoggerFactory.getLogger(Checkpoints.class);
   public static final String DIR = dev.peftspark.spark.job.ClassificationJob.CHECKPOINTS;
   private static final String FILE = "state.bin";
+  /** Written after everything else of a checkpoint: a {@code step-N} without it is ignored. */
+  public static final String COMPLETE = "_COMPLETE";
   private static final int MAGIC = 0x50454654;   // "PEFT"
   private static final int VERSION = 2;   // 2: step metrics carry the Spark overhead breakdown
   private static final int KEEP = 2;
@@ -64,14 +69,22 @@ public final class Checkpoints {
       try (DataOutputStream out = fs.create(new Path(tmp, FILE), false)) {
         encode(s, out);
       }
-      if (fs.exists(target)) fs.delete(target, true);   // a rerun passing the same step again
+      delete(fs, target);   // a rerun passing the same step again
       if (!fs.rename(tmp, target)) throw new IOException("cannot rename " + tmp + " to " + target);
+      fs.create(new Path(target, COMPLETE), true).close();
     } catch (IOException | RuntimeException e) {
       fs.delete(tmp, true);
       throw e;
     }
     List<Integer> steps = steps(fs);
-    for (int i = KEEP; i < steps.size(); i++) fs.delete(new Path(dir, "step-" + steps.get(i)), true);
+    for (int i = KEEP; i < steps.size(); i++) delete(fs, new Path(dir, "step-" + steps.get(i)));
+  }
+
+  /** Unmarks a checkpoint before removing it, so an interrupted (non-atomic) delete leaves nothing trusted. */
+  private static void delete(FileSystem fs, Path step) throws IOException {
+    if (!fs.exists(step)) return;
+    fs.delete(new Path(step, COMPLETE), false);
+    fs.delete(step, true);
   }
 
   /**
@@ -123,7 +136,7 @@ public final class Checkpoints {
     return Optional.empty();
   }
 
-  /** Complete checkpoints' steps, newest first. */
+  /** Complete (marked) checkpoints' steps, newest first. */
   private List<Integer> steps(FileSystem fs) throws IOException {
     FileStatus[] all;
     try {
@@ -134,7 +147,9 @@ public final class Checkpoints {
     List<Integer> steps = new ArrayList<>();
     for (FileStatus f : all) {
       String name = f.getPath().getName();
-      if (f.isDirectory() && name.matches("step-\\d+")) steps.add(Integer.parseInt(name.substring(5)));
+      if (f.isDirectory() && name.matches("step-\\d+") && fs.exists(new Path(f.getPath(), COMPLETE))) {
+        steps.add(Integer.parseInt(name.substring(5)));
+      }
     }
     steps.sort(Comparator.reverseOrder());
     return steps;

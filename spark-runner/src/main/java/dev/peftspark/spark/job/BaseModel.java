@@ -41,7 +41,7 @@ public record BaseModel(String name, String hfId, BertConfig config, Map<String,
           // hdfs://, s3a://...: each JVM copies the directory once into its local cache, keyed by path and content
           String root = System.getProperty("peft.spark.cache");   // tests point it at a temporary folder
           Path copy = HadoopPaths.cachedCopy(m, (root != null ? Path.of(root) : ResourceCache.root()).resolve("models"),
-              new org.apache.hadoop.conf.Configuration());
+              HadoopPaths.conf());
           BaseModel local = directory(copy);
           return new BaseModel(m, local.hfId(), local.config(), local.weights(), local.tokenizer());
         } catch (IOException e) {

@@ -169,7 +169,7 @@ public final class CausalLmJob {
   }
 
   private static List<LmExample> read(List<String> uris, LmDataOptions opts, LmTokenizer tok, String key) {
-    List<LmExample> out = LmRecords.read(uris, opts, tok);
+    List<LmExample> out = LmRecords.read(uris, opts, tok, HadoopPaths.conf());
     if (out.isEmpty()) throw new ConfigException(key, "holds no document: " + uris);
     return out;
   }

@@ -55,9 +55,9 @@ public final class ClassificationJob {
     AdapterFiles.Info init = cfg.initAdapter() == null ? null : initAdapter(cfg);
     // the data first: a bad record fails in milliseconds, not after loading the base model
     ReaderOptions opts = readerOptions(cfg, init == null ? null : labelMap(init.labels()));
-    ReadResult trainData = RecordReader.read(cfg.data().train(), opts);
+    ReadResult trainData = RecordReader.read(cfg.data().train(), opts, HadoopPaths.conf());
     ReadResult testData = cfg.data().test() == null || cfg.data().test().isEmpty() ? null
-        : RecordReader.read(cfg.data().test(), opts.withFixedLabels(trainData.labels()));
+        : RecordReader.read(cfg.data().test(), opts.withFixedLabels(trainData.labels()), HadoopPaths.conf());
     BaseModel base = BaseModel.load(cfg.model());
     Tokenized train = Tokenized.of(trainData, base.tokenizer(), cfg.data().maxLength());
     Tokenized test = testData == null ? null : Tokenized.of(testData, base.tokenizer(), cfg.data().maxLength());
@@ -71,7 +71,7 @@ public final class ClassificationJob {
             cfg.head().numLabels() > 0 ? cfg.head().numLabels() : trainData.labels().size(),
             Pooling.Mode.valueOf(cfg.head().pooling().toUpperCase()), DataType.FLOAT, cfg.train().seed());
 
-    // A remote output_dir (hdfs://...) is assembled in a local folder and published whole at the end.
+    // A remote output_dir (hdfs://, s3a://...) is assembled in a local folder and published whole at the end.
     boolean remote = HadoopPaths.isRemote(cfg.outputDir());
     Path outputDir = remote ? Files.createTempDirectory("peft-spark-output").resolve("out")
         : HadoopPaths.local(cfg.outputDir());
@@ -97,7 +97,7 @@ public final class ClassificationJob {
       if (Files.isDirectory(checkpoints)) Files.move(checkpoints, staging.resolve(CHECKPOINTS));
       OutputDir.commit(staging, outputDir);
       if (remote) {
-        HadoopPaths.publish(outputDir, cfg.outputDir(), CHECKPOINTS, new org.apache.hadoop.conf.Configuration());
+        HadoopPaths.publish(outputDir, cfg.outputDir(), CHECKPOINTS, HadoopPaths.conf());
         org.apache.hadoop.fs.FileUtil.fullyDelete(outputDir.getParent().toFile());
       }
       return summary;
@@ -110,7 +110,8 @@ public final class ClassificationJob {
   public static EvalResult eval(JobConfig cfg, String adapterDir) throws Exception {
     if (cfg.data().test() == null || cfg.data().test().isEmpty()) throw new IllegalArgumentException("data.test is required for eval");
     AdapterFiles.Info info = AdapterFiles.info(Path.of(adapterDir));
-    ReadResult testData = RecordReader.read(cfg.data().test(), readerOptions(cfg, labelMap(info.labels())));
+    ReadResult testData = RecordReader.read(cfg.data().test(), readerOptions(cfg, labelMap(info.labels())),
+        HadoopPaths.conf());
     BaseModel base = BaseModel.load(cfg.model());
     PeftClassifier model = AdapterFiles.load(Path.of(adapterDir), base.config(), base.weights(), DataType.FLOAT);
     Tokenized test = Tokenized.of(testData, base.tokenizer(), cfg.data().maxLength());

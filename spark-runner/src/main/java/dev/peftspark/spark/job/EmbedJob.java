@@ -38,7 +38,7 @@ public final class EmbedJob {
     BertEncoder encoder = adapterDir == null
         ? BertEncoder.fromWeights(base.config(), base.weights(), DataType.FLOAT, false)
         : AdapterFiles.load(Path.of(adapterDir), base.config(), base.weights(), DataType.FLOAT).model().encoder();
-    List<String> texts = RecordReader.readTexts(input, "text");
+    List<String> texts = RecordReader.readTexts(input, "auto", "text", HadoopPaths.conf());
     long start = System.nanoTime();
     List<int[]> ids;
     try (TextTokenizer tok = new TextTokenizer(base.tokenizer())) {

@@ -5,6 +5,10 @@ import org.apache.hadoop.fs.FileChecksum;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.FileUtil;
+import org.apache.spark.SparkConf;
+import org.apache.spark.SparkContext;
+import org.apache.spark.SparkContext$;
+import org.apache.spark.SparkEnv;
 
 import java.io.IOException;
 import java.net.URI;
@@ -23,6 +27,25 @@ import java.util.UUID;
  */
 public final class HadoopPaths {
   private HadoopPaths() {}
+
+  /**
+   * The Hadoop configuration jobs open files with, as Spark's own reads see it: on a driver with a running
+   * SparkContext a copy of its {@code hadoopConfiguration()}; elsewhere Hadoop's defaults (core-site.xml) plus
+   * every {@code spark.hadoop.*} key of this JVM's Spark (an executor's SparkEnv, or before any SparkContext the
+   * system properties spark-submit sets). So {@code --conf spark.hadoop.fs.s3a.endpoint=...} reaches the data,
+   * the base model, checkpoints and the output, on the driver and on executors alike.
+   */
+  public static Configuration conf() {
+    scala.Option<SparkContext> active = SparkContext$.MODULE$.getActive();
+    if (active.isDefined()) return new Configuration(active.get().hadoopConfiguration());
+    Configuration conf = new Configuration();
+    SparkEnv env = SparkEnv.get();
+    SparkConf spark = env != null ? env.conf() : new SparkConf();
+    for (scala.Tuple2<String, String> kv : spark.getAllWithPrefix(SPARK_HADOOP)) conf.set(kv._1(), kv._2());
+    return conf;
+  }
+
+  private static final String SPARK_HADOOP = "spark.hadoop.";
 
   /** True for a URI with a scheme other than file:// (a plain path or file:// URI is local). */
   public static boolean isRemote(String location) {
