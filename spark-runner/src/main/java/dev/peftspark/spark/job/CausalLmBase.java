@@ -28,7 +28,7 @@ public record CausalLmBase(String name, String hfId, CausalLmConfig shape, Map<S
   private static final Map<String, CausalLmBase> CACHE = new ConcurrentHashMap<>();
 
   /**
-   * @param model       a model directory (local path or file: URI) or {@code random}
+   * @param model       a model directory (local path, file: URI or any Hadoop FileSystem URI) or {@code random}
    * @param modelConfig the config.json for {@code random}
    * @param seed        the initialisation seed for {@code random}
    */
@@ -37,7 +37,13 @@ public record CausalLmBase(String name, String hfId, CausalLmConfig shape, Map<S
     try {
       return CACHE.computeIfAbsent(key, k -> {
         try {
-          return model.equals(RANDOM) ? random(modelConfig, seed) : directory(HadoopPaths.local(model));
+          if (model.equals(RANDOM)) return random(modelConfig, seed);
+          if (!HadoopPaths.isRemote(model)) return directory(HadoopPaths.local(model));
+          // hdfs://, s3a://...: each JVM copies the directory once into its local cache, keyed by path and content
+          String root = System.getProperty("peft.spark.cache");   // tests point it at a temporary folder
+          CausalLmBase local = directory(HadoopPaths.cachedCopy(model,
+              (root != null ? Path.of(root) : dev.peftspark.core.io.ResourceCache.root()).resolve("models"), HadoopPaths.conf()));
+          return new CausalLmBase(model, local.hfId(), local.shape(), local.weights(), local.dir());
         } catch (IOException e) {
           throw new UncheckedIOException(e);
         }

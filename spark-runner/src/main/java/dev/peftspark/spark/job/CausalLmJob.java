@@ -64,7 +64,10 @@ public final class CausalLmJob {
 
     PeftCausalLm model = newModel(cfg, base);
 
-    Path outputDir = HadoopPaths.local(cfg.outputDir());
+    // A remote output_dir (hdfs://, s3a://...) is assembled in a local folder and published whole at the end.
+    boolean remote = HadoopPaths.isRemote(cfg.outputDir());
+    Path outputDir = remote ? Files.createTempDirectory("peft-spark-output").resolve("out")
+        : HadoopPaths.local(cfg.outputDir());
     Path staging = OutputDir.staging(outputDir);
     try (RunOutputs outputs = new RunOutputs(staging, cfg)) {
       TrainListener all = TrainListeners.compose(outputs, listener);
@@ -80,12 +83,16 @@ public final class CausalLmJob {
       long wallMs = (System.nanoTime() - start) / 1_000_000;
       TrainSummary summary = new TrainSummary(model.method().key(), model.trainableCount(), model.totalCount(),
           r.steps(), r.epochs(), r.finalLoss(), wallMs, r.examples() / Math.max(1e-9, r.wallMs() / 1000.0),
-          train.size(), 0, null, outputDir.toString(), fitter.distributed());
+          train.size(), 0, null, remote ? cfg.outputDir() : outputDir.toString(), fitter.distributed());
       all.onEnd(summary);
       outputs.close();
       Path checkpoints = outputDir.resolve(ClassificationJob.CHECKPOINTS);   // a Spark fit's, kept with the output
       if (Files.isDirectory(checkpoints)) Files.move(checkpoints, staging.resolve(ClassificationJob.CHECKPOINTS));
       OutputDir.commit(staging, outputDir);
+      if (remote) {
+        HadoopPaths.publish(outputDir, cfg.outputDir(), ClassificationJob.CHECKPOINTS, HadoopPaths.conf());
+        org.apache.hadoop.fs.FileUtil.fullyDelete(outputDir.getParent().toFile());
+      }
       return summary;
     } catch (Exception | Error e) {
       OutputDir.abort(staging);
@@ -108,6 +115,8 @@ public final class CausalLmJob {
     LmEvalResult r = model.evaluate(LmBatcher.of(test, opts, cfg.train().batchSize()).eval());
     String where = cfg.outputDir() != null ? cfg.outputDir() : adapterDir;
     if (where == null) throw new ConfigException("output_dir", "is required for eval without --adapter (where eval.json goes)");
+    if (HadoopPaths.isRemote(where))
+      throw new ConfigException("output_dir", "eval writes eval.json to a local folder, not to " + where);
     Path dir = HadoopPaths.local(where);
     Files.createDirectories(dir);
     RunOutputs.writeLmEval(dir, r);

@@ -55,6 +55,8 @@ public final class HadoopPaths {
 
   /** A local path or file:// URI as a java.nio path. */
   public static Path local(String location) {
+    if (isRemote(location))   // a remote URI read as a local path would silently write into a folder named "hdfs:"
+      throw new IllegalArgumentException(location + ": this path must be local (a path or file: URI), not a remote URI");
     return location.startsWith("file:") ? Path.of(URI.create(location)) : Path.of(location);
   }
 

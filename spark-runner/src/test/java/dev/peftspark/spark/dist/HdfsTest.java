@@ -7,7 +7,11 @@ import dev.peftspark.core.peft.AdapterFiles;
 import dev.peftspark.core.train.TrainListener;
 import dev.peftspark.core.train.TrainSummary;
 import dev.peftspark.spark.job.BaseModel;
+import dev.peftspark.core.config.JobConfig;
+import dev.peftspark.core.config.JobConfigLoader;
+import dev.peftspark.spark.job.CausalLmJob;
 import dev.peftspark.spark.job.ClassificationJob;
+import dev.peftspark.spark.TestModels;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.hdfs.MiniDFSCluster;
@@ -97,5 +101,56 @@ class HdfsTest {
     fs.copyToLocalFile(new org.apache.hadoop.fs.Path(out, AdapterFiles.WEIGHTS),
         new org.apache.hadoop.fs.Path(fetched.resolve(AdapterFiles.WEIGHTS).toUri()));
     assertEquals(0.0, TestSpark.maxDiff(TestSpark.adapter(local), TestSpark.adapter(fetched)));
+  }
+
+  /** A causal LM too: model directory and text on HDFS, checkpoints and output on HDFS, same adapter as local files. */
+  @Test
+  void causalLmTrainsFromHdfsWithOutputOnHdfs() throws Exception {
+    Path modelDir = TestModels.tinyLlamaDir(tmp.resolve("tiny-llama"));
+    Path train = tmp.resolve("lm-train.txt");
+    Files.write(train, TestModels.toySentences(40, 3));
+    String model = put(modelDir, "tiny-llama"), data = put(train, "lm-train.txt");
+    String out = fs.makeQualified(new org.apache.hadoop.fs.Path("/peft/lm-out")).toString();
+    var sc = TestSpark.context();
+    TrainSummary s = CausalLmJob.train(lmConfig(model, data, out, "checkpoint.every_steps=2"), new TrainListener() {},
+        new LmSparkFitter(sc));
+    assertEquals(4, s.steps());
+    assertEquals(out, s.outputDir());
+    for (String f : new String[] {"adapter_model.safetensors", "adapter_config.json", "metrics.jsonl",
+        "checkpoints/step-4/state.bin", "checkpoints/step-2/state.bin"}) {
+      assertTrue(fs.exists(new org.apache.hadoop.fs.Path(out, f)), f + " on HDFS");
+    }
+    Path local = tmp.resolve("lm-local");
+    CausalLmJob.train(lmConfig(modelDir.toString(), train.toString(), local.toString()), new TrainListener() {},
+        new LmSparkFitter(sc));
+    Path fetched = tmp.resolve("lm-fetched");
+    Files.createDirectories(fetched);
+    fs.copyToLocalFile(new org.apache.hadoop.fs.Path(out, "adapter_model.safetensors"),
+        new org.apache.hadoop.fs.Path(fetched.resolve("adapter_model.safetensors").toUri()));
+    assertEquals(0.0, TestSpark.maxDiff(SafeTensors.loadAll(local.resolve("adapter_model.safetensors")),
+        SafeTensors.loadAll(fetched.resolve("adapter_model.safetensors"))));
+  }
+
+  private static JobConfig lmConfig(String model, String train, String out, String... more) {
+    java.util.List<String> sets = new java.util.ArrayList<>(java.util.List.of("output_dir=" + out, "runner=spark",
+        "spark.master=local[2]", "spark.partitions=2"));
+    sets.addAll(java.util.List.of(more));
+    return JobConfigLoader.fromYaml("""
+        task: causal_lm
+        model: %s
+        data:
+          train: [%s]
+          max_length: 16
+          packing: false
+        train:
+          max_steps: 4
+          batch_size: 8
+          lr: 0.01
+          log_every: 100
+        lora:
+          r: 4
+          alpha: 8
+          target_modules: [q_proj, v_proj]
+        """.formatted(model, train), "test", sets);
   }
 }
