@@ -1,6 +1,7 @@
 package dev.peftspark.core.nn;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
 import java.util.List;
@@ -34,13 +35,20 @@ public final class SwiGlu {
 
   /** dL/dx, or null when {@code needInputGrad} is false. dsilu/dg = σ(g)·(1 + g·(1 − σ(g))). */
   public INDArray backward(INDArray dy, boolean needInputGrad) {
-    INDArray dh = down.backward(dy, true);
-    INDArray du = dh.mul(g).muli(sig);                                       // dh ∘ silu(g)
-    INDArray dsilu = sig.rsub(1.0).muli(g).addi(1.0).muli(sig);              // σ(1 + g(1 − σ))
+    // the three [N, I] gradients live outside any arena and are freed as soon as the projections have used them
+    INDArray dh, du, dsilu;
+    try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+      dh = down.backward(dy, true);
+      du = dh.mul(g).muli(sig);                                              // dh ∘ silu(g)
+      dsilu = sig.rsub(1.0).muli(g).addi(1.0).muli(sig);                     // σ(1 + g(1 − σ))
+    }
     INDArray dg = dh.muli(u).muli(dsilu);
+    dsilu.close();
     g = u = sig = null;
     INDArray dx = gate.backward(dg, needInputGrad);
+    dh.close();
     INDArray dxu = up.backward(du, needInputGrad);
+    du.close();
     return needInputGrad ? dx.addi(dxu) : null;
   }
 }

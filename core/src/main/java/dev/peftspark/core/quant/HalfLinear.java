@@ -29,6 +29,8 @@ public final class HalfLinear implements LinearLayer {
   private final int blockRows;
   private final ShortBuffer bits;   // the weight's 16-bit codes in native memory, c order
   private INDArray scratch;         // one block widened, reused
+  private final short[] codes = new short[1 << 14];   // staging of one chunk
+  private final float[] wide = new float[1 << 14];
 
   public HalfLinear(String name, Param weight) { this(name, weight, (int) Math.max(1, BLOCK_VALUES / weight.shape[weight.shape.length - 1])); }
 
@@ -109,18 +111,18 @@ public final class HalfLinear implements LinearLayer {
     }
     int base = (int) (from * in);
     boolean bf16 = weight.value().dataType() == DataType.BFLOAT16;
-    if (type == DataType.FLOAT) {
-      FloatBuffer out = scratch.data().asNioFloat();
-      for (int i = 0; i < n; i++) {
-        short h = bits.get(base + i);
-        out.put(i, bf16 ? HalfFloats.bf16ToFloat(h) : HalfFloats.f16ToFloat(h));
+    FloatBuffer floats = type == DataType.FLOAT ? scratch.data().asNioFloat() : null;
+    DoubleBuffer doubles = floats == null ? scratch.data().asNioDouble() : null;
+    for (int done = 0; done < n; ) {                       // bulk reads and writes a chunk at a time
+      int k = Math.min(codes.length, n - done);
+      bits.get(base + done, codes, 0, k);
+      for (int i = 0; i < k; i++) wide[i] = bf16 ? HalfFloats.bf16ToFloat(codes[i]) : HalfFloats.f16ToFloat(codes[i]);
+      if (floats != null) {
+        floats.put(done, wide, 0, k);
+      } else {
+        for (int i = 0; i < k; i++) doubles.put(done + i, wide[i]);
       }
-    } else {
-      DoubleBuffer out = scratch.data().asNioDouble();
-      for (int i = 0; i < n; i++) {
-        short h = bits.get(base + i);
-        out.put(i, bf16 ? HalfFloats.bf16ToFloat(h) : HalfFloats.f16ToFloat(h));
-      }
+      done += k;
     }
     return Nd4j.create(scratch.data(), new long[] {rows, in}, new long[] {in, 1}, 0, 'c', type);
   }

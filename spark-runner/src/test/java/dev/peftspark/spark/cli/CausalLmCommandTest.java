@@ -123,6 +123,21 @@ class CausalLmCommandTest {
     assertFalse(Files.exists(tmp.resolve("runner-average")));
   }
 
+  /** train.gradient_checkpointing reaches the local trainer's model and changes no result. */
+  @Test
+  void gradientCheckpointingGivesTheSameEval() throws IOException {
+    Path cfg = config("ckpt", "");
+    double[] loss = new double[2];
+    for (int i = 0; i < 2; i++) {
+      Path out = tmp.resolve("ckpt-" + i);
+      var r = CombineMergeCommandTest.cli("train", "--config", cfg.toString(), "--set", "runner=local",
+          "--set", "train.max_steps=4", "--set", "train.gradient_checkpointing=" + (i == 1), "--set", "output_dir=" + out);
+      assertEquals(0, r.code(), r.err());
+      loss[i] = json(out.resolve("eval.json")).get("loss").asDouble();
+    }
+    assertEquals(loss[0], loss[1], 1e-6);
+  }
+
   /** method: full from model: random is pretraining; its output is a model directory the next run starts from. */
   @Test
   void pretrainFromRandomThenAdapt() throws IOException {

@@ -69,6 +69,29 @@ class LmBenchCommandTest {
   }
 
   @Test
+  void qloraKeepsSixteenBitTablesAndCheckpointingChangesNoLoss() throws Exception {
+    JsonNode plain = bench(with(LLAMA, "--method", "qlora", "--rank", "4", "--workspace", "false"));
+    assertEquals("BFLOAT16", plain.get("tables").asText());
+    JsonNode ckpt = bench(with(LLAMA, "--method", "qlora", "--rank", "4", "--workspace", "false", "--gradient-checkpointing", "true",
+        "--loss-chunk-rows", "3"));
+    assertTrue(ckpt.get("gradient_checkpointing").asBoolean());
+    assertEquals(3, ckpt.get("loss_chunk_rows").asInt());
+    assertEquals(plain.get("loss").asDouble(), ckpt.get("loss").asDouble(), 1e-6, "two steps, the same updates");
+    JsonNode f32 = bench(with(LLAMA, "--method", "qlora", "--rank", "4", "--tables", "f32"));
+    assertEquals("FLOAT", f32.get("tables").asText());
+    assertEquals(plain.get("total").asLong(), f32.get("total").asLong());
+  }
+
+  @Test
+  void sixteenBitTablesNeedAFrozenLlama() {
+    var err = new ByteArrayOutputStream();
+    int code = Main.run(new MainTest.FakeEngine(), new PrintStream(new ByteArrayOutputStream()),
+        new PrintStream(err, true, StandardCharsets.UTF_8), with(LLAMA, "--method", "full", "--tables", "bf16"));
+    assertEquals(1, code);
+    assertTrue(err.toString(StandardCharsets.UTF_8).contains("--tables bf16 needs a frozen random LLaMA"), err.toString(StandardCharsets.UTF_8));
+  }
+
+  @Test
   void badArchitectureIsOneClearError() {
     var err = new ByteArrayOutputStream();
     int code = Main.run(new MainTest.FakeEngine(), new PrintStream(new ByteArrayOutputStream()),
