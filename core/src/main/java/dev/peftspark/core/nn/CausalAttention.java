@@ -22,7 +22,7 @@ public final class CausalAttention {
   private final Rope rope;            // null: no rotary embedding (GPT-2)
   private CausalMask mask;
   private Rope.Tables tables;
-  private INDArray q, k, v;           // [B, kvh, g*T, hd], [B, kvh, T, hd], [B, kvh, T, hd] (after RoPE)
+  private Heads q, k, v;             // [B*T, heads·hd], [B*T, kvh·hd] ×2 (after RoPE), or column ranges of c_attn
   private INDArray probs;             // [B, kvh, g*T, T]
 
   public CausalAttention(LinearLayer query, LinearLayer key, LinearLayer value, LinearLayer output,
@@ -86,18 +86,19 @@ public final class CausalAttention {
     this.mask = mask;
     this.tables = tables;
     int b = mask.batch(), t = mask.seq(), g = heads / kvHeads;
-    INDArray[] qkv = project(x, tables);
-    INDArray qx = qkv[0], kx = qkv[1], vx = qkv[2];
-    q = splitHeads(qx, heads).reshape('c', b, kvHeads, (long) g * t, headDim);
-    k = splitHeads(kx, kvHeads);
-    v = splitHeads(vx, kvHeads);
-    INDArray scores = Nd4j.createUninitialized(q.dataType(), b, kvHeads, (long) g * t, t);
+    projectHeads(x, tables);
+    INDArray scores = Nd4j.createUninitialized(x.dataType(), b, kvHeads, (long) g * t, t);   // = [B, heads, T, T]
     double scale = 1.0 / Math.sqrt(headDim);
-    perHead(q, k, scores, false, true, scale);                                              // [B, kvh, g*T, T]
+    INDArray ctx = Nd4j.createUninitialized(x.dataType(), new long[] {(long) b * t, (long) heads * headDim}, 'c');
+    Heads ctxH = new Heads(ctx, 0, heads * headDim);
+    for (int bi = 0; bi < b; bi++) {
+      for (int h = 0; h < heads; h++) Gemm.gemm(head(q, bi, h), false, head(k, bi, h / g), true, square(scores, bi, h), scale, 0.0);
+    }
     probs = AttentionSoftmax.forward(scores, mask, g);
-    INDArray ctx = Nd4j.createUninitialized(q.dataType(), b, kvHeads, (long) g * t, headDim);
-    perHead(probs, v, ctx, false, false, 1.0);                                              // [B, kvh, g*T, hd]
-    return output.forward(mergeHeads(ctx.reshape('c', b, heads, t, headDim)));
+    for (int bi = 0; bi < b; bi++) {
+      for (int h = 0; h < heads; h++) Gemm.gemm(square(probs, bi, h), false, head(v, bi, h / g), false, head(ctxH, bi, h), 1.0, 0.0);
+    }
+    return output.forward(ctx);
   }
 
   /**
@@ -135,6 +136,48 @@ public final class CausalAttention {
     return output.forward(merged);
   }
 
+  /**
+   * Where each head's rows live: head {@code h} of batch row {@code b} is the {@code T × hd} matrix at column
+   * {@code col + h·hd} of rows {@code b·T ..} of {@code array} (row stride {@code ld}); GPT-2's q, k and v are
+   * column ranges of the one c_attn output.
+   */
+  private record Heads(INDArray array, int col, int ld) {}
+
+  private Gemm.Mat head(Heads x, int b, int h) {
+    int t = mask.seq();
+    return new Gemm.Mat(x.array(), (long) b * t * x.ld() + x.col() + (long) h * headDim, t, headDim, x.ld());
+  }
+
+  /** The {@code T × T} scores/probabilities matrix of query head {@code h}, batch row {@code b}, of {@code [B, kvh, g·T, T]}. */
+  private Gemm.Mat square(INDArray s, int b, int h) {
+    int t = mask.seq();
+    return new Gemm.Mat(s, ((long) b * heads + h) * t * t, t, t, t);
+  }
+
+  /** Sets {@link #q}, {@link #k}, {@link #v} for training: no per-head copies, GPT-2's read in place from c_attn. */
+  private void projectHeads(INDArray x, Rope.Tables tables) {
+    int w = heads * headDim, kw = kvHeads * headDim;
+    if (fused != null) {
+      INDArray qkv = contiguous(fused.forward(x));
+      q = new Heads(qkv, 0, 3 * w);
+      k = new Heads(qkv, w, 3 * w);
+      v = new Heads(qkv, 2 * w, 3 * w);
+      return;
+    }
+    INDArray qx = query.forward(x), kx = key.forward(x), vx = value.forward(x);
+    if (rope != null) {
+      qx = rope.rotate(qx, tables, false);
+      kx = rope.rotate(kx, tables, false);
+    }
+    q = new Heads(contiguous(qx), 0, w);
+    k = new Heads(contiguous(kx), 0, kw);
+    v = new Heads(contiguous(vx), 0, kw);
+  }
+
+  private static INDArray contiguous(INDArray a) {
+    return a.ordering() == 'c' && a.elementWiseStride() == 1 && a.stride(0) == a.size(1) ? a : a.dup('c');
+  }
+
   /** Queries, keys and values {@code [n, heads·hd]} of {@code x}, queries and keys rotated (training and decoding alike). */
   private INDArray[] project(INDArray x, Rope.Tables tables) {
     INDArray qx, kx, vx;
@@ -158,60 +201,45 @@ public final class CausalAttention {
 
   /** dL/dx given dL/dy, or null when {@code needInputGrad} is false (nothing below needs it). */
   public INDArray backward(INDArray dy, boolean needInputGrad) {
-    int b = mask.batch(), t = mask.seq(), g = heads / kvHeads;
-    INDArray dctx = splitHeads(output.backward(dy, true), heads).reshape('c', b, kvHeads, (long) g * t, headDim);
-    INDArray dprobs = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, (long) g * t, t);
-    perHead(dctx, v, dprobs, false, true, 1.0);                               // [B, kvh, g*T, T]
-    INDArray dv = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, t, headDim);
-    perHead(probs, dctx, dv, true, false, 1.0);                               // [B, kvh, T, hd], summed over the group
-    INDArray dscores = AttentionSoftmax.backward(probs, dprobs, 1.0 / Math.sqrt(headDim));
-    INDArray dq = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, (long) g * t, headDim);
-    perHead(dscores, k, dq, false, false, 1.0);                               // [B, kvh, g*T, hd]
-    INDArray dk = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, t, headDim);
-    perHead(dscores, q, dk, true, false, 1.0);                                // [B, kvh, T, hd]
-    INDArray dqx = mergeHeads(dq.reshape('c', b, heads, t, headDim));
-    INDArray dkx = mergeHeads(dk), dvx = mergeHeads(dv);
-    if (rope != null) {
-      dqx = rope.rotate(dqx, tables, true);
-      dkx = rope.rotate(dkx, tables, true);
-    }
-    q = k = v = probs = null;
-    mask = null;
-    tables = null;
-    if (fused != null) return fused.backward(Nd4j.hstack(dqx, dkx, dvx), needInputGrad);
-    INDArray dx = query.backward(dqx, needInputGrad);
-    INDArray dxk = key.backward(dkx, needInputGrad);
-    INDArray dxv = value.backward(dvx, needInputGrad);
-    if (!needInputGrad) return null;
-    return dx.addi(dxk).addi(dxv);
-  }
-
-  /**
-   * {@code c[b,h] = alpha · op(a[b,h]) · op(x[b,h])} for every batch row and key/value head, one BLAS GEMM on 2-D
-   * views each (libnd4j's batched matmul of rank-4 arrays does not reach BLAS and was a fifth of a LLaMA step).
-   */
-  private static void perHead(INDArray a, INDArray x, INDArray c, boolean transA, boolean transX, double alpha) {
-    for (long bi = 0; bi < a.size(0); bi++) {
-      for (long h = 0; h < a.size(1); h++) {
-        Nd4j.gemm(matrix(a, bi, h), matrix(x, bi, h), matrix(c, bi, h), transA, transX, alpha, 0.0);
+    int b = mask.batch(), t = mask.seq(), g = heads / kvHeads, w = heads * headDim, kw = kvHeads * headDim;
+    long n = (long) b * t;
+    Heads dctx = new Heads(contiguous(output.backward(dy, true)), 0, w);
+    // dq, dk, dv land where the forward read q, k, v: side by side in one array for GPT-2's c_attn
+    INDArray dqkv = fused != null ? Nd4j.createUninitialized(dy.dataType(), new long[] {n, 3L * w}, 'c') : null;
+    Heads dq = fused != null ? new Heads(dqkv, 0, 3 * w) : new Heads(Nd4j.createUninitialized(dy.dataType(), new long[] {n, w}, 'c'), 0, w);
+    Heads dk = fused != null ? new Heads(dqkv, w, 3 * w) : new Heads(Nd4j.createUninitialized(dy.dataType(), new long[] {n, kw}, 'c'), 0, kw);
+    Heads dv = fused != null ? new Heads(dqkv, 2 * w, 3 * w) : new Heads(Nd4j.createUninitialized(dy.dataType(), new long[] {n, kw}, 'c'), 0, kw);
+    INDArray dprobs = Nd4j.createUninitialized(dy.dataType(), probs.shape(), 'c');
+    for (int bi = 0; bi < b; bi++) {
+      for (int h = 0; h < heads; h++) {
+        double first = h % g == 0 ? 0.0 : 1.0;        // a key/value head sums over its group of query heads
+        Gemm.gemm(head(dctx, bi, h), false, head(v, bi, h / g), true, square(dprobs, bi, h), 1.0, 0.0);
+        Gemm.gemm(square(probs, bi, h), true, head(dctx, bi, h), false, head(dv, bi, h / g), 1.0, first);
       }
     }
-  }
-
-  /** The [d2, d3] matrix at [b, h] of a c-contiguous rank-4 array, as a view. */
-  private static INDArray matrix(INDArray a, long b, long h) {
-    long rows = a.size(2), cols = a.size(3);
-    long offset = a.offset() + (b * a.size(1) + h) * rows * cols;
-    return Nd4j.create(a.data(), new long[] {rows, cols}, new long[] {cols, 1}, offset, 'c', a.dataType());
-  }
-
-  /** [B*T, n*hd] -> [B, n, T, hd] (contiguous). */
-  private INDArray splitHeads(INDArray x, int n) {
-    return x.reshape('c', mask.batch(), mask.seq(), n, headDim).permute(0, 2, 1, 3).dup('c');
-  }
-
-  /** [B, n, T, hd] -> [B*T, n*hd] (contiguous). */
-  private INDArray mergeHeads(INDArray x) {
-    return x.permute(0, 2, 1, 3).dup('c').reshape('c', (long) mask.batch() * mask.seq(), x.size(1) * headDim);
+    INDArray dscores = AttentionSoftmax.backward(probs, dprobs, 1.0 / Math.sqrt(headDim));
+    for (int bi = 0; bi < b; bi++) {
+      for (int h = 0; h < heads; h++) {
+        double first = h % g == 0 ? 0.0 : 1.0;
+        Gemm.gemm(square(dscores, bi, h), false, head(k, bi, h / g), false, head(dq, bi, h), 1.0, 0.0);
+        Gemm.gemm(square(dscores, bi, h), true, head(q, bi, h), false, head(dk, bi, h / g), 1.0, first);
+      }
+    }
+    q = k = v = null;
+    probs = null;
+    mask = null;
+    Rope.Tables rot = tables;
+    tables = null;
+    if (fused != null) return fused.backward(dqkv, needInputGrad);
+    INDArray dqx = dq.array(), dkx = dk.array();
+    if (rope != null) {
+      dqx = rope.rotate(dqx, rot, true);
+      dkx = rope.rotate(dkx, rot, true);
+    }
+    INDArray dx = query.backward(dqx, needInputGrad);
+    INDArray dxk = key.backward(dkx, needInputGrad);
+    INDArray dxv = value.backward(dv.array(), needInputGrad);
+    if (!needInputGrad) return null;
+    return dx.addi(dxk).addi(dxv);
   }
 }
