@@ -91,13 +91,16 @@ public final class CausalAttention {
     double scale = 1.0 / Math.sqrt(headDim);
     INDArray ctx = Nd4j.createUninitialized(x.dataType(), new long[] {(long) b * t, (long) heads * headDim}, 'c');
     Heads ctxH = new Heads(ctx, 0, heads * headDim);
-    for (int bi = 0; bi < b; bi++) {
-      for (int h = 0; h < heads; h++) Gemm.gemm(head(q, bi, h), false, head(k, bi, h / g), true, square(scores, bi, h), scale, 0.0);
-    }
-    probs = AttentionSoftmax.forward(scores, mask, g);
-    for (int bi = 0; bi < b; bi++) {
-      for (int h = 0; h < heads; h++) Gemm.gemm(square(probs, bi, h), false, head(v, bi, h / g), false, head(ctxH, bi, h), 1.0, 0.0);
-    }
+    Parallel.forEach(b * heads, i -> {
+      int bi = i / heads, h = i % heads;
+      Gemm.gemm(head(q, bi, h), false, head(k, bi, h / g), true, square(scores, bi, h), scale, 0.0);
+    });
+    INDArray p = AttentionSoftmax.forward(scores, mask, g);
+    probs = p;
+    Parallel.forEach(b * heads, i -> {
+      int bi = i / heads, h = i % heads;
+      Gemm.gemm(square(p, bi, h), false, head(v, bi, h / g), false, head(ctxH, bi, h), 1.0, 0.0);
+    });
     return output.forward(ctx);
   }
 
@@ -210,21 +213,22 @@ public final class CausalAttention {
     Heads dk = fused != null ? new Heads(dqkv, w, 3 * w) : new Heads(Nd4j.createUninitialized(dy.dataType(), new long[] {n, kw}, 'c'), 0, kw);
     Heads dv = fused != null ? new Heads(dqkv, 2 * w, 3 * w) : new Heads(Nd4j.createUninitialized(dy.dataType(), new long[] {n, kw}, 'c'), 0, kw);
     INDArray dprobs = Nd4j.createUninitialized(dy.dataType(), probs.shape(), 'c');
-    for (int bi = 0; bi < b; bi++) {
-      for (int h = 0; h < heads; h++) {
-        double first = h % g == 0 ? 0.0 : 1.0;        // a key/value head sums over its group of query heads
-        Gemm.gemm(head(dctx, bi, h), false, head(v, bi, h / g), true, square(dprobs, bi, h), 1.0, 0.0);
-        Gemm.gemm(square(probs, bi, h), true, head(dctx, bi, h), false, head(dv, bi, h / g), 1.0, first);
+    // one task per (batch row, key/value head): it sums dv and dk over its group's query heads in order
+    Parallel.forEach(b * kvHeads, i -> {
+      int bi = i / kvHeads, kv = i % kvHeads;
+      for (int h = kv * g; h < (kv + 1) * g; h++) {
+        Gemm.gemm(head(dctx, bi, h), false, head(v, bi, kv), true, square(dprobs, bi, h), 1.0, 0.0);
+        Gemm.gemm(square(probs, bi, h), true, head(dctx, bi, h), false, head(dv, bi, kv), 1.0, h == kv * g ? 0.0 : 1.0);
       }
-    }
+    });
     INDArray dscores = AttentionSoftmax.backward(probs, dprobs, 1.0 / Math.sqrt(headDim));
-    for (int bi = 0; bi < b; bi++) {
-      for (int h = 0; h < heads; h++) {
-        double first = h % g == 0 ? 0.0 : 1.0;
-        Gemm.gemm(square(dscores, bi, h), false, head(k, bi, h / g), false, head(dq, bi, h), 1.0, 0.0);
-        Gemm.gemm(square(dscores, bi, h), true, head(q, bi, h), false, head(dk, bi, h / g), 1.0, first);
+    Parallel.forEach(b * kvHeads, i -> {
+      int bi = i / kvHeads, kv = i % kvHeads;
+      for (int h = kv * g; h < (kv + 1) * g; h++) {
+        Gemm.gemm(square(dscores, bi, h), false, head(k, bi, kv), false, head(dq, bi, h), 1.0, 0.0);
+        Gemm.gemm(square(dscores, bi, h), true, head(q, bi, h), false, head(dk, bi, kv), 1.0, h == kv * g ? 0.0 : 1.0);
       }
-    }
+    });
     q = k = v = null;
     probs = null;
     mask = null;

@@ -20,6 +20,9 @@ import static org.bytedeco.openblas.global.openblas_nolapack.cblas_sgemm;
  * matrices also let attention read each head straight out of the projections, with no split/merge copies.
  */
 public final class Gemm {
+  /** Multiply-adds from which a product is split over {@link Parallel}'s threads (below, thread hand-off costs more). */
+  static final long SPLIT_MIN = 1L << 22;
+
   private Gemm() {}
 
   /**
@@ -53,13 +56,35 @@ public final class Gemm {
     if (a.array.dataType() != t || b.array.dataType() != t)
       throw new IllegalArgumentException("GEMM data types differ: " + a.array.dataType() + ", " + b.array.dataType() + ", " + t);
     if (m == 0 || n == 0) return;
+    int threads = (long) m * n * k >= SPLIT_MIN ? Parallel.threads() : 1;
+    if (threads <= 1) {
+      blas(a, transA, b, transB, c, m, n, k, alpha, beta);
+      return;
+    }
+    // row blocks of c (or column blocks when c is wide), one single-threaded product each
+    boolean byRows = m >= n;
+    int len = byRows ? m : n, pieces = Math.min(2 * threads, Math.max(1, len / 64)), step = (len + pieces - 1) / pieces;
+    Parallel.forEach(pieces, p -> {
+      int from = p * step, to = Math.min(len, from + step);
+      if (from >= to) return;
+      if (byRows) {
+        Mat ap = transA ? new Mat(a.array, a.offset + from, a.rows, to - from, a.ld) : new Mat(a.array, a.offset + (long) from * a.ld, to - from, a.cols, a.ld);
+        blas(ap, transA, b, transB, new Mat(c.array, c.offset + (long) from * c.ld, to - from, c.cols, c.ld), to - from, n, k, alpha, beta);
+      } else {
+        Mat bp = transB ? new Mat(b.array, b.offset + (long) from * b.ld, to - from, b.cols, b.ld) : new Mat(b.array, b.offset + from, b.rows, to - from, b.ld);
+        blas(a, transA, bp, transB, new Mat(c.array, c.offset + from, c.rows, to - from, c.ld), m, to - from, k, alpha, beta);
+      }
+    });
+  }
+
+  private static void blas(Mat a, boolean transA, Mat b, boolean transB, Mat c, int m, int n, int k, double alpha, double beta) {
     int ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans;
-    switch (t) {
+    switch (c.array.dataType()) {
       case FLOAT -> cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, (float) alpha, floats(a), a.ld, floats(b), b.ld,
           (float) beta, floats(c), c.ld);
       case DOUBLE -> cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, doubles(a), a.ld, doubles(b), b.ld,
           beta, doubles(c), c.ld);
-      default -> throw new IllegalArgumentException("GEMM supports FLOAT and DOUBLE, got " + t);
+      default -> throw new IllegalArgumentException("GEMM supports FLOAT and DOUBLE, got " + c.array.dataType());
     }
   }
 

@@ -109,4 +109,29 @@ class GemmTest {
         () -> Gemm.gemm(Gemm.Mat.of(a.castTo(DataType.FLOAT)), true, Gemm.Mat.of(b), false, Gemm.Mat.of(random(DataType.DOUBLE, 3, 2)), 1, 0));
     assertTrue(types.getMessage().contains("data types"), types.getMessage());
   }
+
+  @Test
+  void largeProductsSplitOverThreadsAgreeWithNd4jForEveryTranspose() {
+    int before = Nd4j.factory().blas().getMaxThreads();
+    Nd4j.factory().blas().setMaxThreads(2);
+    try {
+      assertEquals(2, Parallel.threads());
+      for (int[] mnk : new int[][] {{300, 200, 100}, {70, 700, 100}}) {          // split by rows, then by columns
+        int m = mnk[0], n = mnk[1], k = mnk[2];
+        assertTrue((long) m * n * k >= Gemm.SPLIT_MIN, "big enough to be split");
+        for (boolean ta : new boolean[] {false, true}) {
+          for (boolean tb : new boolean[] {false, true}) {
+            INDArray a = random(DataType.DOUBLE, ta ? k : m, ta ? m : k), b = random(DataType.DOUBLE, tb ? n : k, tb ? k : n);
+            INDArray c = random(DataType.DOUBLE, m, n), c0 = c.dup();
+            Gemm.gemm(a, b, c, ta, tb, 0.5, 2.0);
+            INDArray expected = (ta ? a.transpose() : a).mmul(tb ? b.transpose() : b).muli(0.5).addi(c0.muli(2.0));
+            assertEquals(0.0, c.sub(expected).amaxNumber().doubleValue(), 1e-10, m + "x" + n + "x" + k + " ta=" + ta + " tb=" + tb);
+          }
+        }
+      }
+      assertEquals(2, Nd4j.factory().blas().getMaxThreads(), "OpenBLAS's thread count is restored after a region");
+    } finally {
+      Nd4j.factory().blas().setMaxThreads(before);
+    }
+  }
 }

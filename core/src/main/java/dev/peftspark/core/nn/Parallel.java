@@ -1,0 +1,86 @@
+package dev.peftspark.core.nn;
+
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.IntConsumer;
+
+/**
+ * Splits a step's kernels over as many threads as OpenBLAS is given ({@code --threads}, OPENBLAS_NUM_THREADS),
+ * with OpenBLAS itself single-threaded meanwhile. Why: OpenBLAS's own threads synchronise on every call and then
+ * spin-wait for ~0.1 s; attention makes hundreds of small products per step (measured ~40 GFLOP per CPU-second
+ * with 2 OpenBLAS threads against ~60 with one), and the spinning thread took the core that the Java kernels
+ * between products could use. Here each task runs a whole single-threaded product (or loop), and the extra
+ * threads park between regions instead of spinning.
+ *
+ * <p>Regions do not nest (a task runs nested regions inline) and are serialised process-wide, because the
+ * OpenBLAS thread count they switch is global. Tasks must not allocate ND4J arrays (workspaces are per thread):
+ * callers allocate outputs first and tasks write into them.
+ */
+public final class Parallel {
+  private static final ThreadLocal<Boolean> INSIDE = ThreadLocal.withInitial(() -> false);
+  private static final Object REGION = new Object();
+  private static final ExecutorService POOL = Executors.newCachedThreadPool(r -> {
+    Thread t = new Thread(r, "peft-kernels");
+    t.setDaemon(true);
+    return t;
+  });
+
+  private Parallel() {}
+
+  /** Threads a region would use now: OpenBLAS's configured count, 1 inside a region. */
+  public static int threads() {
+    return INSIDE.get() ? 1 : Math.max(1, Nd4j.factory().blas().getMaxThreads());
+  }
+
+  /** Runs {@code body.accept(i)} for every {@code i < n}, each index once, over {@link #threads()} threads. */
+  public static void forEach(int n, IntConsumer body) {
+    int threads = Math.min(n, threads());
+    if (threads <= 1) {
+      for (int i = 0; i < n; i++) body.accept(i);
+      return;
+    }
+    synchronized (REGION) {
+      int blasThreads = Nd4j.factory().blas().getMaxThreads();
+      Nd4j.factory().blas().setMaxThreads(1);
+      AtomicInteger next = new AtomicInteger();
+      Runnable worker = () -> {
+        INSIDE.set(true);
+        try {
+          for (int i = next.getAndIncrement(); i < n; i = next.getAndIncrement()) body.accept(i);
+        } finally {
+          INSIDE.set(false);
+        }
+      };
+      Future<?>[] helpers = new Future<?>[threads - 1];
+      try {
+        for (int t = 0; t < helpers.length; t++) helpers[t] = POOL.submit(worker);
+        worker.run();
+        for (Future<?> f : helpers) f.get();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IllegalStateException("interrupted while waiting for kernel threads", e);
+      } catch (ExecutionException e) {
+        Throwable cause = e.getCause();
+        if (cause instanceof RuntimeException r) throw r;
+        if (cause instanceof Error err) throw err;
+        throw new IllegalStateException(cause);
+      } finally {
+        for (Future<?> f : helpers) if (f != null) waitQuietly(f);   // never leave a task writing after we return
+        Nd4j.factory().blas().setMaxThreads(blasThreads);
+      }
+    }
+  }
+
+  private static void waitQuietly(Future<?> f) {
+    try {
+      f.get();
+    } catch (Exception ignored) {
+      // its failure (if any) was already reported by the first get()
+    }
+  }
+}

@@ -1,0 +1,66 @@
+package dev.peftspark.core.nn;
+
+import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicIntegerArray;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+class ParallelTest {
+  static {
+    Nd4jSetup.ensure();
+  }
+
+  private static void withBlasThreads(int n, Runnable r) {
+    int before = Nd4j.factory().blas().getMaxThreads();
+    Nd4j.factory().blas().setMaxThreads(n);
+    try {
+      r.run();
+    } finally {
+      Nd4j.factory().blas().setMaxThreads(before);
+    }
+  }
+
+  @Test
+  void everyIndexRunsOnceOnSeveralThreadsWithOpenBlasSingleThreadedMeanwhile() {
+    withBlasThreads(2, () -> {
+      AtomicIntegerArray runs = new AtomicIntegerArray(1000);
+      Set<String> threads = ConcurrentHashMap.newKeySet();
+      Set<Integer> blasInside = ConcurrentHashMap.newKeySet();
+      Parallel.forEach(1000, i -> {
+        runs.incrementAndGet(i);
+        threads.add(Thread.currentThread().getName());
+        blasInside.add(Nd4j.factory().blas().getMaxThreads());
+        assertEquals(1, Parallel.threads(), "nested regions run inline");
+        if (i % 100 == 0) Thread.onSpinWait();
+      });
+      for (int i = 0; i < 1000; i++) assertEquals(1, runs.get(i), "index " + i);
+      assertEquals(Set.of(1), blasInside);
+      assertEquals(2, Nd4j.factory().blas().getMaxThreads(), "restored after the region");
+    });
+  }
+
+  @Test
+  void aFailingTaskFailsTheRegionAndRestoresOpenBlas() {
+    withBlasThreads(2, () -> {
+      var e = assertThrows(IllegalStateException.class, () -> Parallel.forEach(50, i -> {
+        if (i == 37) throw new IllegalStateException("task 37 failed");
+      }));
+      assertEquals("task 37 failed", e.getMessage());
+      assertEquals(2, Nd4j.factory().blas().getMaxThreads());
+    });
+  }
+
+  @Test
+  void oneBlasThreadRunsInlineInOrder() {
+    withBlasThreads(1, () -> {
+      StringBuilder order = new StringBuilder();
+      Parallel.forEach(5, order::append);
+      assertEquals("01234", order.toString());
+    });
+  }
+}
