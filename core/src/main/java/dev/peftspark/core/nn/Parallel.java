@@ -76,6 +76,30 @@ public final class Parallel {
     }
   }
 
+  /** A block of indices {@code [from, to)}. */
+  @FunctionalInterface
+  public interface Range {
+    void run(int from, int to);
+  }
+
+  /**
+   * Runs {@code body} over {@code [0, n)} cut into contiguous blocks (a few per thread, so that a descheduled
+   * thread's share is taken up by the others); every index is in exactly one block.
+   */
+  public static void forRange(int n, Range body) {
+    int threads = threads();
+    int blocks = threads <= 1 ? 1 : Math.min(n, 4 * threads);
+    if (blocks <= 1) {
+      if (n > 0) body.run(0, n);
+      return;
+    }
+    int step = (n + blocks - 1) / blocks;
+    forEach(blocks, b -> {
+      int from = b * step, to = Math.min(n, from + step);
+      if (from < to) body.run(from, to);
+    });
+  }
+
   private static void waitQuietly(Future<?> f) {
     try {
       f.get();

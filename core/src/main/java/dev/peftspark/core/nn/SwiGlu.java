@@ -1,5 +1,6 @@
 package dev.peftspark.core.nn;
 
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
@@ -9,7 +10,8 @@ import java.util.function.UnaryOperator;
 /** LLaMA's feed-forward block: {@code down(silu(gate(x)) ∘ up(x))}, {@code silu(g) = g·σ(g)}. */
 public final class SwiGlu {
   private LinearLayer gate, up, down;   // gate_proj, up_proj [I, H]; down_proj [H, I]
-  private INDArray g, u, sig;           // [N, I] gate and up outputs, σ(g)
+  private INDArray g, u, sig;           // [N, I] gate and up outputs, σ(g) (double precision: the reference path)
+  private float[] uF, siluF, dsiluF;    // [N·I] single precision: up output, silu(g), dsilu/dg
 
   public SwiGlu(LinearLayer gate, LinearLayer up, LinearLayer down) {
     this.gate = gate;
@@ -26,8 +28,10 @@ public final class SwiGlu {
   public List<LinearLayer> linears() { return List.of(gate, up, down); }
 
   public INDArray forward(INDArray x) {
-    g = gate.forward(x);
-    u = up.forward(x);
+    INDArray gx = gate.forward(x), ux = up.forward(x);
+    if (gx.dataType() == DataType.FLOAT) return down.forward(forwardFloat(gx, ux));
+    g = gx;
+    u = ux;
     sig = Transforms.sigmoid(g, true);
     return down.forward(g.mul(sig).muli(u));
   }
@@ -35,12 +39,49 @@ public final class SwiGlu {
   /** dL/dx, or null when {@code needInputGrad} is false. dsilu/dg = σ(g)·(1 + g·(1 − σ(g))). */
   public INDArray backward(INDArray dy, boolean needInputGrad) {
     INDArray dh = down.backward(dy, true);
-    INDArray du = dh.mul(g).muli(sig);                                       // dh ∘ silu(g)
-    INDArray dsilu = sig.rsub(1.0).muli(g).addi(1.0).muli(sig);              // σ(1 + g(1 − σ))
-    INDArray dg = dh.muli(u).muli(dsilu);
-    g = u = sig = null;
+    INDArray du, dg;
+    if (uF != null) {
+      float[] d = Floats.read(dh), duF = new float[d.length];
+      float[] uu = uF, silu = siluF, dsilu = dsiluF;
+      int cols = (int) dh.size(1);
+      Parallel.forRange((int) dh.size(0), (from, to) -> {
+        for (int i = from * cols; i < to * cols; i++) {
+          duF[i] = d[i] * silu[i];
+          d[i] *= uu[i] * dsilu[i];
+        }
+      });
+      du = Floats.write(duF, dh.shape());
+      dg = Floats.write(d, dh.shape());
+      uF = siluF = dsiluF = null;
+    } else {
+      du = dh.mul(g).muli(sig);                                                // dh ∘ silu(g)
+      INDArray dsilu = sig.rsub(1.0).muli(g).addi(1.0).muli(sig);              // σ(1 + g(1 − σ))
+      dg = dh.muli(u).muli(dsilu);
+      g = u = sig = null;
+    }
     INDArray dx = gate.backward(dg, needInputGrad);
     INDArray dxu = up.backward(du, needInputGrad);
     return needInputGrad ? dx.addi(dxu) : null;
+  }
+
+  /**
+   * Single precision as one pass over the rows on {@link Parallel}'s threads (the double path above is the
+   * reference that {@code SwiGluTest} holds it to): keeps u, silu(g) and dsilu/dg for backward.
+   */
+  private INDArray forwardFloat(INDArray gx, INDArray ux) {
+    float[] gg = Floats.read(gx), uu = Floats.read(ux), silu = new float[gg.length], dsilu = new float[gg.length];
+    int cols = (int) gx.size(1);
+    Parallel.forRange((int) gx.size(0), (from, to) -> {
+      for (int i = from * cols; i < to * cols; i++) {
+        float x = gg[i], s = (float) (1.0 / (1.0 + Math.exp(-x)));
+        silu[i] = x * s;
+        dsilu[i] = s * (1f + x * (1f - s));
+        gg[i] = silu[i] * uu[i];                 // the product fed to down_proj, in place of g
+      }
+    });
+    uF = uu;
+    siluF = silu;
+    dsiluF = dsilu;
+    return Floats.write(gg, gx.shape());
   }
 }
