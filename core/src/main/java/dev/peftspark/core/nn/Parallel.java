@@ -1,5 +1,8 @@
 package dev.peftspark.core.nn;
 
+import org.bytedeco.javacpp.Loader;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.openblas.presets.openblas_nolapack;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.concurrent.ExecutionException;
@@ -30,7 +33,26 @@ public final class Parallel {
     return t;
   });
 
+  /**
+   * OpenBLAS's own {@code openblas_set_num_threads}, looked up once: the presets' {@code blas_set_num_threads}
+   * (what {@code Nd4j.factory().blas().setMaxThreads} calls) searches the loaded libraries for it on every call,
+   * which JFR showed costing more than the products it surrounded. It leaves the presets' cached count (what
+   * {@code getMaxThreads} reports) alone, so the configured count stays readable inside a region.
+   */
+  private static final openblas_nolapack.SetNumThreads SET_THREADS = lookUpSetThreads();
+
   private Parallel() {}
+
+  private static openblas_nolapack.SetNumThreads lookUpSetThreads() {
+    Nd4j.factory().blas();   // ND4J has loaded OpenBLAS
+    Pointer f = Loader.addressof("openblas_set_num_threads");
+    return f == null || f.isNull() ? null : new openblas_nolapack.SetNumThreads(f);
+  }
+
+  private static void setBlasThreads(int n) {
+    if (SET_THREADS != null) SET_THREADS.call(n);
+    else Nd4j.factory().blas().setMaxThreads(n);
+  }
 
   /** Threads a region would use now: OpenBLAS's configured count, 1 inside a region. */
   public static int threads() {
@@ -46,7 +68,7 @@ public final class Parallel {
     }
     synchronized (REGION) {
       int blasThreads = Nd4j.factory().blas().getMaxThreads();
-      Nd4j.factory().blas().setMaxThreads(1);
+      setBlasThreads(1);
       AtomicInteger next = new AtomicInteger();
       Runnable worker = () -> {
         INSIDE.set(true);
@@ -71,7 +93,7 @@ public final class Parallel {
         throw new IllegalStateException(cause);
       } finally {
         for (Future<?> f : helpers) if (f != null) waitQuietly(f);   // never leave a task writing after we return
-        Nd4j.factory().blas().setMaxThreads(blasThreads);
+        setBlasThreads(blasThreads);
       }
     }
   }

@@ -26,20 +26,18 @@ class ParallelTest {
   }
 
   @Test
-  void everyIndexRunsOnceOnSeveralThreadsWithOpenBlasSingleThreadedMeanwhile() {
+  void everyIndexRunsOnceOnSeveralThreads() {
     withBlasThreads(2, () -> {
       AtomicIntegerArray runs = new AtomicIntegerArray(1000);
       Set<String> threads = ConcurrentHashMap.newKeySet();
-      Set<Integer> blasInside = ConcurrentHashMap.newKeySet();
       Parallel.forEach(1000, i -> {
         runs.incrementAndGet(i);
         threads.add(Thread.currentThread().getName());
-        blasInside.add(Nd4j.factory().blas().getMaxThreads());
         assertEquals(1, Parallel.threads(), "nested regions run inline");
-        if (i % 100 == 0) Thread.onSpinWait();
+        if (i % 100 == 0) sleep();   // lets the other thread take indices, however the OS schedules
       });
       for (int i = 0; i < 1000; i++) assertEquals(1, runs.get(i), "index " + i);
-      assertEquals(Set.of(1), blasInside);
+      assertEquals(2, threads.size(), "both threads took indices: " + threads);
       assertEquals(2, Nd4j.factory().blas().getMaxThreads(), "restored after the region");
     });
   }
@@ -62,5 +60,13 @@ class ParallelTest {
       Parallel.forEach(5, order::append);
       assertEquals("01234", order.toString());
     });
+  }
+
+  private static void sleep() {
+    try {
+      Thread.sleep(2);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
   }
 }
