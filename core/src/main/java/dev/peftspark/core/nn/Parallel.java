@@ -46,7 +46,9 @@ public final class Parallel {
   private static openblas_nolapack.SetNumThreads lookUpSetThreads() {
     Nd4j.factory().blas();   // ND4J has loaded OpenBLAS
     Pointer f = Loader.addressof("openblas_set_num_threads");
-    return f == null || f.isNull() ? null : new openblas_nolapack.SetNumThreads(f);
+    if (f == null || f.isNull()) return null;
+    // as the presets do it: a FunctionPointer of its own (the protected constructor allocates it) holding f
+    return new openblas_nolapack.SetNumThreads() {}.put(f);
   }
 
   private static void setBlasThreads(int n) {
