@@ -63,7 +63,7 @@ final class AttentionSoftmax {
         for (int j = 0; j < t; j++) if (bias[bo + j] == 0f && s[o + j] > max) max = s[o + j];
         float sum = 0;
         for (int j = 0; j < t; j++) {
-          float e = bias[bo + j] == 0f ? (float) Math.exp(s[o + j] - max) : 0f;
+          float e = bias[bo + j] == 0f ? Floats.exp(s[o + j] - max) : 0f;
           s[o + j] = e;
           sum += e;
         }

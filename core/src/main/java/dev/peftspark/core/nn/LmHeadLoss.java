@@ -109,7 +109,7 @@ public final class LmHeadLoss {
       boolean grad = !Double.isNaN(gradScale);
       double sum = 0;
       for (int j = 0; j < vocab; j++) {
-        float e = (float) Math.exp(z[o + j] - max);
+        float e = Floats.exp(z[o + j] - max);
         sum += e;
         if (grad) z[o + j] = e;
       }

@@ -73,7 +73,7 @@ public final class SwiGlu {
     int cols = (int) gx.size(1);
     Parallel.forRange((int) gx.size(0), (from, to) -> {
       for (int i = from * cols; i < to * cols; i++) {
-        float x = gg[i], s = (float) (1.0 / (1.0 + Math.exp(-x)));
+        float x = gg[i], s = 1f / (1f + Floats.exp(-x));
         silu[i] = x * s;
         dsilu[i] = s * (1f + x * (1f - s));
         gg[i] = silu[i] * uu[i];                 // the product fed to down_proj, in place of g
