@@ -22,6 +22,10 @@ public final class CausalAttention {
   private final Rope rope;            // null: no rotary embedding (GPT-2)
   private CausalMask mask;
   private Rope.Tables tables;
+  /** Query rows per causal block: a block's queries see keys up to its last row only (about 3/8 of T² skipped at T = 256). */
+  static final int BLOCK = 64;
+  private int blockRows = BLOCK;
+
   private Heads q, k, v;             // [B*T, heads·hd], [B*T, kvh·hd] ×2 (after RoPE), or column ranges of c_attn
   private INDArray probs;             // [B, kvh, g*T, T]
 
@@ -61,6 +65,12 @@ public final class CausalAttention {
     this.rope = null;
   }
 
+  /** Tests: query rows per causal block (any size gives the same result; small ones exercise the blocking). */
+  void setCausalBlock(int rows) {
+    if (rows < 1) throw new IllegalArgumentException("causal block must be >= 1 row, got " + rows);
+    this.blockRows = rows;
+  }
+
   public LinearLayer fusedQkv() { return fused; }
   public LinearLayer query() { return query; }
   public LinearLayer key() { return key; }
@@ -87,19 +97,26 @@ public final class CausalAttention {
     this.tables = tables;
     int b = mask.batch(), t = mask.seq(), g = heads / kvHeads;
     projectHeads(x, tables);
-    INDArray scores = Nd4j.createUninitialized(x.dataType(), b, kvHeads, (long) g * t, t);   // = [B, heads, T, T]
+    // zeros: the products below skip the blocks above the diagonal, which the mask hides anyway
+    INDArray scores = Nd4j.zeros(x.dataType(), b, kvHeads, (long) g * t, t);   // = [B, heads, T, T]
     double scale = 1.0 / Math.sqrt(headDim);
     INDArray ctx = Nd4j.createUninitialized(x.dataType(), new long[] {(long) b * t, (long) heads * headDim}, 'c');
     Heads ctxH = new Heads(ctx, 0, heads * headDim);
     Parallel.forEach(b * heads, i -> {
       int bi = i / heads, h = i % heads;
-      Gemm.gemm(head(q, bi, h), false, head(k, bi, h / g), true, square(scores, bi, h), scale, 0.0);
+      for (int r0 = 0; r0 < t; r0 += blockRows) {
+        int r1 = Math.min(t, r0 + blockRows);
+        Gemm.gemm(rows(q, bi, h, r0, r1), false, rows(k, bi, h / g, 0, r1), true, block(scores, bi, h, r0, r1), scale, 0.0);
+      }
     });
     INDArray p = AttentionSoftmax.forward(scores, mask, g);
     probs = p;
     Parallel.forEach(b * heads, i -> {
       int bi = i / heads, h = i % heads;
-      Gemm.gemm(square(p, bi, h), false, head(v, bi, h / g), false, head(ctxH, bi, h), 1.0, 0.0);
+      for (int r0 = 0; r0 < t; r0 += blockRows) {
+        int r1 = Math.min(t, r0 + blockRows);
+        Gemm.gemm(block(p, bi, h, r0, r1), false, rows(v, bi, h / g, 0, r1), false, rows(ctxH, bi, h, r0, r1), 1.0, 0.0);
+      }
     });
     return output.forward(ctx);
   }
@@ -146,15 +163,19 @@ public final class CausalAttention {
    */
   private record Heads(INDArray array, int col, int ld) {}
 
-  private Gemm.Mat head(Heads x, int b, int h) {
+  /** Rows {@code r0..r1-1} (positions) of head {@code h} of batch row {@code b}: a {@code (r1-r0) × hd} matrix. */
+  private Gemm.Mat rows(Heads x, int b, int h, int r0, int r1) {
     int t = mask.seq();
-    return new Gemm.Mat(x.array(), (long) b * t * x.ld() + x.col() + (long) h * headDim, t, headDim, x.ld());
+    return new Gemm.Mat(x.array(), ((long) b * t + r0) * x.ld() + x.col() + (long) h * headDim, r1 - r0, headDim, x.ld());
   }
 
-  /** The {@code T × T} scores/probabilities matrix of query head {@code h}, batch row {@code b}, of {@code [B, kvh, g·T, T]}. */
-  private Gemm.Mat square(INDArray s, int b, int h) {
+  /**
+   * Query rows {@code r0..r1-1} × key columns {@code 0..r1-1} of the {@code T × T} scores/probabilities of query head
+   * {@code h}, batch row {@code b}, in {@code [B, kvh, g·T, T]}: the causal mask hides every later key.
+   */
+  private Gemm.Mat block(INDArray s, int b, int h, int r0, int r1) {
     int t = mask.seq();
-    return new Gemm.Mat(s, ((long) b * heads + h) * t * t, t, t, t);
+    return new Gemm.Mat(s, (((long) b * heads + h) * t + r0) * t, r1 - r0, r1, t);
   }
 
   /** Sets {@link #q}, {@link #k}, {@link #v} for training: no per-head copies, GPT-2's read in place from c_attn. */
@@ -212,21 +233,31 @@ public final class CausalAttention {
     Heads dq = fused != null ? new Heads(dqkv, 0, 3 * w) : new Heads(Nd4j.createUninitialized(dy.dataType(), new long[] {n, w}, 'c'), 0, w);
     Heads dk = fused != null ? new Heads(dqkv, w, 3 * w) : new Heads(Nd4j.createUninitialized(dy.dataType(), new long[] {n, kw}, 'c'), 0, kw);
     Heads dv = fused != null ? new Heads(dqkv, 2 * w, 3 * w) : new Heads(Nd4j.createUninitialized(dy.dataType(), new long[] {n, kw}, 'c'), 0, kw);
-    INDArray dprobs = Nd4j.createUninitialized(dy.dataType(), probs.shape(), 'c');
-    // one task per (batch row, key/value head): it sums dv and dk over its group's query heads in order
+    INDArray dprobs = Nd4j.zeros(dy.dataType(), probs.shape());   // above the diagonal: never written, p is 0 there
+    // One task per (batch row, key/value head): it sums dv and dk over its group's query heads and over the row
+    // blocks in a fixed order. The last block (r1 = T) covers every key row, so it goes first and overwrites.
+    int last = (t - 1) / blockRows * blockRows;
     Parallel.forEach(b * kvHeads, i -> {
       int bi = i / kvHeads, kv = i % kvHeads;
       for (int h = kv * g; h < (kv + 1) * g; h++) {
-        Gemm.gemm(head(dctx, bi, h), false, head(v, bi, kv), true, square(dprobs, bi, h), 1.0, 0.0);
-        Gemm.gemm(square(probs, bi, h), true, head(dctx, bi, h), false, head(dv, bi, kv), 1.0, h == kv * g ? 0.0 : 1.0);
+        for (int r0 = last; r0 >= 0; r0 -= blockRows) {
+          int r1 = Math.min(t, r0 + blockRows);
+          double beta = h == kv * g && r0 == last ? 0.0 : 1.0;
+          Gemm.gemm(rows(dctx, bi, h, r0, r1), false, rows(v, bi, kv, 0, r1), true, block(dprobs, bi, h, r0, r1), 1.0, 0.0);
+          Gemm.gemm(block(probs, bi, h, r0, r1), true, rows(dctx, bi, h, r0, r1), false, rows(dv, bi, kv, 0, r1), 1.0, beta);
+        }
       }
     });
     INDArray dscores = AttentionSoftmax.backward(probs, dprobs, 1.0 / Math.sqrt(headDim));
     Parallel.forEach(b * kvHeads, i -> {
       int bi = i / kvHeads, kv = i % kvHeads;
       for (int h = kv * g; h < (kv + 1) * g; h++) {
-        Gemm.gemm(square(dscores, bi, h), false, head(k, bi, kv), false, head(dq, bi, h), 1.0, 0.0);
-        Gemm.gemm(square(dscores, bi, h), true, head(q, bi, h), false, head(dk, bi, kv), 1.0, h == kv * g ? 0.0 : 1.0);
+        for (int r0 = last; r0 >= 0; r0 -= blockRows) {
+          int r1 = Math.min(t, r0 + blockRows);
+          double beta = h == kv * g && r0 == last ? 0.0 : 1.0;
+          Gemm.gemm(block(dscores, bi, h, r0, r1), false, rows(k, bi, kv, 0, r1), false, rows(dq, bi, h, r0, r1), 1.0, 0.0);
+          Gemm.gemm(block(dscores, bi, h, r0, r1), true, rows(q, bi, h, r0, r1), false, rows(dk, bi, kv, 0, r1), 1.0, beta);
+        }
       }
     });
     q = k = v = null;
