@@ -5,6 +5,8 @@ import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -28,13 +30,17 @@ class ParallelTest {
   @Test
   void everyIndexRunsOnceOnSeveralThreads() {
     withBlasThreads(2, () -> {
+      assertEquals(2, Parallel.threads());
       AtomicIntegerArray runs = new AtomicIntegerArray(1000);
       Set<String> threads = ConcurrentHashMap.newKeySet();
+      CountDownLatch both = new CountDownLatch(2);   // each thread's first index waits for the other's
       Parallel.forEach(1000, i -> {
         runs.incrementAndGet(i);
-        threads.add(Thread.currentThread().getName());
         assertEquals(1, Parallel.threads(), "nested regions run inline");
-        if (i % 100 == 0) sleep();   // lets the other thread take indices, however the OS schedules
+        if (threads.add(Thread.currentThread().getName())) {
+          both.countDown();
+          awaitQuietly(both);
+        }
       });
       for (int i = 0; i < 1000; i++) assertEquals(1, runs.get(i), "index " + i);
       assertEquals(2, threads.size(), "both threads took indices: " + threads);
@@ -62,9 +68,9 @@ class ParallelTest {
     });
   }
 
-  private static void sleep() {
+  private static void awaitQuietly(CountDownLatch latch) {
     try {
-      Thread.sleep(2);
+      latch.await(30, TimeUnit.SECONDS);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
