@@ -12,7 +12,7 @@ public final class RmsNorm {
   private final double eps;
   private INDArray xhat;        // [N, H] x * rstd (double precision: the reference path)
   private INDArray rstd;        // [N, 1] 1 / sqrt(mean(x²) + eps)
-  private float[] xhatF, rstdF; // the same in single precision (fused path)
+  private float[] rstdF;        // [N] single precision (fused path; its xhat is the field above)
 
   public RmsNorm(String name, Param weight, double eps) {
     if (weight.shape.length != 1) throw new IllegalArgumentException(name + ": weight must be 1-D, got " + weight);
@@ -34,7 +34,7 @@ public final class RmsNorm {
 
   /** dL/dx; accumulates dL/dweight when trainable. */
   public INDArray backward(INDArray dy) {
-    if (xhatF != null) return backwardFloat(dy);
+    if (rstdF != null) return backwardFloat(dy);
     if (weight.isTrainable()) weight.grad.addi(dy.mul(xhat).sum(0));
     INDArray dxhat = dy.mulRowVector(weight.value);
     // dx = rstd * (dxhat - xhat * mean(dxhat * xhat))
@@ -65,14 +65,14 @@ public final class RmsNorm {
         }
       }
     });
-    xhatF = xh;
+    xhat = Floats.write(xh, x.shape());   // kept off the Java heap until backward, as on the double path
     rstdF = r;
     return Floats.write(v, x.shape());
   }
 
   private INDArray backwardFloat(INDArray dy) {
     int n = (int) dy.size(0), h = (int) dy.size(1);
-    float[] d = Floats.read(dy), w = Floats.read(weight.value), xh = xhatF, r = rstdF;
+    float[] d = Floats.read(dy), w = Floats.read(weight.value), xh = Floats.read(xhat), r = rstdF;
     if (weight.isTrainable()) {                 // rows summed in order: the same sum whatever the threads
       double[] dw = new double[h];
       for (int row = 0; row < n; row++) for (int j = 0; j < h; j++) dw[j] += d[row * h + j] * xh[row * h + j];
@@ -88,7 +88,7 @@ public final class RmsNorm {
         for (int j = 0; j < h; j++) d[o + j] = (d[o + j] * w[j] - xh[o + j] * mean) * rs;
       }
     });
-    xhatF = null;
+    xhat = null;
     rstdF = null;
     return Floats.write(d, dy.shape());
   }

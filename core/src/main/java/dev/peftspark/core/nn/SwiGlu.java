@@ -10,8 +10,7 @@ import java.util.function.UnaryOperator;
 /** LLaMA's feed-forward block: {@code down(silu(gate(x)) ∘ up(x))}, {@code silu(g) = g·σ(g)}. */
 public final class SwiGlu {
   private LinearLayer gate, up, down;   // gate_proj, up_proj [I, H]; down_proj [H, I]
-  private INDArray g, u, sig;           // [N, I] gate and up outputs, σ(g) (double precision: the reference path)
-  private float[] uF, siluF, dsiluF;    // [N·I] single precision: up output, silu(g), dsilu/dg
+  private INDArray g, u, sig;           // [N, I] gate and up outputs, σ(g) (σ only on the double reference path)
 
   public SwiGlu(LinearLayer gate, LinearLayer up, LinearLayer down) {
     this.gate = gate;
@@ -40,19 +39,20 @@ public final class SwiGlu {
   public INDArray backward(INDArray dy, boolean needInputGrad) {
     INDArray dh = down.backward(dy, true);
     INDArray du, dg;
-    if (uF != null) {
-      float[] d = Floats.read(dh), duF = new float[d.length];
-      float[] uu = uF, silu = siluF, dsilu = dsiluF;
+    if (g.dataType() == DataType.FLOAT) {
+      // σ(g) recomputed rather than kept: what stays between forward and backward is g and u, off the Java heap
+      float[] d = Floats.read(dh), gg = Floats.read(g), uu = Floats.read(u), duF = new float[d.length];
       int cols = (int) dh.size(1);
       Parallel.forRange((int) dh.size(0), (from, to) -> {
         for (int i = from * cols; i < to * cols; i++) {
-          duF[i] = d[i] * silu[i];
-          d[i] *= uu[i] * dsilu[i];
+          float x = gg[i], sg = 1f / (1f + Floats.exp(-x));
+          duF[i] = d[i] * x * sg;                               // dh ∘ silu(g)
+          d[i] *= uu[i] * sg * (1f + x * (1f - sg));            // dh ∘ u ∘ dsilu/dg
         }
       });
       du = Floats.write(duF, dh.shape());
       dg = Floats.write(d, dh.shape());
-      uF = siluF = dsiluF = null;
+      g = u = null;
     } else {
       du = dh.mul(g).muli(sig);                                                // dh ∘ silu(g)
       INDArray dsilu = sig.rsub(1.0).muli(g).addi(1.0).muli(sig);              // σ(1 + g(1 − σ))
@@ -66,22 +66,19 @@ public final class SwiGlu {
 
   /**
    * Single precision as one pass over the rows on {@link Parallel}'s threads (the double path above is the
-   * reference that {@code SwiGluTest} holds it to): keeps u, silu(g) and dsilu/dg for backward.
+   * reference that {@code SwiGluTest} holds it to).
    */
   private INDArray forwardFloat(INDArray gx, INDArray ux) {
-    float[] gg = Floats.read(gx), uu = Floats.read(ux), silu = new float[gg.length], dsilu = new float[gg.length];
+    float[] gg = Floats.read(gx), uu = Floats.read(ux), out = new float[gg.length];
     int cols = (int) gx.size(1);
     Parallel.forRange((int) gx.size(0), (from, to) -> {
       for (int i = from * cols; i < to * cols; i++) {
-        float x = gg[i], s = 1f / (1f + Floats.exp(-x));
-        silu[i] = x * s;
-        dsilu[i] = s * (1f + x * (1f - s));
-        gg[i] = silu[i] * uu[i];                 // the product fed to down_proj, in place of g
+        float x = gg[i];
+        out[i] = x / (1f + Floats.exp(-x)) * uu[i];   // silu(g) ∘ u
       }
     });
-    uF = uu;
-    siluF = silu;
-    dsiluF = dsilu;
-    return Floats.write(gg, gx.shape());
+    g = gx;
+    u = ux;
+    return Floats.write(out, gx.shape());
   }
 }
