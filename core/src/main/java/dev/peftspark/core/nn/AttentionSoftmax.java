@@ -34,11 +34,13 @@ final class AttentionSoftmax {
     float[] p = Floats.read(probs), d = Floats.read(dprobs);
     int n = (int) t;
     float s = (float) scale;
-    for (int o = 0; o < p.length; o += n) {
-      float dot = 0;
-      for (int j = 0; j < n; j++) dot += d[o + j] * p[o + j];
-      for (int j = 0; j < n; j++) d[o + j] = p[o + j] * (d[o + j] - dot) * s;
-    }
+    Parallel.forRange((int) rows, (from, to) -> {
+      for (int o = from * n; o < to * n; o += n) {
+        float dot = 0;
+        for (int j = 0; j < n; j++) dot += d[o + j] * p[o + j];
+        for (int j = 0; j < n; j++) d[o + j] = p[o + j] * (d[o + j] - dot) * s;
+      }
+    });
     return Floats.write(d, probs.shape());
   }
 
@@ -54,20 +56,22 @@ final class AttentionSoftmax {
     int t = mask.seq(), keys = mask.keys();
     float[] s = Floats.read(scores), bias = Floats.read(mask.bias());
     int rowsPerBatch = (int) (s.length / ((long) mask.batch() * keys));   // kvh · g · T
-    for (int r = 0; r < s.length / keys; r++) {
-      int o = r * keys;
-      int bo = ((r / rowsPerBatch) * t + r % t) * keys;                    // bias row [b, i] of this query
-      float max = Float.NEGATIVE_INFINITY;
-      for (int j = 0; j < keys; j++) if (bias[bo + j] == 0f && s[o + j] > max) max = s[o + j];
-      float sum = 0;
-      for (int j = 0; j < keys; j++) {
-        float e = bias[bo + j] == 0f ? (float) Math.exp(s[o + j] - max) : 0f;
-        s[o + j] = e;
-        sum += e;
+    Parallel.forRange(s.length / keys, (from, to) -> {
+      for (int r = from; r < to; r++) {
+        int o = r * keys;
+        int bo = ((r / rowsPerBatch) * t + r % t) * keys;                 // bias row [b, i] of this query
+        float max = Float.NEGATIVE_INFINITY;
+        for (int j = 0; j < keys; j++) if (bias[bo + j] == 0f && s[o + j] > max) max = s[o + j];
+        float sum = 0;
+        for (int j = 0; j < keys; j++) {
+          float e = bias[bo + j] == 0f ? Floats.exp(s[o + j] - max) : 0f;
+          s[o + j] = e;
+          sum += e;
+        }
+        float inv = 1f / sum;
+        for (int j = 0; j < keys; j++) s[o + j] *= inv;
       }
-      float inv = 1f / sum;
-      for (int j = 0; j < keys; j++) s[o + j] *= inv;
-    }
+    });
     return Floats.write(s, scores.shape());
   }
 }

@@ -24,8 +24,13 @@ public final class CausalAttention {
   private int prefixLayer;            // this layer's index into it
   private CausalMask mask;
   private Rope.Tables tables;
-  private INDArray q, k, v;           // [B, kvh, g*T, hd], [B, kvh, K, hd], [B, kvh, K, hd] (after RoPE; K = nv + T)
-  private INDArray probs;             // [B, kvh, g*T, K]
+  /** Query rows per causal block: a block's queries see keys up to its last row only (about 3/8 of T² skipped at T = 256). */
+  static final int BLOCK = 64;
+  private int blockRows = BLOCK;
+
+  private Heads q, k, v;             // [B*T, heads·hd], [B*T, kvh·hd] ×2 (after RoPE), or column ranges of c_attn
+  private INDArray pk, pv;            // prefix tuning's keys and values [kvh, nv, hd] in the compute type (null: none)
+  private INDArray probs;             // [B, kvh, g*T, K], K = nv + T keys
 
   public CausalAttention(LinearLayer query, LinearLayer key, LinearLayer value, LinearLayer output,
                          int heads, int kvHeads, int headDim, Rope rope) {
@@ -61,6 +66,12 @@ public final class CausalAttention {
     this.headDim = headDim;
     this.output = output;
     this.rope = null;
+  }
+
+  /** Tests: query rows per causal block (any size gives the same result; small ones exercise the blocking). */
+  void setCausalBlock(int rows) {
+    if (rows < 1) throw new IllegalArgumentException("causal block must be >= 1 row, got " + rows);
+    this.blockRows = rows;
   }
 
   public LinearLayer fusedQkv() { return fused; }
@@ -111,23 +122,39 @@ public final class CausalAttention {
   public INDArray forward(INDArray x, CausalMask mask, Rope.Tables tables) {
     this.mask = mask;
     this.tables = tables;
-    int b = mask.batch(), t = mask.seq(), g = heads / kvHeads;
-    INDArray[] qkv = project(x, tables);
-    INDArray qx = qkv[0], kx = qkv[1], vx = qkv[2];
-    if (mask.prefix() != prefixTokens())
-      throw new IllegalStateException("the mask has " + mask.prefix() + " prefix keys, this layer " + prefixTokens());
-    q = splitHeads(qx, heads).reshape('c', b, kvHeads, (long) g * t, headDim);
-    k = withPrefix(splitHeads(kx, kvHeads), 0, b);
-    v = withPrefix(splitHeads(vx, kvHeads), 1, b);
-    long keys = k.size(2);
-    INDArray scores = outsideWorkspaces(() -> Nd4j.createUninitialized(q.dataType(), b, kvHeads, (long) g * t, keys));
+    int b = mask.batch(), t = mask.seq(), g = heads / kvHeads, nv = prefixTokens(), keys = nv + t;
+    if (mask.prefix() != nv)
+      throw new IllegalStateException("the mask has " + mask.prefix() + " prefix keys, this layer " + nv);
+    projectHeads(x, tables);
+    pk = nv > 0 ? prefixHeads(0).castTo(x.dataType()) : null;
+    pv = nv > 0 ? prefixHeads(1).castTo(x.dataType()) : null;
+    // zeros: the products below skip the blocks above the diagonal, which the mask hides anyway; outside any arena:
+    // the largest temporary, closed as soon as the softmax has read it
+    INDArray scores = outsideWorkspaces(() -> Nd4j.zeros(x.dataType(), b, kvHeads, (long) g * t, keys));   // = [B, heads, T, K]
     double scale = 1.0 / Math.sqrt(headDim);
-    perHead(q, k, scores, false, true, scale);                                              // [B, kvh, g*T, T]
-    probs = AttentionSoftmax.forward(scores, mask, g);
-    if (probs.data().address() != scores.data().address()) scores.close();   // the largest temporary goes now, not with the arena or GC
-    INDArray ctx = Nd4j.createUninitialized(q.dataType(), b, kvHeads, (long) g * t, headDim);
-    perHead(probs, v, ctx, false, false, 1.0);                                              // [B, kvh, g*T, hd]
-    return output.forward(mergeHeads(ctx.reshape('c', b, heads, t, headDim)));
+    INDArray ctx = Nd4j.createUninitialized(x.dataType(), new long[] {(long) b * t, (long) heads * headDim}, 'c');
+    Heads ctxH = new Heads(ctx, 0, heads * headDim);
+    Parallel.forEach(b * heads, i -> {
+      int bi = i / heads, h = i % heads;
+      for (int r0 = 0; r0 < t; r0 += blockRows) {
+        int r1 = Math.min(t, r0 + blockRows);
+        if (nv > 0) Gemm.gemm(rows(q, bi, h, r0, r1), false, prefixRows(pk, h / g), true, block(scores, bi, h, r0, r1, 0, nv), scale, 0.0);
+        Gemm.gemm(rows(q, bi, h, r0, r1), false, rows(k, bi, h / g, 0, r1), true, block(scores, bi, h, r0, r1, nv, r1), scale, 0.0);
+      }
+    });
+    INDArray p = AttentionSoftmax.forward(scores, mask, g);
+    if (p.data().address() != scores.data().address()) scores.close();
+    probs = p;
+    Parallel.forEach(b * heads, i -> {
+      int bi = i / heads, h = i % heads;
+      for (int r0 = 0; r0 < t; r0 += blockRows) {
+        int r1 = Math.min(t, r0 + blockRows);
+        if (nv > 0) Gemm.gemm(block(p, bi, h, r0, r1, 0, nv), false, prefixRows(pv, h / g), false, rows(ctxH, bi, h, r0, r1), 1.0, 0.0);
+        Gemm.gemm(block(p, bi, h, r0, r1, nv, r1), false, rows(v, bi, h / g, 0, r1), false, rows(ctxH, bi, h, r0, r1), 1.0,
+            nv > 0 ? 1.0 : 0.0);
+      }
+    });
+    return output.forward(ctx);
   }
 
   /**
@@ -165,6 +192,79 @@ public final class CausalAttention {
     return output.forward(merged);
   }
 
+  /**
+   * Where each head's rows live: head {@code h} of batch row {@code b} is the {@code T × hd} matrix at column
+   * {@code col + h·hd} of rows {@code b·T ..} of {@code array} (row stride {@code ld}); GPT-2's q, k and v are
+   * column ranges of the one c_attn output.
+   */
+  private record Heads(INDArray array, int col, int ld) {}
+
+  /** Rows {@code r0..r1-1} (positions) of head {@code h} of batch row {@code b}: a {@code (r1-r0) × hd} matrix. */
+  private Gemm.Mat rows(Heads x, int b, int h, int r0, int r1) {
+    int t = mask.seq();
+    return new Gemm.Mat(x.array(), ((long) b * t + r0) * x.ld() + x.col() + (long) h * headDim, r1 - r0, headDim, x.ld());
+  }
+
+  /**
+   * Query rows {@code r0..r1-1} × key columns {@code c0..c0+cols-1} of the {@code T × K} scores/probabilities of query
+   * head {@code h}, batch row {@code b}, in {@code [B, kvh, g·T, K]} ({@code K = nv + T}: prefix keys first). Own keys
+   * are taken up to {@code r1} only: the causal mask hides every later key.
+   */
+  private Gemm.Mat block(INDArray s, int b, int h, int r0, int r1, int c0, int cols) {
+    int t = mask.seq(), keys = prefixTokens() + t;
+    return new Gemm.Mat(s, (((long) b * heads + h) * t + r0) * keys + c0, r1 - r0, cols, keys);
+  }
+
+  /** Prefix keys or values of key/value head {@code kv} in {@code p [kvh, nv, hd]}: an {@code nv × hd} matrix. */
+  private Gemm.Mat prefixRows(INDArray p, int kv) {
+    int nv = (int) p.size(1);
+    return new Gemm.Mat(p, (long) kv * nv * headDim, nv, headDim, headDim);
+  }
+
+  /** This layer's prefix keys (kv 0) or values (kv 1), {@code [kvh, nv, hd]} (contiguous). */
+  private INDArray prefixHeads(int kv) {
+    long nv = prefix.shape[0], w = (long) kvHeads * headDim, from = (2L * prefixLayer + kv) * w;
+    INDArray cols = prefix.value().get(NDArrayIndex.all(), NDArrayIndex.interval(from, from + w));  // [nv, kvh·hd]
+    return cols.dup('c').reshape('c', nv, kvHeads, headDim).permute(1, 0, 2).dup('c');
+  }
+
+  /** Adds {@code d [kvh, nv, hd]} to the prefix gradient's columns of this layer's keys (kv 0) or values (kv 1). */
+  private void addPrefixGrad(INDArray d, int kv) {
+    long nv = prefix.shape[0], w = (long) kvHeads * headDim, from = (2L * prefixLayer + kv) * w;
+    INDArray flat = d.permute(1, 0, 2).dup('c').reshape('c', nv, w);                         // [nv, kvh·hd]
+    prefix.grad().get(NDArrayIndex.all(), NDArrayIndex.interval(from, from + w)).addi(flat.castTo(prefix.grad().dataType()));
+  }
+
+  private static INDArray outsideWorkspaces(java.util.function.Supplier<INDArray> make) {
+    try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+      return make.get();
+    }
+  }
+
+  /** Sets {@link #q}, {@link #k}, {@link #v} for training: no per-head copies, GPT-2's read in place from c_attn. */
+  private void projectHeads(INDArray x, Rope.Tables tables) {
+    int w = heads * headDim, kw = kvHeads * headDim;
+    if (fused != null) {
+      INDArray qkv = contiguous(fused.forward(x));
+      q = new Heads(qkv, 0, 3 * w);
+      k = new Heads(qkv, w, 3 * w);
+      v = new Heads(qkv, 2 * w, 3 * w);
+      return;
+    }
+    INDArray qx = query.forward(x), kx = key.forward(x), vx = value.forward(x);
+    if (rope != null) {
+      qx = rope.rotate(qx, tables, false);
+      kx = rope.rotate(kx, tables, false);
+    }
+    q = new Heads(contiguous(qx), 0, w);
+    k = new Heads(contiguous(kx), 0, kw);
+    v = new Heads(contiguous(vx), 0, kw);
+  }
+
+  private static INDArray contiguous(INDArray a) {
+    return a.ordering() == 'c' && a.elementWiseStride() == 1 && a.stride(0) == a.size(1) ? a : a.dup('c');
+  }
+
   /** Queries, keys and values {@code [n, heads·hd]} of {@code x}, queries and keys rotated (training and decoding alike). */
   private INDArray[] project(INDArray x, Rope.Tables tables) {
     INDArray qx, kx, vx;
@@ -188,103 +288,83 @@ public final class CausalAttention {
 
   /** dL/dx given dL/dy, or null when {@code needInputGrad} is false (nothing below needs it). */
   public INDArray backward(INDArray dy, boolean needInputGrad) {
-    int b = mask.batch(), t = mask.seq(), g = heads / kvHeads;
-    long keys = k.size(2);
-    INDArray dctx = splitHeads(output.backward(dy, true), heads).reshape('c', b, kvHeads, (long) g * t, headDim);
-    // the [.., T, K] temporaries live outside any arena and are closed as soon as they are used
-    INDArray dprobs = outsideWorkspaces(() -> Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, (long) g * t, keys));
-    perHead(dctx, v, dprobs, false, true, 1.0);                               // [B, kvh, g*T, K]
-    INDArray dv = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, keys, headDim);
-    perHead(probs, dctx, dv, true, false, 1.0);                               // [B, kvh, K, hd], summed over the group
+    int b = mask.batch(), t = mask.seq(), g = heads / kvHeads, w = heads * headDim, kw = kvHeads * headDim;
+    long n = (long) b * t;
+    Heads dctx = new Heads(contiguous(output.backward(dy, true)), 0, w);
+    // dq, dk, dv land where the forward read q, k, v: side by side in one array for GPT-2's c_attn
+    INDArray dqkv = fused != null ? Nd4j.createUninitialized(dy.dataType(), new long[] {n, 3L * w}, 'c') : null;
+    Heads dq = fused != null ? new Heads(dqkv, 0, 3 * w) : new Heads(Nd4j.createUninitialized(dy.dataType(), new long[] {n, w}, 'c'), 0, w);
+    Heads dk = fused != null ? new Heads(dqkv, w, 3 * w) : new Heads(Nd4j.createUninitialized(dy.dataType(), new long[] {n, kw}, 'c'), 0, kw);
+    Heads dv = fused != null ? new Heads(dqkv, 2 * w, 3 * w) : new Heads(Nd4j.createUninitialized(dy.dataType(), new long[] {n, kw}, 'c'), 0, kw);
+    int nv = prefixTokens();
+    // above the diagonal: never written, p is 0 there; outside any arena and closed as soon as it is used
+    INDArray dprobs = outsideWorkspaces(() -> Nd4j.zeros(dy.dataType(), probs.shape()));
+    // One task per (batch row, key/value head): it sums dv and dk over its group's query heads and over the row
+    // blocks in a fixed order. The last block (r1 = T) covers every key row, so it goes first and overwrites.
+    int last = (t - 1) / blockRows * blockRows;
+    Parallel.forEach(b * kvHeads, i -> {
+      int bi = i / kvHeads, kv = i % kvHeads;
+      for (int h = kv * g; h < (kv + 1) * g; h++) {
+        for (int r0 = last; r0 >= 0; r0 -= blockRows) {
+          int r1 = Math.min(t, r0 + blockRows);
+          double beta = h == kv * g && r0 == last ? 0.0 : 1.0;
+          if (nv > 0) Gemm.gemm(rows(dctx, bi, h, r0, r1), false, prefixRows(pv, kv), true, block(dprobs, bi, h, r0, r1, 0, nv), 1.0, 0.0);
+          Gemm.gemm(rows(dctx, bi, h, r0, r1), false, rows(v, bi, kv, 0, r1), true, block(dprobs, bi, h, r0, r1, nv, r1), 1.0, 0.0);
+          Gemm.gemm(block(probs, bi, h, r0, r1, nv, r1), true, rows(dctx, bi, h, r0, r1), false, rows(dv, bi, kv, 0, r1), 1.0, beta);
+        }
+      }
+    });
     INDArray dscores = outsideWorkspaces(() -> AttentionSoftmax.backward(probs, dprobs, 1.0 / Math.sqrt(headDim)));
-    boolean shared = dscores.data().address() == dprobs.data().address();                        // the double path works in place
+    boolean shared = dscores.data().address() == dprobs.data().address();   // the double path writes in place
     if (!shared) dprobs.close();
-    INDArray dq = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, (long) g * t, headDim);
-    perHead(dscores, k, dq, false, false, 1.0);                               // [B, kvh, g*T, hd]
-    INDArray dk = Nd4j.createUninitialized(dctx.dataType(), b, kvHeads, keys, headDim);
-    perHead(dscores, q, dk, true, false, 1.0);                                // [B, kvh, K, hd]
-    if (shared) dprobs.close(); else dscores.close();
-    INDArray dqx = mergeHeads(dq.reshape('c', b, heads, t, headDim));
-    INDArray dkx = mergeHeads(prefixBackward(dk, 0)), dvx = mergeHeads(prefixBackward(dv, 1));
-    if (rope != null) {
-      dqx = rope.rotate(dqx, tables, true);
-      dkx = rope.rotate(dkx, tables, true);
+    Parallel.forEach(b * kvHeads, i -> {
+      int bi = i / kvHeads, kv = i % kvHeads;
+      for (int h = kv * g; h < (kv + 1) * g; h++) {
+        for (int r0 = last; r0 >= 0; r0 -= blockRows) {
+          int r1 = Math.min(t, r0 + blockRows);
+          double beta = h == kv * g && r0 == last ? 0.0 : 1.0;
+          if (nv > 0) Gemm.gemm(block(dscores, bi, h, r0, r1, 0, nv), false, prefixRows(pk, kv), false, rows(dq, bi, h, r0, r1), 1.0, 0.0);
+          Gemm.gemm(block(dscores, bi, h, r0, r1, nv, r1), false, rows(k, bi, kv, 0, r1), false, rows(dq, bi, h, r0, r1), 1.0,
+              nv > 0 ? 1.0 : 0.0);
+          Gemm.gemm(block(dscores, bi, h, r0, r1, nv, r1), true, rows(q, bi, h, r0, r1), false, rows(dk, bi, kv, 0, r1), 1.0, beta);
+        }
+      }
+    });
+    if (nv > 0 && prefix.isTrainable()) {
+      // the prefix's keys and values are shared by every batch row: one task per key/value head sums over rows,
+      // the group's query heads and the row blocks in a fixed order
+      INDArray dpk = Nd4j.zeros(dy.dataType(), kvHeads, nv, headDim), dpv = Nd4j.zeros(dy.dataType(), kvHeads, nv, headDim);
+      Parallel.forEach(kvHeads, kv -> {
+        for (int bi = 0; bi < b; bi++) {
+          for (int h = kv * g; h < (kv + 1) * g; h++) {
+            for (int r0 = 0; r0 < t; r0 += blockRows) {
+              int r1 = Math.min(t, r0 + blockRows);
+              Gemm.gemm(block(dscores, bi, h, r0, r1, 0, nv), true, rows(q, bi, h, r0, r1), false, prefixRows(dpk, kv), 1.0, 1.0);
+              Gemm.gemm(block(probs, bi, h, r0, r1, 0, nv), true, rows(dctx, bi, h, r0, r1), false, prefixRows(dpv, kv), 1.0, 1.0);
+            }
+          }
+        }
+      });
+      addPrefixGrad(dpk, 0);
+      addPrefixGrad(dpv, 1);
     }
-    q = k = v = probs = null;
+    dscores.close();
+    q = k = v = null;
+    pk = pv = null;
+    probs = null;
     mask = null;
+    Rope.Tables rot = tables;
     tables = null;
-    if (fused != null) return fused.backward(Nd4j.hstack(dqx, dkx, dvx), needInputGrad);
+    if (fused != null) return fused.backward(dqkv, needInputGrad);
+    INDArray dqx = dq.array(), dkx = dk.array();
+    if (rope != null) {
+      dqx = rope.rotate(dqx, rot, true);
+      dkx = rope.rotate(dkx, rot, true);
+    }
     INDArray dx = query.backward(dqx, needInputGrad);
     INDArray dxk = key.backward(dkx, needInputGrad);
-    INDArray dxv = value.backward(dvx, needInputGrad);
+    INDArray dxv = value.backward(dv.array(), needInputGrad);
     if (!needInputGrad) return null;
     return dx.addi(dxk).addi(dxv);
-  }
-
-  /** {@code x [B, kvh, T, hd]} with this layer's prefix keys (kv 0) or values (kv 1) before it; {@code x} itself without. */
-  private INDArray withPrefix(INDArray x, int kv, int b) {
-    if (prefix == null) return x;
-    INDArray p = prefixHeads(kv);                                            // [kvh, nv, hd]
-    long nv = p.size(1);
-    INDArray rows = p.reshape('c', 1, kvHeads, nv, headDim).broadcast(b, kvHeads, nv, headDim);
-    return Nd4j.concat(2, rows.castTo(x.dataType()), x).dup('c');
-  }
-
-  /** This layer's prefix keys (kv 0) or values (kv 1), {@code [kvh, nv, hd]} (contiguous). */
-  private INDArray prefixHeads(int kv) {
-    long nv = prefix.shape[0], w = (long) kvHeads * headDim, from = (2L * prefixLayer + kv) * w;
-    INDArray cols = prefix.value().get(NDArrayIndex.all(), NDArrayIndex.interval(from, from + w));  // [nv, kvh·hd]
-    return cols.dup('c').reshape('c', nv, kvHeads, headDim).permute(1, 0, 2).dup('c');
-  }
-
-  /**
-   * Splits d(keys or values) {@code [B, kvh, nv+T, hd]}: the prefix part, summed over the batch, accumulates into
-   * the prefix gradient (when trainable); the sequence's own part is returned. Without a prefix, {@code d} itself.
-   */
-  private INDArray prefixBackward(INDArray d, int kv) {
-    if (prefix == null) return d;
-    long nv = prefix.shape[0], keys = d.size(2), w = (long) kvHeads * headDim;
-    if (prefix.isTrainable()) {
-      INDArray dp = d.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.interval(0, nv), NDArrayIndex.all())
-          .sum(0).permute(1, 0, 2).dup('c').reshape('c', nv, w);                                   // [nv, kvh·hd]
-      long from = (2L * prefixLayer + kv) * w;
-      prefix.grad().get(NDArrayIndex.all(), NDArrayIndex.interval(from, from + w)).addi(dp);
-    }
-    return d.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.interval(nv, keys), NDArrayIndex.all()).dup('c');
-  }
-
-  private static INDArray outsideWorkspaces(java.util.function.Supplier<INDArray> make) {
-    try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
-      return make.get();
-    }
-  }
-
-  /**
-   * {@code c[b,h] = alpha · op(a[b,h]) · op(x[b,h])} for every batch row and key/value head, one BLAS GEMM on 2-D
-   * views each (libnd4j's batched matmul of rank-4 arrays does not reach BLAS and was a fifth of a LLaMA step).
-   */
-  private static void perHead(INDArray a, INDArray x, INDArray c, boolean transA, boolean transX, double alpha) {
-    for (long bi = 0; bi < a.size(0); bi++) {
-      for (long h = 0; h < a.size(1); h++) {
-        Nd4j.gemm(matrix(a, bi, h), matrix(x, bi, h), matrix(c, bi, h), transA, transX, alpha, 0.0);
-      }
-    }
-  }
-
-  /** The [d2, d3] matrix at [b, h] of a c-contiguous rank-4 array, as a view. */
-  private static INDArray matrix(INDArray a, long b, long h) {
-    long rows = a.size(2), cols = a.size(3);
-    long offset = a.offset() + (b * a.size(1) + h) * rows * cols;
-    return Nd4j.create(a.data(), new long[] {rows, cols}, new long[] {cols, 1}, offset, 'c', a.dataType());
-  }
-
-  /** [B*T, n*hd] -> [B, n, T, hd] (contiguous). */
-  private INDArray splitHeads(INDArray x, int n) {
-    return x.reshape('c', mask.batch(), mask.seq(), n, headDim).permute(0, 2, 1, 3).dup('c');
-  }
-
-  /** [B, n, T, hd] -> [B*T, n*hd] (contiguous). */
-  private INDArray mergeHeads(INDArray x) {
-    return x.permute(0, 2, 1, 3).dup('c').reshape('c', (long) mask.batch() * mask.seq(), x.size(1) * headDim);
   }
 }

@@ -37,10 +37,10 @@ public final class Linear implements LinearLayer {
     if (bias != null) {
       // y = 1·bᵀ + x·Wᵀ as two GEMMs: libnd4j's row-broadcast add costs as much as the product itself
       INDArray ones = Nd4j.ones(x.dataType(), x.size(0), 1);
-      y = Nd4j.gemm(ones, bias.value.reshape(1, bias.shape[0]), false, false);
-      Nd4j.gemm(x, weight.value, y, false, true, 1.0, 1.0);
+      y = Gemm.mm(ones, bias.value.reshape(1, bias.shape[0]), false, false);
+      Gemm.gemm(x, weight.value, y, false, true, 1.0, 1.0);
     } else {
-      y = Nd4j.gemm(x, weight.value, false, true);
+      y = Gemm.mm(x, weight.value, false, true);
     }
     input = weight.isTrainable() ? x : null;
     return y;
@@ -48,9 +48,9 @@ public final class Linear implements LinearLayer {
 
   @Override
   public INDArray backward(INDArray dy, boolean needInputGrad) {
-    if (weight.isTrainable()) Nd4j.gemm(dy, input, weight.grad, true, false, 1.0, 1.0);
+    if (weight.isTrainable()) Gemm.gemm(dy, input, weight.grad, true, false, 1.0, 1.0);
     if (bias != null && bias.isTrainable()) bias.grad.addi(dy.sum(0));
     input = null;
-    return needInputGrad ? Nd4j.gemm(dy, weight.value, false, false) : null;
+    return needInputGrad ? Gemm.mm(dy, weight.value, false, false) : null;
   }
 }

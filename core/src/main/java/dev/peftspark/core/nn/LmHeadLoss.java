@@ -99,8 +99,17 @@ public final class LmHeadLoss {
    * {@code gradScale} is NaN, {@code z} becomes dL/dlogits = (softmax − onehot)·gradScale.
    */
   static double softmaxCrossEntropy(float[] z, int vocab, int[] targets, int[] rows, int from, int to, double gradScale) {
+    double[] rowLoss = new double[to - from];
+    Parallel.forRange(to - from, (a, b) -> rowLosses(z, vocab, targets, rows, from + a, from + b, from, gradScale, rowLoss));
     double loss = 0;
-    for (int r = from; r < to; r++) {
+    for (double l : rowLoss) loss += l;   // summed in row order, whatever the threads
+    return loss;
+  }
+
+  /** Rows {@code lo..hi} of the chunk that starts at row {@code from}; each row's loss into {@code rowLoss}. */
+  private static void rowLosses(float[] z, int vocab, int[] targets, int[] rows, int lo, int hi, int from, double gradScale,
+                                double[] rowLoss) {
+    for (int r = lo; r < hi; r++) {
       int o = (r - from) * vocab, y = targets[rows[r]];
       float max = Float.NEGATIVE_INFINITY;
       for (int j = 0; j < vocab; j++) max = Math.max(max, z[o + j]);
@@ -108,16 +117,15 @@ public final class LmHeadLoss {
       boolean grad = !Double.isNaN(gradScale);
       double sum = 0;
       for (int j = 0; j < vocab; j++) {
-        float e = (float) Math.exp(z[o + j] - max);
+        float e = Floats.exp(z[o + j] - max);
         sum += e;
         if (grad) z[o + j] = e;
       }
-      loss += Math.log(sum) - (zy - max);
+      rowLoss[r - from] = Math.log(sum) - (zy - max);
       if (!grad) continue;
       float k = (float) (gradScale / sum);
       for (int j = 0; j < vocab; j++) z[o + j] *= k;
       z[o + y] -= (float) gradScale;
     }
-    return loss;
   }
 }

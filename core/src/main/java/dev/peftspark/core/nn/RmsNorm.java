@@ -1,6 +1,8 @@
 package dev.peftspark.core.nn;
 
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
 /** Root-mean-square normalisation over the last dimension of {@code x [N, H]}: {@code x / sqrt(mean(x²) + eps) * w}. */
@@ -8,8 +10,9 @@ public final class RmsNorm {
   private final String name;
   private final Param weight;   // [H]  (".weight")
   private final double eps;
-  private INDArray xhat;        // [N, H] x * rstd
+  private INDArray xhat;        // [N, H] x * rstd (double precision: the reference path)
   private INDArray rstd;        // [N, 1] 1 / sqrt(mean(x²) + eps)
+  private float[] rstdF;        // [N] single precision (fused path; its xhat is the field above)
 
   public RmsNorm(String name, Param weight, double eps) {
     if (weight.shape.length != 1) throw new IllegalArgumentException(name + ": weight must be 1-D, got " + weight);
@@ -22,6 +25,7 @@ public final class RmsNorm {
   public Param weight() { return weight; }
 
   public INDArray forward(INDArray x) {
+    if (x.dataType() == DataType.FLOAT && weight.value.dataType() == DataType.FLOAT) return forwardFloat(x);
     INDArray meanSquare = x.mul(x).mean(true, 1);
     rstd = Transforms.pow(meanSquare.addi(eps), -0.5, false);
     xhat = x.mulColumnVector(rstd);
@@ -30,6 +34,7 @@ public final class RmsNorm {
 
   /** dL/dx; accumulates dL/dweight when trainable. */
   public INDArray backward(INDArray dy) {
+    if (rstdF != null) return backwardFloat(dy);
     if (weight.isTrainable()) weight.grad.addi(dy.mul(xhat).sum(0));
     INDArray dxhat = dy.mulRowVector(weight.value);
     // dx = rstd * (dxhat - xhat * mean(dxhat * xhat))
@@ -38,5 +43,53 @@ public final class RmsNorm {
     xhat = null;
     rstd = null;
     return dx;
+  }
+
+  /**
+   * Single precision, one pass per row on {@link Parallel}'s threads (the ND4J ops above are the double-precision
+   * reference that {@code FusedKernelsTest} holds this to).
+   */
+  private INDArray forwardFloat(INDArray x) {
+    int n = (int) x.size(0), h = (int) x.size(1);
+    float[] v = Floats.read(x), w = Floats.read(weight.value), xh = new float[v.length], r = new float[n];
+    Parallel.forRange(n, (from, to) -> {
+      for (int row = from; row < to; row++) {
+        int o = row * h;
+        double sq = 0;
+        for (int j = 0; j < h; j++) sq += v[o + j] * v[o + j];
+        float rs = (float) (1.0 / Math.sqrt(sq / h + eps));
+        r[row] = rs;
+        for (int j = 0; j < h; j++) {
+          xh[o + j] = v[o + j] * rs;
+          v[o + j] = xh[o + j] * w[j];
+        }
+      }
+    });
+    xhat = Floats.write(xh, x.shape());   // kept off the Java heap until backward, as on the double path
+    rstdF = r;
+    return Floats.write(v, x.shape());
+  }
+
+  private INDArray backwardFloat(INDArray dy) {
+    int n = (int) dy.size(0), h = (int) dy.size(1);
+    float[] d = Floats.read(dy), w = Floats.read(weight.value), xh = Floats.read(xhat), r = rstdF;
+    if (weight.isTrainable()) {                 // rows summed in order: the same sum whatever the threads
+      double[] dw = new double[h];
+      for (int row = 0; row < n; row++) for (int j = 0; j < h; j++) dw[j] += d[row * h + j] * xh[row * h + j];
+      weight.grad.addi(Nd4j.createFromArray(dw).castTo(weight.grad.dataType()).reshape(weight.grad.shape()));
+    }
+    // dx = rstd · (dxhat − xhat · mean(dxhat ∘ xhat)), dxhat = dy ∘ w
+    Parallel.forRange(n, (from, to) -> {
+      for (int row = from; row < to; row++) {
+        int o = row * h;
+        double dot = 0;
+        for (int j = 0; j < h; j++) dot += d[o + j] * w[j] * xh[o + j];
+        float mean = (float) (dot / h), rs = r[row];
+        for (int j = 0; j < h; j++) d[o + j] = (d[o + j] * w[j] - xh[o + j] * mean) * rs;
+      }
+    });
+    xhat = null;
+    rstdF = null;
+    return Floats.write(d, dy.shape());
   }
 }

@@ -60,6 +60,7 @@ public final class Rope {
    * which is the backward: dL/dx from dL/dy.
    */
   public INDArray rotate(INDArray x, Tables t, boolean inverse) {
+    if (x.dataType() == DataType.FLOAT && t.cos().dataType() == DataType.FLOAT) return rotateFloat(x, t, inverse);
     long n = x.size(0);
     int heads = (int) (x.size(1) / headDim), half = headDim / 2;
     INDArray x4 = x.reshape('c', n, heads, 2, half);
@@ -75,5 +76,30 @@ public final class Rope {
     Nd4j.getExecutioner().exec(new BroadcastMulOp(s3, t.sin(), s3, 0, 2));
     if (inverse) y.subi(s3); else y.addi(s3);
     return y.reshape('c', n, (long) heads * headDim);
+  }
+
+  /**
+   * Single precision in one pass, rows split over {@link Parallel}'s threads (the ND4J ops above are the double
+   * reference; {@code FusedKernelsTest} compares): {@code y = x·cos ± rotate_half(x)·sin}.
+   */
+  private INDArray rotateFloat(INDArray x, Tables t, boolean inverse) {
+    int n = (int) x.size(0), width = (int) x.size(1), half = headDim / 2;
+    if (t.cos().size(0) != n || t.cos().size(1) != headDim || width % headDim != 0)
+      throw new IllegalArgumentException("rotary tables " + java.util.Arrays.toString(t.cos().shape()) + " do not fit " + n + " rows of " + width);
+    float[] v = Floats.read(x), c = Floats.read(t.cos()), s = Floats.read(t.sin()), y = new float[v.length];
+    float sign = inverse ? -1f : 1f;
+    Parallel.forRange(n, (from, to) -> {
+      for (int r = from; r < to; r++) {
+        int tb = r * headDim;
+        for (int o = r * width; o < (r + 1) * width; o += headDim) {
+          for (int i = 0; i < half; i++) {
+            float a = v[o + i], b = v[o + half + i];
+            y[o + i] = a * c[tb + i] + sign * b * s[tb + i];
+            y[o + half + i] = b * c[tb + half + i] + sign * a * s[tb + half + i];
+          }
+        }
+      }
+    });
+    return Floats.write(y, n, width);
   }
 }

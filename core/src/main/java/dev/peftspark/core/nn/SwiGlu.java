@@ -1,5 +1,6 @@
 package dev.peftspark.core.nn;
 
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
@@ -10,7 +11,7 @@ import java.util.function.UnaryOperator;
 /** LLaMA's feed-forward block: {@code down(silu(gate(x)) ∘ up(x))}, {@code silu(g) = g·σ(g)}. */
 public final class SwiGlu {
   private LinearLayer gate, up, down;   // gate_proj, up_proj [I, H]; down_proj [H, I]
-  private INDArray g, u, sig;           // [N, I] gate and up outputs, σ(g)
+  private INDArray g, u, sig;           // [N, I] gate and up outputs, σ(g) (σ only on the double reference path)
 
   public SwiGlu(LinearLayer gate, LinearLayer up, LinearLayer down) {
     this.gate = gate;
@@ -27,8 +28,10 @@ public final class SwiGlu {
   public List<LinearLayer> linears() { return List.of(gate, up, down); }
 
   public INDArray forward(INDArray x) {
-    g = gate.forward(x);
-    u = up.forward(x);
+    INDArray gx = gate.forward(x), ux = up.forward(x);
+    if (gx.dataType() == DataType.FLOAT) return down.forward(forwardFloat(gx, ux));
+    g = gx;
+    u = ux;
     sig = Transforms.sigmoid(g, true);
     return down.forward(g.mul(sig).muli(u));
   }
@@ -36,19 +39,54 @@ public final class SwiGlu {
   /** dL/dx, or null when {@code needInputGrad} is false. dsilu/dg = σ(g)·(1 + g·(1 − σ(g))). */
   public INDArray backward(INDArray dy, boolean needInputGrad) {
     // the three [N, I] gradients live outside any arena and are freed as soon as the projections have used them
-    INDArray dh, du, dsilu;
+    INDArray du, dg;
     try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
-      dh = down.backward(dy, true);
-      du = dh.mul(g).muli(sig);                                              // dh ∘ silu(g)
-      dsilu = sig.rsub(1.0).muli(g).addi(1.0).muli(sig);                     // σ(1 + g(1 − σ))
+      INDArray dh = down.backward(dy, true);
+      if (g.dataType() == DataType.FLOAT) {
+        // σ(g) recomputed rather than kept: what stays between forward and backward is g and u, off the Java heap
+        float[] d = Floats.read(dh), gg = Floats.read(g), uu = Floats.read(u), duF = new float[d.length];
+        int cols = (int) dh.size(1);
+        Parallel.forRange((int) dh.size(0), (from, to) -> {
+          for (int i = from * cols; i < to * cols; i++) {
+            float x = gg[i], sg = 1f / (1f + Floats.exp(-x));
+            duF[i] = d[i] * x * sg;                               // dh ∘ silu(g)
+            d[i] *= uu[i] * sg * (1f + x * (1f - sg));            // dh ∘ u ∘ dsilu/dg
+          }
+        });
+        du = Floats.write(duF, dh.shape());
+        dg = Floats.write(d, dh.shape());
+        dh.close();
+        g = u = null;
+      } else {
+        du = dh.mul(g).muli(sig);                                                // dh ∘ silu(g)
+        INDArray dsilu = sig.rsub(1.0).muli(g).addi(1.0).muli(sig);              // σ(1 + g(1 − σ))
+        dg = dh.muli(u).muli(dsilu);                                             // in place: dg is dh
+        dsilu.close();
+        g = u = sig = null;
+      }
     }
-    INDArray dg = dh.muli(u).muli(dsilu);
-    dsilu.close();
-    g = u = sig = null;
     INDArray dx = gate.backward(dg, needInputGrad);
-    dh.close();
+    dg.close();
     INDArray dxu = up.backward(du, needInputGrad);
     du.close();
     return needInputGrad ? dx.addi(dxu) : null;
+  }
+
+  /**
+   * Single precision as one pass over the rows on {@link Parallel}'s threads (the double path above is the
+   * reference that {@code SwiGluTest} holds it to).
+   */
+  private INDArray forwardFloat(INDArray gx, INDArray ux) {
+    float[] gg = Floats.read(gx), uu = Floats.read(ux), out = new float[gg.length];
+    int cols = (int) gx.size(1);
+    Parallel.forRange((int) gx.size(0), (from, to) -> {
+      for (int i = from * cols; i < to * cols; i++) {
+        float x = gg[i];
+        out[i] = x / (1f + Floats.exp(-x)) * uu[i];   // silu(g) ∘ u
+      }
+    });
+    g = gx;
+    u = ux;
+    return Floats.write(out, gx.shape());
   }
 }

@@ -132,6 +132,68 @@ class DecoderLayerGradientTest {
   }
 
   @Test
+  void causalBlocksGiveTheSameAttentionAndPassFiniteDifferences() {
+    int hidden = 6, heads = 4, kvHeads = 2, hd = 4, seq = 7;
+    CausalAttention att = attention(hidden, heads, kvHeads, hd, true, new Rope(hd, 50.0));
+    CausalMask mask = CausalMask.of(new int[][] {{1, 1, 1, 1, 1, 1, 1}, {0, 0, 1, 1, 1, 2, 2}}, 0, DataType.DOUBLE);
+    Rope.Tables t = new Rope(hd, 50.0).tables(mask.positions(), DataType.DOUBLE);
+    INDArray x = randn(rng, 2 * seq, hidden), r = randn(rng, 2 * seq, hidden);
+    List<Param> ps = new ArrayList<>();
+    for (LinearLayer l : att.linears()) ps.addAll(l.params());
+    att.setCausalBlock(seq);                      // one block: the whole T × T square
+    INDArray y = att.forward(x, mask, t).dup();
+    INDArray dx = att.backward(r, true).dup();
+    List<INDArray> grads = new ArrayList<>();
+    for (Param p : ps) grads.add(p.grad().dup());
+    for (int rows : new int[] {1, 2, 3}) {        // 7 rows in blocks of 1, 2 (last partial), 3
+      for (Param p : ps) p.grad().assign(0);
+      att.setCausalBlock(rows);
+      assertEquals(0.0, att.forward(x, mask, t).sub(y).amaxNumber().doubleValue(), 1e-12, "y, blocks of " + rows);
+      assertEquals(0.0, att.backward(r, true).sub(dx).amaxNumber().doubleValue(), 1e-12, "dx, blocks of " + rows);
+      for (int i = 0; i < ps.size(); i++)
+        assertEquals(0.0, ps.get(i).grad().sub(grads.get(i)).amaxNumber().doubleValue(), 1e-12, ps.get(i).name + ", blocks of " + rows);
+    }
+    att.setCausalBlock(2);
+    att.forward(x, mask, t);
+    check("blocked gqa dx", x, att.backward(r, true), () -> probe(att.forward(x, mask, t), r), 200);
+  }
+
+  /** Prefix tuning's virtual keys are visible to every block: blocks of 1/2/3 rows equal one block, prefix gradient included. */
+  @Test
+  void causalBlocksWithPrefixKeysGiveTheSameAttentionAndPassFiniteDifferences() {
+    int hidden = 6, heads = 4, kvHeads = 2, hd = 4, seq = 7, nv = 3;
+    CausalAttention att = attention(hidden, heads, kvHeads, hd, true, new Rope(hd, 50.0));
+    Param prefix = Param.trainable("prompt_embeddings", randn(rng, nv, 2 * kvHeads * hd));
+    new ParamSet(List.of(prefix), DataType.DOUBLE);   // gives the prefix its gradient buffer
+    att.setPrefix(prefix, 0);
+    CausalMask mask = CausalMask.of(new int[][] {{1, 1, 1, 1, 1, 1, 1}, {0, 0, 1, 1, 1, 2, 2}}, 0, DataType.DOUBLE, 0, nv);
+    Rope.Tables t = new Rope(hd, 50.0).tables(mask.positions(), DataType.DOUBLE);
+    INDArray x = randn(rng, 2 * seq, hidden), r = randn(rng, 2 * seq, hidden);
+    List<Param> ps = new ArrayList<>(List.of(prefix));
+    for (LinearLayer l : att.linears()) ps.addAll(l.params());
+    for (Param p : ps) p.grad().assign(0);
+    att.setCausalBlock(seq);
+    INDArray y = att.forward(x, mask, t).dup();
+    INDArray dx = att.backward(r, true).dup();
+    List<INDArray> grads = new ArrayList<>();
+    for (Param p : ps) grads.add(p.grad().dup());
+    assertTrue(grads.get(0).amaxNumber().doubleValue() > 1e-6, "the prefix gets a gradient");
+    for (int rows : new int[] {1, 2, 3}) {
+      for (Param p : ps) p.grad().assign(0);
+      att.setCausalBlock(rows);
+      assertEquals(0.0, att.forward(x, mask, t).sub(y).amaxNumber().doubleValue(), 1e-12, "y, blocks of " + rows);
+      assertEquals(0.0, att.backward(r, true).sub(dx).amaxNumber().doubleValue(), 1e-12, "dx, blocks of " + rows);
+      for (int i = 0; i < ps.size(); i++)
+        assertEquals(0.0, ps.get(i).grad().sub(grads.get(i)).amaxNumber().doubleValue(), 1e-12, ps.get(i).name + ", blocks of " + rows);
+    }
+    att.setCausalBlock(2);
+    for (Param p : ps) p.grad().assign(0);
+    att.forward(x, mask, t);
+    att.backward(r, false);
+    checkParams("blocked prefix", List.of(prefix), () -> probe(att.forward(x, mask, t), r), 48);
+  }
+
+  @Test
   void attentionIsCausalAndIgnoresPaddingKeys() {
     int hidden = 6, seq = 5;
     Rope rope = new Rope(2, 10000.0);

@@ -8,11 +8,12 @@ import org.nd4j.linalg.factory.Nd4j;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** Floats.write into an existing buffer: in place, at the view's offset, and only into what it can fill. */
+/** Floats.write into an existing buffer (in place, at the view's offset, only into what it can fill) and Floats.exp. */
 class FloatsTest {
   @Test
   void writesInPlaceIntoAFlatBufferAndIntoAContiguousView() {
@@ -38,5 +39,29 @@ class FloatsTest {
     INDArray column = Nd4j.zeros(DataType.FLOAT, 3, 2).getColumn(0);
     var e = assertThrows(IllegalArgumentException.class, () -> Floats.write(new float[3], column));
     assertTrue(e.getMessage().contains("contiguous"), e.getMessage());
+  }
+
+  @Test
+  void expIsWithinOneUlpOfMathExpOverTheWholeFloatRange() {
+    double worst = 0;
+    float worstAt = 0;
+    for (float x = -87.3f; x < 88.7f; x += 0.000731f) {
+      double exact = Math.exp(x), rel = Math.abs(Floats.exp(x) - exact) / exact;
+      if (rel > worst) {
+        worst = rel;
+        worstAt = x;
+      }
+    }
+    assertTrue(worst <= Math.ulp(1f), "max relative error " + worst + " at " + worstAt);
+  }
+
+  @Test
+  void expLimits() {
+    assertEquals(1f, Floats.exp(0f));
+    assertEquals(0f, Floats.exp(-1e9f));                  // a masked score
+    assertEquals(0f, Floats.exp(Float.NEGATIVE_INFINITY));
+    assertEquals(Float.POSITIVE_INFINITY, Floats.exp(100f));
+    assertEquals((float) Math.exp(88.5), Floats.exp(88.5f));
+    assertTrue(Float.isNaN(Floats.exp(Float.NaN)));
   }
 }

@@ -1,6 +1,7 @@
 package dev.peftspark.core.peft.lora;
 
 import dev.peftspark.core.nn.Dropout;
+import dev.peftspark.core.nn.Gemm;
 import dev.peftspark.core.nn.LinearLayer;
 import dev.peftspark.core.nn.Param;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -69,20 +70,20 @@ public final class LoraLinear implements LinearLayer {
   public INDArray forward(INDArray x) {
     INDArray y = base.forward(x);
     xd = dropout.forward(x);
-    h = Nd4j.gemm(xd, a.value(), false, true);
+    h = Gemm.mm(xd, a.value(), false, true);
     if (magnitude == null) {
-      Nd4j.gemm(h, b.value(), y, false, true, scaling, 1.0);
+      Gemm.gemm(h, b.value(), y, false, true, scaling, 1.0);
       return y;
     }
     norm = rowNorms(BaseWeight.weight(base), a.value(), b.value(), scaling);
     ratio = magnitude.value().reshape(1, outFeatures()).div(norm);
     if (dropout.active()) {
-      zu = Nd4j.gemm(xd, BaseWeight.weight(base), false, true);
+      zu = Gemm.mm(xd, BaseWeight.weight(base), false, true);
     } else {                                   // xd = x: reuse the base product, minus its bias
       INDArray bias = BaseWeight.bias(base);
       zu = bias == null ? y.dup() : y.subRowVector(bias.reshape(1, outFeatures()));
     }
-    INDArray u = Nd4j.gemm(h, b.value(), false, true).muli(scaling);              // s · B A xd
+    INDArray u = Gemm.mm(h, b.value(), false, true).muli(scaling);              // s · B A xd
     y.addi(zu.mulRowVector(ratio.sub(1.0))).addi(u.mulRowVector(ratio));
     zu.addi(u);
     return y;
@@ -91,11 +92,11 @@ public final class LoraLinear implements LinearLayer {
   @Override
   public INDArray backward(INDArray dy, boolean needInputGrad) {
     if (magnitude != null) return doraBackward(dy, needInputGrad);
-    if (b.isTrainable()) Nd4j.gemm(dy, h, b.grad(), true, false, scaling, 1.0);   // dB += s dyᵀ h
-    INDArray dh = Nd4j.gemm(dy, b.value(), false, false).muli(scaling);            // [N, r]
-    if (a.isTrainable()) Nd4j.gemm(dh, xd, a.grad(), true, false, 1.0, 1.0);      // dA += dhᵀ xd
+    if (b.isTrainable()) Gemm.gemm(dy, h, b.grad(), true, false, scaling, 1.0);   // dB += s dyᵀ h
+    INDArray dh = Gemm.mm(dy, b.value(), false, false).muli(scaling);            // [N, r]
+    if (a.isTrainable()) Gemm.gemm(dh, xd, a.grad(), true, false, 1.0, 1.0);      // dA += dhᵀ xd
     INDArray dx = base.backward(dy, needInputGrad);
-    if (needInputGrad) dx.addi(dropout.backward(Nd4j.gemm(dh, a.value(), false, false)));
+    if (needInputGrad) dx.addi(dropout.backward(Gemm.mm(dh, a.value(), false, false)));
     xd = null;
     h = null;
     return dx;
@@ -104,18 +105,18 @@ public final class LoraLinear implements LinearLayer {
   private INDArray doraBackward(INDArray dy, boolean needInputGrad) {
     if (magnitude.isTrainable()) magnitude.grad().addi(dy.mul(zu).sum(0).divi(norm.reshape(outFeatures())));
     INDArray gr = dy.mulRowVector(ratio);                                           // dy ∘ m/n
-    if (b.isTrainable()) Nd4j.gemm(gr, h, b.grad(), true, false, scaling, 1.0);    // dB += s (dy∘m/n)ᵀ h
-    INDArray dh = Nd4j.gemm(gr, b.value(), false, false).muli(scaling);            // [N, r]
-    if (a.isTrainable()) Nd4j.gemm(dh, xd, a.grad(), true, false, 1.0, 1.0);       // dA += dhᵀ xd
+    if (b.isTrainable()) Gemm.gemm(gr, h, b.grad(), true, false, scaling, 1.0);    // dB += s (dy∘m/n)ᵀ h
+    INDArray dh = Gemm.mm(gr, b.value(), false, false).muli(scaling);            // [N, r]
+    if (a.isTrainable()) Gemm.gemm(dh, xd, a.grad(), true, false, 1.0, 1.0);       // dA += dhᵀ xd
     INDArray dx;
     if (!dropout.active()) {                   // base(x) + (m/n − 1)∘(x Wᵀ): d/dx is (dy ∘ m/n) W
       dx = base.backward(gr, needInputGrad);
-      if (needInputGrad) dx.addi(Nd4j.gemm(dh, a.value(), false, false));
+      if (needInputGrad) dx.addi(Gemm.mm(dh, a.value(), false, false));
     } else {
       dx = base.backward(dy, needInputGrad);
       if (needInputGrad) {
-        INDArray dxd = Nd4j.gemm(dy.mulRowVector(ratio.sub(1.0)), BaseWeight.weight(base), false, false);
-        Nd4j.gemm(dh, a.value(), dxd, false, false, 1.0, 1.0);
+        INDArray dxd = Gemm.mm(dy.mulRowVector(ratio.sub(1.0)), BaseWeight.weight(base), false, false);
+        Gemm.gemm(dh, a.value(), dxd, false, false, 1.0, 1.0);
         dx.addi(dropout.backward(dxd));
       }
     }
@@ -126,7 +127,7 @@ public final class LoraLinear implements LinearLayer {
   /** ‖W + s·B A‖ per output row, as [1, out] (PEFT's DoRA weight norm). */
   static INDArray rowNorms(INDArray w, INDArray a, INDArray b, double scaling) {
     INDArray merged = w.dup();
-    Nd4j.gemm(b, a, merged, false, false, scaling, 1.0);
+    Gemm.gemm(b, a, merged, false, false, scaling, 1.0);
     return merged.norm2(1).reshape(1, w.size(0));
   }
 
@@ -136,7 +137,7 @@ public final class LoraLinear implements LinearLayer {
    */
   public INDArray mergedWeight() {
     INDArray w = BaseWeight.weight(base).dup();
-    Nd4j.gemm(b.value(), a.value(), w, false, false, scaling, 1.0);
+    Gemm.gemm(b.value(), a.value(), w, false, false, scaling, 1.0);
     if (magnitude == null) return w;
     INDArray n = w.norm2(1).reshape(w.size(0), 1);
     return w.muliColumnVector(magnitude.value().reshape(w.size(0), 1).div(n));

@@ -1,0 +1,126 @@
+package dev.peftspark.core.nn;
+
+import org.bytedeco.javacpp.DoublePointer;
+import org.bytedeco.javacpp.FloatPointer;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+import static org.bytedeco.openblas.global.openblas_nolapack.CblasNoTrans;
+import static org.bytedeco.openblas.global.openblas_nolapack.CblasRowMajor;
+import static org.bytedeco.openblas.global.openblas_nolapack.CblasTrans;
+import static org.bytedeco.openblas.global.openblas_nolapack.cblas_dgemm;
+import static org.bytedeco.openblas.global.openblas_nolapack.cblas_sgemm;
+
+/**
+ * {@code c = alpha·op(a)·op(b) + beta·c} straight to OpenBLAS (the library ND4J itself calls), on row-major
+ * matrices that may sit anywhere inside an array with any row stride. {@code Nd4j.gemm} goes through libnd4j's
+ * {@code matmul} op: measured 50-200 µs of dispatch per call on this machine, which at attention's hundreds of
+ * per-head products per step cost more than their arithmetic; here a call costs one JNI crossing. Strided
+ * matrices also let attention read each head straight out of the projections, with no split/merge copies.
+ */
+public final class Gemm {
+  /** Multiply-adds from which a product is split over {@link Parallel}'s threads (below, thread hand-off costs more). */
+  static final long SPLIT_MIN = 1L << 22;
+
+  private Gemm() {}
+
+  /**
+   * A {@code rows × cols} row-major matrix inside {@code array} (c-ordered, contiguous, FLOAT or DOUBLE): element
+   * {@code (i, j)} is the array's element {@code offset + i·ld + j} in c order.
+   */
+  public record Mat(INDArray array, long offset, int rows, int cols, int ld) {
+    public Mat {
+      if (array.ordering() != 'c' || array.elementWiseStride() != 1)
+        throw new IllegalArgumentException("GEMM operands must be c-ordered and contiguous, got " + array.shapeInfoToString());
+      if (rows < 0 || cols < 0 || ld < Math.max(1, cols) || offset < 0
+          || (rows > 0 && offset + (long) (rows - 1) * ld + cols > array.length()))
+        throw new IllegalArgumentException("a " + rows + "×" + cols + " matrix at " + offset + " with row stride " + ld
+            + " does not fit an array of " + array.length());
+    }
+
+    /** The whole of a 2-D c-ordered array. */
+    public static Mat of(INDArray a) {
+      if (a.rank() != 2) throw new IllegalArgumentException("expected a matrix, got shape " + java.util.Arrays.toString(a.shape()));
+      return new Mat(a, 0, (int) a.size(0), (int) a.size(1), (int) a.size(1));
+    }
+  }
+
+  /** {@code c = alpha·op(a)·op(b) + beta·c}; all three of one data type (FLOAT or DOUBLE). */
+  public static void gemm(Mat a, boolean transA, Mat b, boolean transB, Mat c, double alpha, double beta) {
+    int m = transA ? a.cols : a.rows, k = transA ? a.rows : a.cols;
+    int kb = transB ? b.cols : b.rows, n = transB ? b.rows : b.cols;
+    if (k != kb || c.rows != m || c.cols != n)
+      throw new IllegalArgumentException("GEMM shapes: op(a) " + m + "×" + k + ", op(b) " + kb + "×" + n + ", c " + c.rows + "×" + c.cols);
+    DataType t = c.array.dataType();
+    if (a.array.dataType() != t || b.array.dataType() != t)
+      throw new IllegalArgumentException("GEMM data types differ: " + a.array.dataType() + ", " + b.array.dataType() + ", " + t);
+    if (m == 0 || n == 0) return;
+    int threads = (long) m * n * k >= SPLIT_MIN ? Parallel.threads() : 1;
+    if (threads <= 1) {
+      blas(a, transA, b, transB, c, m, n, k, alpha, beta);
+      return;
+    }
+    // row blocks of c (or column blocks when c is wide), one single-threaded product each
+    boolean byRows = m >= n;
+    int len = byRows ? m : n, pieces = Math.min(2 * threads, Math.max(1, len / 64)), step = (len + pieces - 1) / pieces;
+    Parallel.forEach(pieces, p -> {
+      int from = p * step, to = Math.min(len, from + step);
+      if (from >= to) return;
+      if (byRows) {
+        Mat ap = transA ? new Mat(a.array, a.offset + from, a.rows, to - from, a.ld) : new Mat(a.array, a.offset + (long) from * a.ld, to - from, a.cols, a.ld);
+        blas(ap, transA, b, transB, new Mat(c.array, c.offset + (long) from * c.ld, to - from, c.cols, c.ld), to - from, n, k, alpha, beta);
+      } else {
+        Mat bp = transB ? new Mat(b.array, b.offset + (long) from * b.ld, to - from, b.cols, b.ld) : new Mat(b.array, b.offset + from, b.rows, to - from, b.ld);
+        blas(a, transA, bp, transB, new Mat(c.array, c.offset + from, c.rows, to - from, c.ld), m, to - from, k, alpha, beta);
+      }
+    });
+  }
+
+  private static void blas(Mat a, boolean transA, Mat b, boolean transB, Mat c, int m, int n, int k, double alpha, double beta) {
+    int ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans;
+    switch (c.array.dataType()) {
+      case FLOAT -> cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, (float) alpha, floats(a), a.ld, floats(b), b.ld,
+          (float) beta, floats(c), c.ld);
+      case DOUBLE -> cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, doubles(a), a.ld, doubles(b), b.ld,
+          beta, doubles(c), c.ld);
+      default -> throw new IllegalArgumentException("GEMM supports FLOAT and DOUBLE, got " + c.array.dataType());
+    }
+  }
+
+  /**
+   * Drop-in for {@code Nd4j.gemm(a, b, c, transA, transB, alpha, beta)} on 2-D arrays: direct when all three are
+   * c-ordered, contiguous FLOAT/DOUBLE of one type; ND4J's otherwise (views with odd strides, other types).
+   */
+  public static INDArray gemm(INDArray a, INDArray b, INDArray c, boolean transA, boolean transB, double alpha, double beta) {
+    if (direct(a) && direct(b) && direct(c) && a.dataType() == c.dataType() && b.dataType() == c.dataType()) {
+      gemm(Mat.of(a), transA, Mat.of(b), transB, Mat.of(c), alpha, beta);
+      return c;
+    }
+    return Nd4j.gemm(a, b, c, transA, transB, alpha, beta);
+  }
+
+  /** A new {@code op(a)·op(b)} (uninitialised output, then written by the product). */
+  public static INDArray mm(INDArray a, INDArray b, boolean transA, boolean transB) {
+    long m = transA ? a.size(1) : a.size(0), n = transB ? b.size(0) : b.size(1);
+    if (!(direct(a) && direct(b) && a.dataType() == b.dataType())) return Nd4j.gemm(a, b, transA, transB);
+    INDArray c = Nd4j.createUninitialized(a.dataType(), new long[] {m, n}, 'c');
+    gemm(Mat.of(a), transA, Mat.of(b), transB, Mat.of(c), 1.0, 0.0);
+    return c;
+  }
+
+  private static boolean direct(INDArray x) {
+    DataType t = x.dataType();
+    return x.rank() == 2 && x.ordering() == 'c' && x.elementWiseStride() == 1 && x.length() > 0
+        && x.stride(1) == 1 && x.stride(0) == x.size(1) && (t == DataType.FLOAT || t == DataType.DOUBLE);
+  }
+
+  // addressPointer() is the array's first element: a view's buffer already starts at the view's offset()
+  private static FloatPointer floats(Mat x) {
+    return new FloatPointer(x.array.data().addressPointer()).position(x.offset);
+  }
+
+  private static DoublePointer doubles(Mat x) {
+    return new DoublePointer(x.array.data().addressPointer()).position(x.offset);
+  }
+}

@@ -1,0 +1,66 @@
+package dev.peftspark.core.nn;
+
+import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.util.List;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * RMSNorm's and RoPE's single-precision loops against their double-precision ND4J paths, which the
+ * finite-difference checks ({@code DecoderLayerGradientTest}) hold to the true gradients.
+ */
+class FusedKernelsTest {
+  private final SplittableRandom rng = new SplittableRandom(17);
+
+  @Test
+  void rmsNormFloatMatchesDouble() {
+    int n = 23, h = 10;
+    INDArray w = GradCheck.randn(rng, h).muli(0.3).addi(1), x = GradCheck.randn(rng, n, h).muli(2).addi(0.5), dy = GradCheck.randn(rng, n, h);
+    RmsNorm ref = norm(w, DataType.DOUBLE), fast = norm(w, DataType.FLOAT);
+    INDArray yFast = fast.forward(x.castTo(DataType.FLOAT));
+    assertEquals(DataType.FLOAT, yFast.dataType());
+    assertClose("y", ref.forward(x), yFast);
+    assertClose("dx", ref.backward(dy), fast.backward(dy.castTo(DataType.FLOAT)));
+    assertClose("dw", ref.weight().grad(), fast.weight().grad());
+  }
+
+  @Test
+  void rmsNormFloatWithFrozenWeightLeavesNoGradient() {
+    RmsNorm n = new RmsNorm("n", Param.frozen("w", GradCheck.randn(rng, 4).castTo(DataType.FLOAT)), 1e-6);
+    n.forward(GradCheck.randn(rng, 3, 4).castTo(DataType.FLOAT));
+    INDArray dx = n.backward(GradCheck.randn(rng, 3, 4).castTo(DataType.FLOAT));
+    assertEquals(DataType.FLOAT, dx.dataType());
+    assertEquals(null, n.weight().grad());
+  }
+
+  @Test
+  void ropeFloatMatchesDoubleBothWays() {
+    Rope rope = new Rope(8, 500.0);
+    int[] positions = new int[19];
+    for (int i = 0; i < positions.length; i++) positions[i] = (i * 7) % 13;
+    INDArray x = GradCheck.randn(rng, positions.length, 24);   // 3 heads of 8
+    for (boolean inverse : new boolean[] {false, true}) {
+      INDArray ref = rope.rotate(x, rope.tables(positions, DataType.DOUBLE), inverse);
+      INDArray fast = rope.rotate(x.castTo(DataType.FLOAT), rope.tables(positions, DataType.FLOAT), inverse);
+      assertEquals(DataType.FLOAT, fast.dataType());
+      assertClose("rope inverse=" + inverse, ref, fast);
+    }
+  }
+
+  private static RmsNorm norm(INDArray w, DataType t) {
+    Param p = Param.trainable("n.weight", w.castTo(t));
+    new ParamSet(List.of(p), t);
+    return new RmsNorm("n", p, 1e-5);
+  }
+
+  private static void assertClose(String what, INDArray ref, INDArray fast) {
+    double scale = Math.max(1.0, ref.amaxNumber().doubleValue());
+    double maxAbs = ref.sub(fast.castTo(DataType.DOUBLE)).amaxNumber().doubleValue();
+    assertTrue(maxAbs < 1e-5 * scale, what + ": max |reference - fused| = " + maxAbs + " (scale " + scale + ")");
+  }
+}

@@ -1,0 +1,78 @@
+package dev.peftspark.core.nn;
+
+import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicIntegerArray;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+class ParallelTest {
+  static {
+    Nd4jSetup.ensure();
+  }
+
+  private static void withBlasThreads(int n, Runnable r) {
+    int before = Nd4j.factory().blas().getMaxThreads();
+    Nd4j.factory().blas().setMaxThreads(n);
+    try {
+      r.run();
+    } finally {
+      Nd4j.factory().blas().setMaxThreads(before);
+    }
+  }
+
+  @Test
+  void everyIndexRunsOnceOnSeveralThreads() {
+    withBlasThreads(2, () -> {
+      assertEquals(2, Parallel.threads());
+      AtomicIntegerArray runs = new AtomicIntegerArray(1000);
+      Set<String> threads = ConcurrentHashMap.newKeySet();
+      CountDownLatch both = new CountDownLatch(2);   // each thread's first index waits for the other's
+      Parallel.forEach(1000, i -> {
+        runs.incrementAndGet(i);
+        assertEquals(1, Parallel.threads(), "nested regions run inline");
+        if (threads.add(Thread.currentThread().getName())) {
+          both.countDown();
+          awaitQuietly(both);
+        }
+      });
+      for (int i = 0; i < 1000; i++) assertEquals(1, runs.get(i), "index " + i);
+      assertEquals(2, threads.size(), "both threads took indices: " + threads);
+      assertEquals(2, Nd4j.factory().blas().getMaxThreads(), "restored after the region");
+    });
+  }
+
+  @Test
+  void aFailingTaskFailsTheRegionAndRestoresOpenBlas() {
+    withBlasThreads(2, () -> {
+      var e = assertThrows(IllegalStateException.class, () -> Parallel.forEach(50, i -> {
+        if (i == 37) throw new IllegalStateException("task 37 failed");
+      }));
+      assertEquals("task 37 failed", e.getMessage());
+      assertEquals(2, Nd4j.factory().blas().getMaxThreads());
+    });
+  }
+
+  @Test
+  void oneBlasThreadRunsInlineInOrder() {
+    withBlasThreads(1, () -> {
+      StringBuilder order = new StringBuilder();
+      Parallel.forEach(5, order::append);
+      assertEquals("01234", order.toString());
+    });
+  }
+
+  private static void awaitQuietly(CountDownLatch latch) {
+    try {
+      latch.await(30, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+}
