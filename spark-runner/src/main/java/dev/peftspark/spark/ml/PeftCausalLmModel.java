@@ -8,8 +8,6 @@ import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.ml.Model;
 import org.apache.spark.ml.param.Param;
 import org.apache.spark.ml.param.ParamMap;
-import org.apache.spark.ml.util.DefaultParamsReader;
-import org.apache.spark.ml.util.DefaultParamsWriter;
 import org.apache.spark.ml.util.Identifiable;
 import org.apache.spark.ml.util.MLReader;
 import org.apache.spark.ml.util.MLWritable;
@@ -18,10 +16,8 @@ import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.StructType;
-import scala.Option;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 
 /**
  * A fitted causal LM with its PEFT adapter as a Spark ML Model stage. {@link #transform} appends
@@ -34,7 +30,7 @@ import java.io.UncheckedIOException;
  */
 public final class PeftCausalLmModel extends Model<PeftCausalLmModel> implements MLWritable {
   /** The folder of a saved stage that holds the adapter in PEFT layout. */
-  public static final String ADAPTER_DIR = "adapter";
+  public static final String ADAPTER_DIR = AdapterStageIO.ADAPTER_DIR;
   private static final String STAGE = "PeftCausalLmModel";
 
   private final String uid;
@@ -189,7 +185,7 @@ public final class PeftCausalLmModel extends Model<PeftCausalLmModel> implements
 
   @Override
   public MLWriter write() {
-    return new Writer(this);
+    return AdapterStageIO.writer(this, adapter);
   }
 
   @Override
@@ -198,44 +194,10 @@ public final class PeftCausalLmModel extends Model<PeftCausalLmModel> implements
   }
 
   public static MLReader<PeftCausalLmModel> read() {
-    return new Reader();
+    return AdapterStageIO.reader(PeftCausalLmModel.class, PeftCausalLmModel::new);
   }
 
   public static PeftCausalLmModel load(String path) {
     return read().load(path);
-  }
-
-  private static final class Writer extends MLWriter {
-    private final PeftCausalLmModel model;
-
-    Writer(PeftCausalLmModel model) {
-      this.model = model;
-    }
-
-    @Override
-    public void saveImpl(String path) {
-      DefaultParamsWriter.saveMetadata(model, path, sc(), Option.empty(), Option.empty());
-      try {
-        model.adapter.write(new org.apache.hadoop.fs.Path(path, ADAPTER_DIR).toString(), sc().hadoopConfiguration());
-      } catch (IOException e) {
-        throw new UncheckedIOException("cannot write the adapter of " + model.uid + " under " + path, e);
-      }
-    }
-  }
-
-  private static final class Reader extends MLReader<PeftCausalLmModel> {
-    @Override
-    public PeftCausalLmModel load(String path) {
-      DefaultParamsReader.Metadata md = DefaultParamsReader.loadMetadata(path, sc(), PeftCausalLmModel.class.getName());
-      AdapterBytes adapter;
-      try {
-        adapter = AdapterBytes.read(new org.apache.hadoop.fs.Path(path, ADAPTER_DIR).toString(), sc().hadoopConfiguration());
-      } catch (IOException e) {
-        throw new UncheckedIOException("cannot read the adapter of the stage saved at " + path, e);
-      }
-      PeftCausalLmModel m = new PeftCausalLmModel(md.uid(), adapter);
-      md.getAndSetParams(m, Option.empty());
-      return m;
-    }
   }
 }

@@ -9,8 +9,6 @@ import org.apache.spark.ml.Model;
 import org.apache.spark.ml.linalg.SQLDataTypes;
 import org.apache.spark.ml.param.Param;
 import org.apache.spark.ml.param.ParamMap;
-import org.apache.spark.ml.util.DefaultParamsReader;
-import org.apache.spark.ml.util.DefaultParamsWriter;
 import org.apache.spark.ml.util.Identifiable;
 import org.apache.spark.ml.util.MLReader;
 import org.apache.spark.ml.util.MLWritable;
@@ -20,7 +18,6 @@ import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructType;
-import scala.Option;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -37,7 +34,7 @@ import java.util.List;
  */
 public final class PeftClassificationModel extends Model<PeftClassificationModel> implements MLWritable {
   /** The folder of a saved stage that holds the adapter in PEFT layout. */
-  public static final String ADAPTER_DIR = "adapter";
+  public static final String ADAPTER_DIR = AdapterStageIO.ADAPTER_DIR;
   private static final String STAGE = "PeftClassificationModel";
 
   private final String uid;
@@ -218,7 +215,7 @@ public final class PeftClassificationModel extends Model<PeftClassificationModel
 
   @Override
   public MLWriter write() {
-    return new Writer(this);
+    return AdapterStageIO.writer(this, adapter);
   }
 
   @Override
@@ -227,44 +224,10 @@ public final class PeftClassificationModel extends Model<PeftClassificationModel
   }
 
   public static MLReader<PeftClassificationModel> read() {
-    return new Reader();
+    return AdapterStageIO.reader(PeftClassificationModel.class, PeftClassificationModel::new);
   }
 
   public static PeftClassificationModel load(String path) {
     return read().load(path);
-  }
-
-  private static final class Writer extends MLWriter {
-    private final PeftClassificationModel model;
-
-    Writer(PeftClassificationModel model) {
-      this.model = model;
-    }
-
-    @Override
-    public void saveImpl(String path) {
-      DefaultParamsWriter.saveMetadata(model, path, sc(), Option.empty(), Option.empty());
-      try {
-        model.adapter.write(new org.apache.hadoop.fs.Path(path, ADAPTER_DIR).toString(), sc().hadoopConfiguration());
-      } catch (IOException e) {
-        throw new UncheckedIOException("cannot write the adapter of " + model.uid + " under " + path, e);
-      }
-    }
-  }
-
-  private static final class Reader extends MLReader<PeftClassificationModel> {
-    @Override
-    public PeftClassificationModel load(String path) {
-      DefaultParamsReader.Metadata md = DefaultParamsReader.loadMetadata(path, sc(), PeftClassificationModel.class.getName());
-      AdapterBytes adapter;
-      try {
-        adapter = AdapterBytes.read(new org.apache.hadoop.fs.Path(path, ADAPTER_DIR).toString(), sc().hadoopConfiguration());
-      } catch (IOException e) {
-        throw new UncheckedIOException("cannot read the adapter of the stage saved at " + path, e);
-      }
-      PeftClassificationModel m = new PeftClassificationModel(md.uid(), adapter);
-      md.getAndSetParams(m, Option.empty());
-      return m;
-    }
   }
 }
