@@ -3,7 +3,6 @@ package dev.peftspark.spark.job;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.peftspark.core.io.MiniLm;
-import dev.peftspark.core.io.ResourceCache;
 import dev.peftspark.core.io.SafeTensors;
 import dev.peftspark.core.model.BertConfig;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -39,10 +38,7 @@ public record BaseModel(String name, String hfId, BertConfig config, Map<String,
           if (m.equals(MINILM)) return miniLm();
           if (!HadoopPaths.isRemote(m)) return directory(HadoopPaths.local(m));
           // hdfs://, s3a://...: each JVM copies the directory once into its local cache, keyed by path and content
-          String root = System.getProperty("peft.spark.cache");   // tests point it at a temporary folder
-          Path copy = HadoopPaths.cachedCopy(m, (root != null ? Path.of(root) : ResourceCache.root()).resolve("models"),
-              HadoopPaths.conf());
-          BaseModel local = directory(copy);
+          BaseModel local = directory(HadoopPaths.cachedModelDir(m));
           return new BaseModel(m, local.hfId(), local.config(), local.weights(), local.tokenizer());
         } catch (IOException e) {
           throw new java.io.UncheckedIOException(e);

@@ -40,9 +40,7 @@ public record CausalLmBase(String name, String hfId, CausalLmConfig shape, Map<S
           if (model.equals(RANDOM)) return random(modelConfig, seed);
           if (!HadoopPaths.isRemote(model)) return directory(HadoopPaths.local(model));
           // hdfs://, s3a://...: each JVM copies the directory once into its local cache, keyed by path and content
-          String root = System.getProperty("peft.spark.cache");   // tests point it at a temporary folder
-          CausalLmBase local = directory(HadoopPaths.cachedCopy(model,
-              (root != null ? Path.of(root) : dev.peftspark.core.io.ResourceCache.root()).resolve("models"), HadoopPaths.conf()));
+          CausalLmBase local = directory(HadoopPaths.cachedModelDir(model));
           return new CausalLmBase(model, local.hfId(), local.shape(), local.weights(), local.dir());
         } catch (IOException e) {
           throw new UncheckedIOException(e);

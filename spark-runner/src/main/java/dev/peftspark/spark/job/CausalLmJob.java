@@ -66,8 +66,7 @@ public final class CausalLmJob {
 
     // A remote output_dir (hdfs://, s3a://...) is assembled in a local folder and published whole at the end.
     boolean remote = HadoopPaths.isRemote(cfg.outputDir());
-    Path outputDir = remote ? Files.createTempDirectory("peft-spark-output").resolve("out")
-        : HadoopPaths.local(cfg.outputDir());
+    Path outputDir = HadoopPaths.runOutputDir(cfg.outputDir());
     Path staging = OutputDir.staging(outputDir);
     try (RunOutputs outputs = new RunOutputs(staging, cfg)) {
       TrainListener all = TrainListeners.compose(outputs, listener);
@@ -86,13 +85,7 @@ public final class CausalLmJob {
           train.size(), 0, null, remote ? cfg.outputDir() : outputDir.toString(), fitter.distributed());
       all.onEnd(summary);
       outputs.close();
-      Path checkpoints = outputDir.resolve(ClassificationJob.CHECKPOINTS);   // a Spark fit's, kept with the output
-      if (Files.isDirectory(checkpoints)) Files.move(checkpoints, staging.resolve(ClassificationJob.CHECKPOINTS));
-      OutputDir.commit(staging, outputDir);
-      if (remote) {
-        HadoopPaths.publish(outputDir, cfg.outputDir(), ClassificationJob.CHECKPOINTS, HadoopPaths.conf());
-        org.apache.hadoop.fs.FileUtil.fullyDelete(outputDir.getParent().toFile());
-      }
+      HadoopPaths.publishRun(staging, outputDir, cfg.outputDir());
       return summary;
     } catch (Exception | Error e) {
       OutputDir.abort(staging);

@@ -73,8 +73,7 @@ public final class ClassificationJob {
 
     // A remote output_dir (hdfs://, s3a://...) is assembled in a local folder and published whole at the end.
     boolean remote = HadoopPaths.isRemote(cfg.outputDir());
-    Path outputDir = remote ? Files.createTempDirectory("peft-spark-output").resolve("out")
-        : HadoopPaths.local(cfg.outputDir());
+    Path outputDir = HadoopPaths.runOutputDir(cfg.outputDir());
     Path staging = OutputDir.staging(outputDir);
     try (RunOutputs outputs = new RunOutputs(staging, cfg)) {
       TrainListener all = TrainListeners.compose(outputs, listener);
@@ -93,13 +92,7 @@ public final class ClassificationJob {
           fitter.distributed());
       all.onEnd(summary);
       outputs.close();
-      Path checkpoints = outputDir.resolve(CHECKPOINTS);
-      if (Files.isDirectory(checkpoints)) Files.move(checkpoints, staging.resolve(CHECKPOINTS));
-      OutputDir.commit(staging, outputDir);
-      if (remote) {
-        HadoopPaths.publish(outputDir, cfg.outputDir(), CHECKPOINTS, HadoopPaths.conf());
-        org.apache.hadoop.fs.FileUtil.fullyDelete(outputDir.getParent().toFile());
-      }
+      HadoopPaths.publishRun(staging, outputDir, cfg.outputDir());
       return summary;
     } catch (Exception | Error e) {
       OutputDir.abort(staging);

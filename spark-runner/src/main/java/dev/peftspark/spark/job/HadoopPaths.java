@@ -1,5 +1,7 @@
 package dev.peftspark.spark.job;
 
+import dev.peftspark.core.io.ResourceCache;
+import dev.peftspark.core.train.OutputDir;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileChecksum;
 import org.apache.hadoop.fs.FileStatus;
@@ -58,6 +60,37 @@ public final class HadoopPaths {
     if (isRemote(location))   // a remote URI read as a local path would silently write into a folder named "hdfs:"
       throw new IllegalArgumentException(location + ": this path must be local (a path or file: URI), not a remote URI");
     return location.startsWith("file:") ? Path.of(URI.create(location)) : Path.of(location);
+  }
+
+  /**
+   * This JVM's local copy of the remote model directory {@code uri} (hdfs://, s3a://...), fetched once and kept under
+   * the cache's {@code models/} folder: the system property {@code peft.spark.cache} (tests point it at a temporary
+   * folder), else {@link ResourceCache#root()}.
+   */
+  public static Path cachedModelDir(String uri) throws IOException {
+    String root = System.getProperty("peft.spark.cache");
+    return cachedCopy(uri, (root != null ? Path.of(root) : ResourceCache.root()).resolve("models"), conf());
+  }
+
+  /** The local folder a run assembles {@code outputDir} in: itself, or a fresh temporary one for a remote URI. */
+  public static Path runOutputDir(String outputDir) throws IOException {
+    return isRemote(outputDir) ? Files.createTempDirectory("peft-spark-output").resolve("out") : local(outputDir);
+  }
+
+  /**
+   * Finishes a run whose outputs are complete in {@code staging}: a fitter's checkpoints left in {@code local}
+   * ({@link ClassificationJob#CHECKPOINTS}) join them, staging replaces {@code local} ({@link OutputDir#commit}), and
+   * for a remote {@code outputDir} the whole folder is {@linkplain #publish published} and the local copy deleted.
+   */
+  public static void publishRun(Path staging, Path local, String outputDir) throws IOException {
+    String keep = ClassificationJob.CHECKPOINTS;
+    Path checkpoints = local.resolve(keep);
+    if (Files.isDirectory(checkpoints)) Files.move(checkpoints, staging.resolve(keep));
+    OutputDir.commit(staging, local);
+    if (isRemote(outputDir)) {
+      publish(local, outputDir, keep, conf());
+      FileUtil.fullyDelete(local.getParent().toFile());
+    }
   }
 
   /**
