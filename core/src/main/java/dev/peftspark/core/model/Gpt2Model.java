@@ -45,8 +45,7 @@ public final class Gpt2Model implements CausalLm {
   private LinearLayer head;   // replaceable: LoRA may wrap lm_head
   private final List<Param> base;
   private int chunkRows;
-  private Param prompt, prefix;   // prompt or prefix tuning (null: none)
-  private int batch;              // examples of the last forward (prompt tuning's backward)
+  private final VirtualTokens virtual = new VirtualTokens();   // prompt or prefix tuning
   private boolean checkpointing;
   private final LayerCheckpoints checkpoints = new LayerCheckpoints();
 
@@ -170,44 +169,30 @@ public final class Gpt2Model implements CausalLm {
   }
 
   @Override
-  public CausalMask mask(int[][] mask) { return CausalMask.of(mask, 0, dtype, rows(prompt), rows(prefix)); }
+  public CausalMask mask(int[][] mask) { return virtual.mask(mask, 0, dtype); }
 
-  private static int rows(Param p) { return p == null ? 0 : (int) p.shape[0]; }
-
-  @Override
-  public void setPrompt(Param prompt) {
-    if (prompt != null && (prefix != null || prompt.shape.length != 2 || prompt.shape[1] != config.nEmbd()))
-      throw new IllegalArgumentException("prompt " + prompt + ": expected [nv, " + config.nEmbd() + "] and no prefix");
-    this.prompt = prompt;
-  }
+  @Override public void setPrompt(Param prompt) { virtual.setPrompt(prompt, config.nEmbd()); }
 
   @Override
   public void setPrefix(Param prefix) {
-    if (prefix != null && (prompt != null || prefix.shape.length != 2 || prefix.shape[1] != prefixWidth()))
-      throw new IllegalArgumentException("prefix " + prefix + ": expected [nv, " + prefixWidth() + "] and no prompt");
-    this.prefix = prefix;
+    virtual.setPrefix(prefix, prefixWidth());
     for (int i = 0; i < layers.size(); i++) layers.get(i).attention().setPrefix(prefix, i);
   }
 
   @Override public int prefixWidth() { return layers.size() * 2 * config.nEmbd(); }
   @Override public Param inputEmbeddings() { return wte.table(); }
-  @Override public int virtualTokens() { return rows(prompt) + rows(prefix); }
+  @Override public int virtualTokens() { return virtual.count(); }
 
   @Override
   public INDArray hidden(int[][] ids, CausalMask mask) {
     int[] flat = CausalLm.flatten(ids);
-    if (ids.length != mask.batch() || ids[0].length != mask.tokens() || mask.virtual() != rows(prompt) || mask.prefix() != rows(prefix))
-      throw new IllegalArgumentException("ids are " + ids.length + "×" + ids[0].length + ", the mask " + mask.batch() + "×"
-          + mask.tokens() + " (with " + mask.virtual() + " virtual rows and " + mask.prefix() + " prefix keys; the model has "
-          + rows(prompt) + " and " + rows(prefix) + ")");
+    virtual.check(ids, mask);
     for (int p : mask.positions()) {
       if (p >= config.nPositions())
         throw new IllegalArgumentException("position " + p + " exceeds the model's " + config.nPositions() + " positions (n_positions)"
             + (virtualTokens() > 0 ? ", " + virtualTokens() + " virtual tokens included" : ""));
     }
-    batch = ids.length;
-    INDArray words = wte.forward(flat);
-    INDArray x = (prompt != null ? PromptRows.prepend(prompt, words, batch) : words).addi(wpe.forward(mask.positions()));
+    INDArray x = virtual.prepend(wte.forward(flat), ids.length).addi(wpe.forward(mask.positions()));
     if (checkpointing) {
       x = checkpoints.forward(layers.stream().map(l -> l.checkpointed(mask)).toList(), x);
     } else {
@@ -233,21 +218,21 @@ public final class Gpt2Model implements CausalLm {
 
   @Override
   public INDArray hiddenCached(int[] ids, KvCache cache) {
-    int nv = cache.length() == 0 ? rows(prompt) : 0;   // prompt tuning: the virtual rows enter with the first prefill
+    int nv = cache.length() == 0 ? virtual.promptRows() : 0;   // prompt tuning: the virtual rows enter with the first prefill
     cache.checkRoom(nv + ids.length);
     int[] positions = new int[nv + ids.length];
     for (int i = 0; i < positions.length; i++) positions[i] = cache.length() + i;
     INDArray words = wte.forward(ids);
-    INDArray x = (nv > 0 ? PromptRows.prepend(prompt, words, 1) : words).addi(wpe.forward(positions));
+    INDArray x = (nv > 0 ? PromptRows.prepend(virtual.prompt(), words, 1) : words).addi(wpe.forward(positions));
     for (int i = 0; i < layers.size(); i++) x = layers.get(i).step(x, cache.layer(i));
     return PromptRows.dropVirtual(lnF.forward(x), nv);
   }
 
   @Override
   public void backwardHidden(INDArray dHidden) {
-    boolean embeddings = wte.table().isTrainable() || wpe.table().isTrainable() || (prompt != null && prompt.isTrainable());
+    boolean embeddings = wte.table().isTrainable() || wpe.table().isTrainable() || virtual.promptTrains();
     int lowest = embeddings ? -1 : layers.size();
-    if (prefix != null && prefix.isTrainable()) lowest = Math.min(lowest, 0);   // every layer reads its prefix
+    if (virtual.prefixTrains()) lowest = Math.min(lowest, 0);   // every layer reads its prefix
     for (int i = 0; i < layers.size() && lowest == layers.size(); i++) if (layers.get(i).hasTrainable()) lowest = i;
     INDArray d = lnF.backward(dHidden);
     if (checkpointing) {
@@ -257,7 +242,7 @@ public final class Gpt2Model implements CausalLm {
     }
     if (lowest == -1) {
       wpe.backward(d);                                                   // every row, virtual ones included
-      wte.backward(prompt != null ? PromptRows.backward(prompt, d, batch) : d);
+      wte.backward(virtual.backward(d));
     }
   }
 
@@ -279,8 +264,7 @@ public final class Gpt2Model implements CausalLm {
     for (Gpt2Layer layer : layers) all.addAll(layer.params());
     all.addAll(List.of(lnF.gamma(), lnF.beta()));
     all.addAll(head.params());
-    if (prompt != null) all.add(prompt);
-    if (prefix != null) all.add(prefix);
+    virtual.addParams(all);
     return List.copyOf(all);
   }
 

@@ -44,8 +44,7 @@ public final class LlamaModel implements CausalLm {
   private final Rope rope;
   private final List<Param> base;
   private int chunkRows;
-  private Param prompt, prefix;   // prompt or prefix tuning (null: none)
-  private int batch;              // examples of the last forward (prompt tuning's backward)
+  private final VirtualTokens virtual = new VirtualTokens();   // prompt or prefix tuning
   private boolean checkpointing;
   private final LayerCheckpoints checkpoints = new LayerCheckpoints();
 
@@ -197,41 +196,28 @@ public final class LlamaModel implements CausalLm {
 
   @Override
   public CausalMask mask(int[][] mask) {
-    return CausalMask.of(mask, config.slidingWindow(), dtype, rows(prompt), rows(prefix));
+    return virtual.mask(mask, config.slidingWindow(), dtype);
   }
 
-  private static int rows(Param p) { return p == null ? 0 : (int) p.shape[0]; }
-
-  @Override
-  public void setPrompt(Param prompt) {
-    if (prompt != null && (prefix != null || prompt.shape.length != 2 || prompt.shape[1] != config.hiddenSize()))
-      throw new IllegalArgumentException("prompt " + prompt + ": expected [nv, " + config.hiddenSize() + "] and no prefix");
-    this.prompt = prompt;
-  }
+  @Override public void setPrompt(Param prompt) { virtual.setPrompt(prompt, config.hiddenSize()); }
 
   @Override
   public void setPrefix(Param prefix) {
-    if (prefix != null && (prompt != null || prefix.shape.length != 2 || prefix.shape[1] != prefixWidth()))
-      throw new IllegalArgumentException("prefix " + prefix + ": expected [nv, " + prefixWidth() + "] and no prompt");
-    this.prefix = prefix;
+    virtual.setPrefix(prefix, prefixWidth());
     for (int i = 0; i < layers.size(); i++) layers.get(i).attention().setPrefix(prefix, i);
   }
 
   @Override public int prefixWidth() { return layers.size() * 2 * config.kvDim(); }
   @Override public Param inputEmbeddings() { return embed.table(); }
-  @Override public int virtualTokens() { return rows(prompt) + rows(prefix); }
+  @Override public int virtualTokens() { return virtual.count(); }
 
   @Override
   public INDArray hidden(int[][] ids, CausalMask mask) {
     int[] flat = CausalLm.flatten(ids);
-    if (ids.length != mask.batch() || ids[0].length != mask.tokens() || mask.virtual() != rows(prompt) || mask.prefix() != rows(prefix))
-      throw new IllegalArgumentException("ids are " + ids.length + "×" + ids[0].length + ", the mask " + mask.batch() + "×"
-          + mask.tokens() + " (with " + mask.virtual() + " virtual rows and " + mask.prefix() + " prefix keys; the model has "
-          + rows(prompt) + " and " + rows(prefix) + ")");
+    virtual.check(ids, mask);
     Rope.Tables tables = rope.tables(mask.positions(), dtype);
     INDArray x = embed.forward(flat);
-    batch = ids.length;
-    if (prompt != null) x = PromptRows.prepend(prompt, x, batch);
+    x = virtual.prepend(x, ids.length);
     if (checkpointing) {
       x = checkpoints.forward(layers.stream().map(l -> l.checkpointed(mask, tables)).toList(), x);
     } else {
@@ -257,22 +243,21 @@ public final class LlamaModel implements CausalLm {
 
   @Override
   public INDArray hiddenCached(int[] ids, KvCache cache) {
-    int nv = cache.length() == 0 ? rows(prompt) : 0;   // prompt tuning: the virtual rows enter with the first prefill
+    int nv = cache.length() == 0 ? virtual.promptRows() : 0;   // prompt tuning: the virtual rows enter with the first prefill
     cache.checkRoom(nv + ids.length);
     int[] positions = new int[nv + ids.length];
     for (int i = 0; i < positions.length; i++) positions[i] = cache.length() + i;
     Rope.Tables tables = rope.tables(positions, dtype);
     INDArray x = embed.forward(ids);
-    if (nv > 0) x = PromptRows.prepend(prompt, x, 1);
+    if (nv > 0) x = PromptRows.prepend(virtual.prompt(), x, 1);
     for (int i = 0; i < layers.size(); i++) x = layers.get(i).step(x, cache.layer(i), tables, config.slidingWindow());
     return PromptRows.dropVirtual(norm.forward(x), nv);
   }
 
   @Override
   public void backwardHidden(INDArray dHidden) {
-    boolean promptTrains = prompt != null && prompt.isTrainable();
-    int lowest = embed.table().isTrainable() || promptTrains ? -1 : layers.size();
-    if (prefix != null && prefix.isTrainable()) lowest = Math.min(lowest, 0);   // every layer reads its prefix
+    int lowest = embed.table().isTrainable() || virtual.promptTrains() ? -1 : layers.size();
+    if (virtual.prefixTrains()) lowest = Math.min(lowest, 0);   // every layer reads its prefix
     for (int i = 0; i < layers.size() && lowest == layers.size(); i++) if (layers.get(i).hasTrainable()) lowest = i;
     INDArray d = norm.backward(dHidden);
     if (checkpointing) {
@@ -281,7 +266,7 @@ public final class LlamaModel implements CausalLm {
       for (int i = layers.size() - 1; i >= 0 && i >= lowest; i--) d = layers.get(i).backward(d, i > lowest);
     }
     if (lowest != -1) return;
-    if (prompt != null) d = PromptRows.backward(prompt, d, batch);
+    d = virtual.backward(d);
     if (embed.table().isTrainable()) embed.backward(d);
   }
 
@@ -304,8 +289,7 @@ public final class LlamaModel implements CausalLm {
     for (LlamaLayer layer : layers) all.addAll(layer.params());
     all.add(norm.weight());
     all.addAll(head.params());
-    if (prompt != null) all.add(prompt);
-    if (prefix != null) all.add(prefix);
+    virtual.addParams(all);
     return List.copyOf(all);
   }
 
