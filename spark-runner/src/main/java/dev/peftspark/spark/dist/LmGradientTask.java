@@ -65,6 +65,11 @@ public final class LmGradientTask implements Function2<Integer, Iterator<LmShard
     }
   }
 
+  /** The models this JVM keeps for {@code spec} between steps (tests look at how executors built them). */
+  static List<PeftCausalLm> pooled(LmSpec spec) {
+    return List.copyOf(POOL.getOrDefault(spec, new ConcurrentLinkedQueue<>()));
+  }
+
   private PeftCausalLm borrow(long taskSeed) throws java.io.IOException {
     if (spec.stochastic()) return spec.build(taskSeed);   // fresh dropout stream per (step, partition)
     PeftCausalLm m = POOL.computeIfAbsent(spec, s -> new ConcurrentLinkedQueue<>()).poll();

@@ -18,13 +18,18 @@ import java.io.Serializable;
  * @param model       a model directory or {@code random}
  * @param modelConfig the config.json for {@code random}, else unused
  * @param seed        train.seed: the random base's init, and the default dropout stream
+ * @param gradientCheckpointing train.gradient_checkpointing: executors recompute activations as the driver's model
  */
 public record LmSpec(String model, String modelConfig, long seed, String method, LoraConfig lora, Ia3Config ia3,
-                     PromptConfig prompt) implements Serializable {
+                     PromptConfig prompt, boolean gradientCheckpointing) implements Serializable {
 
-  /** The driver's model exactly: its method and adapter settings (from the config or an init_adapter). */
+  /**
+   * The driver's model exactly: its method and adapter settings (from the config or an init_adapter) and whether it
+   * checkpoints its layers.
+   */
   public static LmSpec of(String model, String modelConfig, long seed, PeftCausalLm m) {
-    return new LmSpec(model, modelConfig, seed, m.method().key(), m.lora(), m.ia3(), m.prompt());
+    return new LmSpec(model, modelConfig, seed, m.method().key(), m.lora(), m.ia3(), m.prompt(),
+        m.model().gradientCheckpointing());
   }
 
   /**
@@ -33,7 +38,10 @@ public record LmSpec(String model, String modelConfig, long seed, String method,
    */
   public PeftCausalLm build(long dropoutSeed) throws IOException {
     CausalLmBase base = CausalLmBase.load(model, modelConfig, seed);
-    return PeftCausalLm.create(Method.parse(method), lora, ia3, prompt, base.builder(), DataType.FLOAT, dropoutSeed);
+    PeftCausalLm m = PeftCausalLm.create(Method.parse(method), lora, ia3, prompt, base.builder(), DataType.FLOAT,
+        dropoutSeed);
+    m.model().setGradientCheckpointing(gradientCheckpointing);
+    return m;
   }
 
   /** Dropout draws random masks: then every task needs a model seeded by (step, partition) to repeat exactly. */

@@ -10,6 +10,8 @@ import dev.peftspark.core.train.StepMetrics;
 import dev.peftspark.core.train.TrainListener;
 import dev.peftspark.core.train.TrainSummary;
 import dev.peftspark.spark.TestModels;
+import dev.peftspark.core.peft.PeftCausalLm;
+import dev.peftspark.spark.job.CausalLmBase;
 import dev.peftspark.spark.job.CausalLmJob;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -138,6 +140,30 @@ class CausalLmSparkTest {
     assertTrue(local.steps().get(7).loss() < local.steps().get(0).loss() - 0.05, local.steps().toString());
     assertEquals(local.evalLoss(), spark.evalLoss(), 1e-5, "eval loss");
     assertEquals(4 * 16, spark.summary().trainableParams());
+  }
+
+  /**
+   * train.gradient_checkpointing reaches the executors' models (local[2]: their pool lives in this JVM) and changes
+   * only what is kept in memory: the adapter equals the one trained without it.
+   */
+  @Test
+  void gradientCheckpointingIsOnInTheExecutorModelsAndGivesTheSameAdapter() throws Exception {
+    JobConfig offCfg = config("gc-off", "spark");
+    JobConfig onCfg = config("gc-on", "spark", "train.gradient_checkpointing=true");
+    Run off = train(offCfg);
+    Run on = train(onCfg);
+    double diff = maxDiff(off.adapter(), on.adapter());
+    assertTrue(diff <= 1e-6, "checkpointed adapter differs by " + diff);
+    assertTrue(on.steps().get(7).loss() < on.steps().get(0).loss() - 0.05, "the adapter moved");
+    for (JobConfig cfg : List.of(offCfg, onCfg)) {
+      CausalLmBase base = CausalLmBase.load(cfg.model(), cfg.modelConfig(), cfg.train().seed());
+      LmSpec spec = LmSpec.of(cfg.model(), cfg.modelConfig(), cfg.train().seed(), CausalLmJob.newModel(cfg, base));
+      assertEquals(cfg == onCfg, spec.gradientCheckpointing());
+      List<PeftCausalLm> executorModels = LmGradientTask.pooled(spec);
+      assertTrue(!executorModels.isEmpty(), "the executors kept their models for " + spec);
+      for (PeftCausalLm m : executorModels)
+        assertEquals(cfg == onCfg, m.model().gradientCheckpointing(), "executor model of " + cfg.outputDir());
+    }
   }
 
   /** aggregation_depth 2 and 3 on 4 partitions: reruns repeat bit for bit, within 1e-6 of depth 1 and local. */
