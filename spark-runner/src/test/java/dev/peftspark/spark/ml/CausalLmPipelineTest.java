@@ -27,6 +27,8 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -183,6 +185,70 @@ class CausalLmPipelineTest {
       rows.add(RowFactory.create((long) i, ids));
     }
     return rows;
+  }
+
+  /** Prompt or prefix tuning (4 virtual tokens, {@code init}: random or text) with otherwise yaml()'s settings. */
+  private static String virtualTokenYaml(String method, String init) {
+    return """
+        model: %s
+        method: %s
+        prompt: {num_virtual_tokens: 4, init: %s, init_text: "the cat sat"}
+        data: {max_length: 16, packing: false, template: "{prompt} "}
+        train: {batch_size: 8, max_steps: 8, lr: 0.1, log_every: 100}
+        spark: {partitions: 2}
+        """.formatted(modelDir, method, init);
+  }
+
+  /**
+   * Prompt and prefix tuning through the stages, set by their params (prompt.* by dotted key and by param name):
+   * the estimator trains what CausalLmJob with {@code runner: spark} trains from the same documents and YAML, and
+   * transform's greedy continuations on the executors are the single-JVM generate path's with that adapter
+   * (virtual rows in the first prefill, or every layer's virtual keys).
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"prompt_tuning:random", "prompt_tuning:text", "prefix_tuning:random"})
+  void promptAndPrefixTuningTrainTheCausalLmJobAdapterAndGenerateAsTheSingleJvmPath(String variant) throws Exception {
+    String method = variant.split(":")[0], init = variant.split(":")[1], name = method + "-" + init;
+    List<String> train = TestModels.toySentences(60, 1);
+    Path trainFile = Files.write(tmp.resolve("train-" + name + ".txt"), train);
+    Path cliOut = tmp.resolve("cli-" + name);
+    JobConfig cfg = JobConfigLoader.fromYaml(virtualTokenYaml(method, init), "test", List.of("task=causal_lm",
+        "runner=spark", "output_dir=" + cliOut, "data.train=[" + trainFile + "]"));
+    JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+    CausalLmJob.train(cfg, new TrainListener() {}, new LmSparkFitter(jsc));
+
+    PeftCausalLmEstimator estimator = new PeftCausalLmEstimator().setConfigYaml(yaml()).setMethod(method)
+        .setConfig("prompt.num_virtual_tokens", 4).setConfig("prompt_init", init)
+        .setConfig("prompt.init_text", "the cat sat").setLr(0.1).setMaxNewTokens(12);
+    assertEquals(cfg.prompt(), estimator.config().prompt());
+    PeftCausalLmModel model = estimator.fit(texts(train));
+    assertEquals(8, model.fitSummary().steps());
+    Path adapter = saveAdapter(model, "ml-" + name);
+    Map<String, INDArray> cli = SafeTensors.loadAll(cliOut.resolve(AdapterFiles.WEIGHTS));
+    Map<String, INDArray> ml = SafeTensors.loadAll(adapter.resolve(AdapterFiles.WEIGHTS));
+    assertEquals(1, ml.size(), "one virtual-token tensor: " + ml.keySet());
+    assertEquals(4, ml.values().iterator().next().size(0), "4 virtual tokens");
+    assertEquals(ml.values().iterator().next().length(), model.fitSummary().trainableParams(), "only they train");
+    double diff = maxDiff(cli, ml);
+    assertTrue(diff <= 1e-6, name + ": adapter max |diff| CausalLmJob vs estimator: " + diff);
+    CausalLmBase base = CausalLmBase.load(cfg.model(), cfg.modelConfig(), cfg.train().seed());
+    INDArray initial = CausalLmJob.newModel(cfg, base).params().values().castTo(DataType.DOUBLE);
+    INDArray trained = ml.values().iterator().next().castTo(DataType.DOUBLE).reshape(-1);
+    double moved = trained.sub(initial.reshape(-1)).amaxNumber().doubleValue();
+    assertTrue(moved > 1e-3, name + ": the virtual tokens did not move from their init (" + moved + ")");
+
+    List<String> prompts = List.of("the cat", "a big dog", "the small", "dog ran on");
+    List<Row> got = byId(model.transform(texts(prompts).repartition(2)).collectAsList());
+    assertEquals(prompts.size(), got.size());
+    int changed = 0;
+    for (int i = 0; i < prompts.size(); i++) {
+      String expected = CausalLmTools.generate(modelDir, adapter, prompts.get(i), Generator.Settings.greedy(12, -1)).text();
+      String plain = CausalLmTools.generate(modelDir, null, prompts.get(i), Generator.Settings.greedy(12, -1)).text();
+      assertEquals(expected, got.get(i).getString(2), name + ": continuation of '" + prompts.get(i) + "' (the base "
+          + "alone gives '" + plain + "')");
+      if (!expected.equals(plain)) changed++;
+    }
+    assertTrue(changed > 0, name + ": the virtual tokens change no continuation, so equality proves nothing: " + got);
   }
 
   /** Instruction records (loss on the response only, data.template) train what CausalLmJob trains from JSONL. */
