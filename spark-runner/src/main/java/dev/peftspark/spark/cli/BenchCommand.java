@@ -25,12 +25,14 @@ import picocli.CommandLine.Option;
 @Command(name = "bench", mixinStandardHelpOptions = true, subcommands = {BenchCommand.Sgemm.class, BenchCommand.Train.class, BenchSpark.class},
     description = {"Measure speed; prints one JSON line on stdout.",
         "bench --arch llama|gpt2 --hidden H --layers L --heads NH --kv-heads KV --intermediate I --vocab V --seq T "
-            + "--batch B --method lora|dora|qlora|ia3|full --rank R --targets q_proj,v_proj --steps N --warmup W --threads P: "
+            + "--batch B --method lora|dora|qlora|ia3|prompt_tuning|prefix_tuning|full --rank R --targets q_proj,v_proj "
+            + "--virtual-tokens NV --steps N --warmup W --threads P: "
             + "training steps of a causal LM with random weights (or --model DIR), synthetic tokens, AdamW. "
             + "tokens_per_s = batch·seq / mean step time. gflops = useful FLOPs / step time, 2 per multiply-add: forward "
             + "2·tokens·(layer weights) + LM head + attention 4·tokens·seq·(heads·head_dim) per layer; backward input "
             + "gradients 2× the forward for the layers gradients flow through (attention's four products); weight "
-            + "gradients only for trainable matrices (full: 6·N·tokens plus attention); LoRA's products 3·2·tokens·r·(in+out). "
+            + "gradients only for trainable matrices (full: 6·N·tokens plus attention); LoRA's products 3·2·tokens·r·(in+out); "
+            + "prompt tuning's virtual rows count as tokens in the layers, prefix tuning's virtual keys in attention. "
             + "peak_rss_mb = VmHWM of /proc/self/status: the whole process, JVM heap and ND4J off-heap alike.",
         "bench sgemm | bench train | bench spark: BLAS peak, BERT classifier steps, Spark runner vs local runner."})
 final class BenchCommand implements Callable<Integer> {

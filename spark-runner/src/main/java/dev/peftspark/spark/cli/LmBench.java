@@ -16,6 +16,9 @@ import dev.peftspark.core.peft.ia3.Ia3Config;
 import dev.peftspark.core.peft.lora.Lora;
 import dev.peftspark.core.peft.lora.LoraConfig;
 import dev.peftspark.core.peft.lora.LoraLinear;
+import dev.peftspark.core.peft.prompt.PrefixTuning;
+import dev.peftspark.core.peft.prompt.PromptConfig;
+import dev.peftspark.core.peft.prompt.PromptTuning;
 import dev.peftspark.core.quant.DequantBuffer;
 import dev.peftspark.core.quant.QuantizedLinear;
 import java.lang.management.ManagementFactory;
@@ -44,7 +47,9 @@ final class LmBench {
   @Option(names = "--vocab", defaultValue = "8000") int vocab;
   @Option(names = "--seq", defaultValue = "256") int seq;
   @Option(names = "--batch", defaultValue = "4") int batch;
-  @Option(names = "--method", defaultValue = "lora", description = "lora | dora | qlora | ia3 | full") String method;
+  @Option(names = "--method", defaultValue = "lora", description = "lora | dora | qlora | ia3 | prompt_tuning | prefix_tuning | full") String method;
+  @Option(names = "--virtual-tokens", defaultValue = "20", description = "Virtual tokens of prompt_tuning and prefix_tuning (random init).")
+  int virtualTokens;
   @Option(names = "--rank", defaultValue = "8") int rank;
   @Option(names = "--targets", split = ",", description = "Adapted modules (default: q_proj,v_proj / c_attn for LoRA; PEFT's defaults for IA3).") List<String> targets;
   @Option(names = "--steps", defaultValue = "10") int steps;
@@ -75,8 +80,11 @@ final class LmBench {
     }
     if (steps < 1 || warmup < 0 || batch < 1 || seq < 2) throw new IllegalArgumentException("--steps >= 1, --warmup >= 0, --batch >= 1 and --seq >= 2 are required");
     String m = method.toLowerCase();
-    if (!List.of("lora", "dora", "qlora", "ia3", "full").contains(m))
-      throw new IllegalArgumentException("--method must be lora, dora, qlora, ia3 or full, got '" + method + "'");
+    if (!List.of("lora", "dora", "qlora", "ia3", "prompt_tuning", "prefix_tuning", "full").contains(m))
+      throw new IllegalArgumentException("--method must be lora, dora, qlora, ia3, prompt_tuning, prefix_tuning or full, got '" + method + "'");
+    int promptRows = m.equals("prompt_tuning") ? virtualTokens : 0, prefixKeys = m.equals("prefix_tuning") ? virtualTokens : 0;
+    if (m.endsWith("_tuning") && virtualTokens < 1)
+      throw new IllegalArgumentException("--virtual-tokens must be >= 1 for " + m + ", got " + virtualTokens);
     long tBuild = System.nanoTime();
     DequantBuffer scratch = m.equals("qlora") ? new DequantBuffer(DataType.FLOAT) : null;
     // QLoRA quantizes each layer linear as it is built and drops its float weight at once
@@ -88,7 +96,7 @@ final class LmBench {
       return q;
     };
     DataType tableType = tableType(m);
-    CausalLm lm = build(m.equals("full"), quantize, tableType);
+    CausalLm lm = build(m.equals("full"), quantize, tableType, seq + promptRows + prefixKeys);
     lm.setGradientCheckpointing(gradientCheckpointing);
     if (lossChunkRows != null) lm.setLossChunkRows(lossChunkRows);
     double buildPeakMb = BenchCommand.peakRssMb();
@@ -99,6 +107,8 @@ final class LmBench {
     switch (m) {
       case "lora", "dora", "qlora" -> Lora.inject(lm, new LoraConfig(rank, 2.0 * rank, 0.0, t, false, "none", false, m.equals("dora")), DataType.FLOAT, seed);
       case "ia3" -> Ia3.inject(lm, ia3Config(kind), DataType.FLOAT);
+      case "prompt_tuning" -> PromptTuning.inject(lm, PromptConfig.random(virtualTokens), DataType.FLOAT, seed);
+      case "prefix_tuning" -> PrefixTuning.inject(lm, PromptConfig.random(virtualTokens), DataType.FLOAT, seed);
       default -> { }
     }
     List<Param> trainable = lm.trainableParams();
@@ -132,11 +142,12 @@ final class LmBench {
     }
     double stepS = (System.nanoTime() - t0) / 1e9 / steps;
     double cpuMs = (os.getProcessCpuTime() - cpu0) / 1e6 / steps;
-    double flops = usefulFlops(lm, batch, seq);
+    double flops = usefulFlops(lm, batch, seq, promptRows, prefixKeys);
     Map<String, Object> out = new LinkedHashMap<>();
     out.put("bench", "lm");
     out.put("arch", kind);
     out.put("method", m);
+    out.put("virtual_tokens", lm.virtualTokens());
     out.put("batch", batch);
     out.put("seq", seq);
     out.put("steps", steps);
@@ -175,7 +186,9 @@ final class LmBench {
     return t;
   }
 
-  private CausalLm build(boolean full, UnaryOperator<LinearLayer> layerLinears, DataType tableType) throws Exception {
+  /** @param positions positions a step takes (virtual tokens included); a random model has at least these */
+  private CausalLm build(boolean full, UnaryOperator<LinearLayer> layerLinears, DataType tableType, int positions)
+      throws Exception {
     if (model != null) {
       if (arch != null) throw new IllegalArgumentException("give --arch (random weights) or --model DIR, not both");
       String type = com.fasterxml.jackson.databind.json.JsonMapper.builder().build()
@@ -188,13 +201,13 @@ final class LmBench {
       case "llama" -> {
         int kv = kvHeads == null ? heads : kvHeads;
         int inter = intermediate == null ? 256 * ((int) Math.round(hidden * 8.0 / 3 / 256)) : intermediate;
-        LlamaConfig c = LlamaConfig.llama(vocab, hidden, inter, layers, heads, kv, Math.max(seq, 2048), false);
+        LlamaConfig c = LlamaConfig.llama(vocab, hidden, inter, layers, heads, kv, Math.max(positions, 2048), false);
         return LlamaModel.random(c, DataType.FLOAT, seed, full, layerLinears, tableType);
       }
       case "gpt2" -> {
         if (kvHeads != null && kvHeads != heads) throw new IllegalArgumentException("GPT-2 has no grouped-query attention: --kv-heads must equal --heads");
         if (hidden % heads != 0) throw new IllegalArgumentException("--hidden " + hidden + " is not a multiple of --heads " + heads);
-        Gpt2Config c = new Gpt2Config(vocab, Math.max(seq, 1024), hidden, layers, heads, intermediate == null ? 4 * hidden : intermediate,
+        Gpt2Config c = new Gpt2Config(vocab, Math.max(positions, 1024), hidden, layers, heads, intermediate == null ? 4 * hidden : intermediate,
             1e-5, true, 0.02);
         Gpt2Model g = Gpt2Model.random(c, DataType.FLOAT, seed, full);
         g.mapLinears(layerLinears);
@@ -212,17 +225,22 @@ final class LmBench {
   }
 
   /**
-   * Useful FLOPs of one step, 2 per multiply-add, counted from the shapes (n = batch·seq tokens, n' = batch·(seq−1)
-   * rows with a target): forward = 2·n·(weights of all layer linears) + 2·n'·V·H (LM head) + per layer 4·n·seq·(heads·hd)
-   * (scores and values, the full square as computed); backward input gradients = 2·n·(layer linears) + 2·n'·V·H
-   * + 8·n·seq·(heads·hd) per layer, for the layers gradients flow through (from the lowest trainable one up; that
-   * layer's q/k/v inputs excepted);
+   * Useful FLOPs of one step, 2 per multiply-add, counted from the shapes (n = batch·(seq + prompt rows) rows through
+   * the layers, n' = batch·(seq−1) rows with a target, k = seq + prompt rows + prefix keys keys per query):
+   * forward = 2·n·(weights of all layer linears) + 2·n'·V·H (LM head) + per layer 4·n·k·(heads·hd) (scores and
+   * values, the full square as computed); backward input gradients = 2·n·(layer linears) + 2·n'·V·H
+   * + 8·n·k·(heads·hd) per layer, for the layers gradients flow through (from the lowest trainable one up; that
+   * layer's q/k/v inputs excepted, unless a prompt below it trains; a prefix trains in every layer's attention);
    * weight gradients = 2·n·(in·out) for each trainable matrix only (all of them and the head for full: 6·N·tokens
    * in total plus attention); LoRA's products 3 × 2·n·r·(in+out) per adapted module. Element-wise work, embeddings,
    * dequantization and the optimizer are not counted.
+   *
+   * @param promptRows prompt tuning's virtual rows before every example (0: none)
+   * @param prefixKeys prefix tuning's virtual keys in every layer (0: none)
    */
-  static double usefulFlops(CausalLm lm, int batch, int seq) {
-    double n = (double) batch * seq, nHead = (double) batch * (seq - 1);
+  static double usefulFlops(CausalLm lm, int batch, int seq, int promptRows, int prefixKeys) {
+    double n = (double) batch * (seq + promptRows), nHead = (double) batch * (seq - 1);
+    double keys = seq + promptRows + prefixKeys;
     List<LinearLayer> linears = lm.linears();
     int layers = (int) linears.stream().map(l -> l.name().replaceAll("^((model\\.layers|transformer\\.h)\\.\\d+)\\..*", "$1")).distinct().count();
     double layerWeights = 0, weightGrads = 0, lora = 0, qkvWidth = 0;
@@ -238,14 +256,15 @@ final class LmBench {
       if (l.name().endsWith("q_proj") || l.name().endsWith("c_attn")) qkvWidth += l.name().endsWith("c_attn") ? l.outFeatures() / 3.0 : l.outFeatures();
     }
     boolean fullModel = lm.head().params().stream().anyMatch(Param::isTrainable);
-    if (fullModel) lowest = 0;
-    double attnPerLayer = 4 * n * seq * (qkvWidth / layers);
+    boolean inputTrains = fullModel || promptRows > 0;   // the lowest layer's q/k/v inputs need their gradient
+    if (inputTrains || prefixKeys > 0) lowest = 0;
+    double attnPerLayer = 4 * n * keys * (qkvWidth / layers);
     double headMatrix = (double) lm.head().inFeatures() * lm.head().outFeatures();
     double forward = 2 * n * layerWeights + 2 * nHead * headMatrix + layers * attnPerLayer;
     int through = lowest == Integer.MAX_VALUE ? 0 : layers - lowest;
     double inputGrads = lowest == Integer.MAX_VALUE ? 0
         : 2 * n * layerWeights * through / layers + 2 * nHead * headMatrix + through * 2 * attnPerLayer;
-    if (!fullModel && through > 0) {   // the lowest layer's q/k/v inputs need no gradient (nothing below trains)
+    if (!inputTrains && through > 0) {   // the lowest layer's q/k/v inputs need no gradient (nothing below trains)
       for (LinearLayer l : linears) {
         if (layerIndex(l.name()) == lowest && l.name().matches(".*(q_proj|k_proj|v_proj|c_attn)$"))
           inputGrads -= 2 * n * l.inFeatures() * l.outFeatures();

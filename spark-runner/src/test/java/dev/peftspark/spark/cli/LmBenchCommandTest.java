@@ -82,6 +82,61 @@ class LmBenchCommandTest {
     assertEquals(plain.get("total").asLong(), f32.get("total").asLong());
   }
 
+  /**
+   * Prompt tuning: 3 virtual rows of width 32 before each example; they pass every layer (11 rows per example, 11 keys
+   * per query) and the gradient reaches layer 0's input (its q/k/v input gradients count).
+   */
+  @Test
+  void promptTuningTrainsTheVirtualRowsAndCountsTheLongerRows() throws Exception {
+    JsonNode r = bench(with(LLAMA, "--method", "prompt_tuning", "--virtual-tokens", "3"));
+    assertEquals("prompt_tuning", r.get("method").asText());
+    assertEquals(3, r.get("virtual_tokens").asInt());
+    assertEquals(3 * 32, r.get("trainable").asLong());
+    long base = 50L * 32 * 2 + 2 * (32 * 32 + 2 * 16 * 32 + 32 * 32 + 3 * 48 * 32 + 2 * 32) + 32;
+    assertEquals(base + 3 * 32, r.get("total").asLong());
+    double n = 2 * 11, nHead = 14, layerW = 2 * (32 * 32 + 2 * 16 * 32 + 32 * 32 + 3 * 48 * 32.0), head = 50 * 32;
+    double attention = 2 * 4 * n * 11 * 32;   // two layers, q heads·hd = 32
+    double expected = 2 * (2 * n * layerW + 2 * nHead * head) + 3 * attention;
+    assertEquals(expected, r.get("flops_per_step").asDouble(), 1e-6 * expected);
+    assertEquals(16 / (r.get("step_ms").asDouble() / 1000), r.get("tokens_per_s").asDouble(), 1e-6 * r.get("tokens_per_s").asDouble(),
+        "tokens/s counts the real tokens");
+    assertTrue(Double.isFinite(r.get("loss").asDouble()) && Math.abs(r.get("loss").asDouble() - Math.log(50)) < 0.5);
+  }
+
+  /**
+   * Prefix tuning, 20 virtual tokens by default: every layer's keys and values (2 layers · 2 · kv heads 2 · hd 8 on
+   * LLaMA; 1 · 2 · 16 on GPT-2); 8 rows per example meet 28 keys; nothing below layer 0's q/k/v needs a gradient.
+   */
+  @Test
+  void prefixTuningDefaultsToTwentyVirtualTokensOnBothArchitectures() throws Exception {
+    JsonNode r = bench(with(LLAMA, "--method", "prefix_tuning"));
+    assertEquals(20, r.get("virtual_tokens").asInt());
+    assertEquals(20 * 2 * 2 * 16, r.get("trainable").asLong());
+    double n = 16, nHead = 14, layerW = 2 * (32 * 32 + 2 * 16 * 32 + 32 * 32 + 3 * 48 * 32.0), head = 50 * 32;
+    double attention = 2 * 4 * n * 28 * 32;
+    double lowestQkvInputGrads = 2 * n * (32 * 32 + 2 * 16 * 32);
+    double expected = 2 * (2 * n * layerW + 2 * nHead * head) - lowestQkvInputGrads + 3 * attention;
+    assertEquals(expected, r.get("flops_per_step").asDouble(), 1e-6 * expected);
+    assertTrue(Double.isFinite(r.get("loss").asDouble()) && Math.abs(r.get("loss").asDouble() - Math.log(50)) < 0.5);
+    JsonNode gpt2 = bench("bench", "--arch", "gpt2", "--hidden", "16", "--layers", "1", "--heads", "2", "--vocab", "40",
+        "--seq", "6", "--batch", "1", "--steps", "1", "--warmup", "0", "--method", "prefix_tuning", "--virtual-tokens", "5");
+    assertEquals(5 * 2 * 16, gpt2.get("trainable").asLong());
+    assertEquals("gpt2", gpt2.get("arch").asText());
+    JsonNode gpt2Prompt = bench("bench", "--arch", "gpt2", "--hidden", "16", "--layers", "1", "--heads", "2", "--vocab", "40",
+        "--seq", "1020", "--batch", "1", "--steps", "1", "--warmup", "0", "--method", "prompt_tuning", "--virtual-tokens", "8");
+    assertEquals(8 * 16, gpt2Prompt.get("trainable").asLong(), "1020 tokens + 8 virtual rows fit: n_positions grows with them");
+  }
+
+  @Test
+  void virtualTokensBelowOneAreOneClearError() {
+    var err = new ByteArrayOutputStream();
+    int code = Main.run(new MainTest.FakeEngine(), new PrintStream(new ByteArrayOutputStream()),
+        new PrintStream(err, true, StandardCharsets.UTF_8), with(LLAMA, "--method", "prefix_tuning", "--virtual-tokens", "0"));
+    assertEquals(1, code);
+    assertTrue(err.toString(StandardCharsets.UTF_8).contains("--virtual-tokens must be >= 1 for prefix_tuning, got 0"),
+        err.toString(StandardCharsets.UTF_8));
+  }
+
   @Test
   void sixteenBitTablesNeedAFrozenLlama() {
     var err = new ByteArrayOutputStream();
