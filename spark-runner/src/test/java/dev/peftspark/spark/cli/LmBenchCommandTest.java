@@ -127,31 +127,30 @@ class LmBenchCommandTest {
     assertEquals(8 * 16, gpt2Prompt.get("trainable").asLong(), "1020 tokens + 8 virtual rows fit: n_positions grows with them");
   }
 
-  @Test
-  void virtualTokensBelowOneAreOneClearError() {
+  /** Runs a bench that must fail with exit code 1 and returns its stderr. */
+  private static String failure(String... args) {
     var err = new ByteArrayOutputStream();
     int code = Main.run(new MainTest.FakeEngine(), new PrintStream(new ByteArrayOutputStream()),
-        new PrintStream(err, true, StandardCharsets.UTF_8), with(LLAMA, "--method", "prefix_tuning", "--virtual-tokens", "0"));
+        new PrintStream(err, true, StandardCharsets.UTF_8), args);
     assertEquals(1, code);
-    assertTrue(err.toString(StandardCharsets.UTF_8).contains("--virtual-tokens must be >= 1 for prefix_tuning, got 0"),
-        err.toString(StandardCharsets.UTF_8));
+    return err.toString(StandardCharsets.UTF_8);
+  }
+
+  @Test
+  void virtualTokensBelowOneAreOneClearError() {
+    String err = failure(with(LLAMA, "--method", "prefix_tuning", "--virtual-tokens", "0"));
+    assertTrue(err.contains("--virtual-tokens must be >= 1 for prefix_tuning, got 0"), err);
   }
 
   @Test
   void sixteenBitTablesNeedAFrozenLlama() {
-    var err = new ByteArrayOutputStream();
-    int code = Main.run(new MainTest.FakeEngine(), new PrintStream(new ByteArrayOutputStream()),
-        new PrintStream(err, true, StandardCharsets.UTF_8), with(LLAMA, "--method", "full", "--tables", "bf16"));
-    assertEquals(1, code);
-    assertTrue(err.toString(StandardCharsets.UTF_8).contains("--tables bf16 needs a frozen random LLaMA"), err.toString(StandardCharsets.UTF_8));
+    String err = failure(with(LLAMA, "--method", "full", "--tables", "bf16"));
+    assertTrue(err.contains("--tables bf16 needs a frozen random LLaMA"), err);
   }
 
   @Test
   void badArchitectureIsOneClearError() {
-    var err = new ByteArrayOutputStream();
-    int code = Main.run(new MainTest.FakeEngine(), new PrintStream(new ByteArrayOutputStream()),
-        new PrintStream(err, true, StandardCharsets.UTF_8), "bench", "--arch", "mamba");
-    assertEquals(1, code);
-    assertTrue(err.toString(StandardCharsets.UTF_8).contains("--arch must be llama or gpt2"), err.toString(StandardCharsets.UTF_8));
+    String err = failure("bench", "--arch", "mamba");
+    assertTrue(err.contains("--arch must be llama or gpt2"), err);
   }
 }
