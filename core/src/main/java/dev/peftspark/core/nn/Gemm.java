@@ -53,6 +53,9 @@ public final class Gemm {
 
   private Gemm() {}
 
+  /** The {@code peft.gemm.split} mode in force (blocks, per-thread or blas), for benchmark records. */
+  public static String splitMode() { return split.name().toLowerCase().replace('_', '-'); }
+
   /**
    * A {@code rows × cols} row-major matrix inside {@code array} (c-ordered, contiguous, FLOAT or DOUBLE): element
    * {@code (i, j)} is the array's element {@code offset + i·ld + j} in c order.

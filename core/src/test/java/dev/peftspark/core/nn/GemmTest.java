@@ -115,6 +115,7 @@ class GemmTest {
     for (Gemm.Split mode : Gemm.Split.values()) splitProductsAgreeWithNd4j(mode);
     assertThrows(IllegalArgumentException.class, () -> Gemm.Split.of("rows"));
     assertEquals(Gemm.Split.PER_THREAD, Gemm.Split.of("per-thread"));
+    for (Gemm.Split mode : Gemm.Split.values()) assertEquals(mode, Gemm.Split.of(mode.name().toLowerCase().replace('_', '-')));
   }
 
   private void splitProductsAgreeWithNd4j(Gemm.Split mode) {
