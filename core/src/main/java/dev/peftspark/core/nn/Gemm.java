@@ -27,14 +27,16 @@ public final class Gemm {
   static final long BLAS_THREADS_MIN = 1L << 26;
 
   /**
-   * How a product above {@link #SPLIT_MIN} uses the threads, from {@code -Dpeft.gemm.split=blocks|per-thread|blas}
-   * (for A/B runs on a quiet machine: on the shared 2-core machine, load 10-13, the three could not be told apart
-   * by wall time; per CPU-second, single products measured blocks 46-80, per-thread 57-85, blas 55-87 GFLOP).
+   * How a product above {@link #SPLIT_MIN} uses the threads, from {@code -Dpeft.gemm.split=per-thread|blocks|blas}
+   * (for A/B runs on a quiet machine). On the shared 2-core machine (load 6-13) per-thread beat blocks in every
+   * back-to-back pair of the LLaMA bench on mean step and CPU per step (full: mean 3,740 / 4,145 against 5,491 /
+   * 4,553 ms, CPU 2,466 / 2,756 against 2,624 / 2,916 ms), and per CPU-second on single products of the step's
+   * shapes (57-85 against 46-80 GFLOP); blas was mixed. See BENCHMARKS.md, "Third pass".
    */
   enum Split {
-    /** Two row (or column) blocks per thread, single-threaded OpenBLAS each (the default): a slow thread's share is taken up by others. */
+    /** Two row (or column) blocks per thread, single-threaded OpenBLAS each: a slow thread's share is taken up by others. */
     BLOCKS,
-    /** One block per thread: the shared operand is packed once per thread instead of twice. */
+    /** One block per thread (the default): the shared operand is packed once per thread instead of twice. */
     PER_THREAD,
     /** Products from {@link #BLAS_THREADS_MIN} go whole to OpenBLAS's own threads (one packing, shared); smaller ones as BLOCKS. */
     BLAS;
@@ -49,7 +51,7 @@ public final class Gemm {
     }
   }
 
-  static volatile Split split = Split.of(System.getProperty("peft.gemm.split", "blocks"));
+  static volatile Split split = Split.of(System.getProperty("peft.gemm.split", "per-thread"));
 
   private Gemm() {}
 
