@@ -23,7 +23,40 @@ public final class Gemm {
   /** Multiply-adds from which a product is split over {@link Parallel}'s threads (below, thread hand-off costs more). */
   static final long SPLIT_MIN = 1L << 22;
 
+  /** Multiply-adds from which the {@link Split#BLAS} mode hands a product to OpenBLAS's own threads. */
+  static final long BLAS_THREADS_MIN = 1L << 26;
+
+  /**
+   * How a product above {@link #SPLIT_MIN} uses the threads, from {@code -Dpeft.gemm.split=per-thread|blocks|blas}
+   * (for A/B runs on a quiet machine). On the shared 2-core machine (load 6-13) per-thread beat blocks in every
+   * back-to-back pair of the LLaMA bench on mean step and CPU per step (full: mean 3,740 / 4,145 against 5,491 /
+   * 4,553 ms, CPU 2,466 / 2,756 against 2,624 / 2,916 ms), and per CPU-second on single products of the step's
+   * shapes (57-85 against 46-80 GFLOP); blas was mixed. See BENCHMARKS.md, "Third pass".
+   */
+  enum Split {
+    /** Two row (or column) blocks per thread, single-threaded OpenBLAS each: a slow thread's share is taken up by others. */
+    BLOCKS,
+    /** One block per thread (the default): the shared operand is packed once per thread instead of twice. */
+    PER_THREAD,
+    /** Products from {@link #BLAS_THREADS_MIN} go whole to OpenBLAS's own threads (one packing, shared); smaller ones as BLOCKS. */
+    BLAS;
+
+    static Split of(String name) {
+      return switch (name) {
+        case "blocks" -> BLOCKS;
+        case "per-thread" -> PER_THREAD;
+        case "blas" -> BLAS;
+        default -> throw new IllegalArgumentException("peft.gemm.split must be blocks, per-thread or blas, got '" + name + "'");
+      };
+    }
+  }
+
+  static volatile Split split = Split.of(System.getProperty("peft.gemm.split", "per-thread"));
+
   private Gemm() {}
+
+  /** The {@code peft.gemm.split} mode in force (blocks, per-thread or blas), for benchmark records. */
+  public static String splitMode() { return split.name().toLowerCase().replace('_', '-'); }
 
   /**
    * A {@code rows × cols} row-major matrix inside {@code array} (c-ordered, contiguous, FLOAT or DOUBLE): element
@@ -56,14 +89,20 @@ public final class Gemm {
     if (a.array.dataType() != t || b.array.dataType() != t)
       throw new IllegalArgumentException("GEMM data types differ: " + a.array.dataType() + ", " + b.array.dataType() + ", " + t);
     if (m == 0 || n == 0) return;
-    int threads = (long) m * n * k >= SPLIT_MIN ? Parallel.threads() : 1;
+    long macs = (long) m * n * k;
+    int threads = macs >= SPLIT_MIN ? Parallel.threads() : 1;
+    Split mode = split;
+    if (threads > 1 && mode == Split.BLAS && macs >= BLAS_THREADS_MIN) {
+      blas(a, transA, b, transB, c, m, n, k, alpha, beta);   // OpenBLAS's own threads
+      return;
+    }
     if (threads <= 1) {
       blas(a, transA, b, transB, c, m, n, k, alpha, beta);
       return;
     }
     // row blocks of c (or column blocks when c is wide), one single-threaded product each
     boolean byRows = m >= n;
-    int len = byRows ? m : n, pieces = Math.min(2 * threads, Math.max(1, len / 64)), step = (len + pieces - 1) / pieces;
+    int len = byRows ? m : n, pieces = Math.min((mode == Split.PER_THREAD ? 1 : 2) * threads, Math.max(1, len / 64)), step = (len + pieces - 1) / pieces;
     Parallel.forEach(pieces, p -> {
       int from = p * step, to = Math.min(len, from + step);
       if (from >= to) return;

@@ -53,7 +53,8 @@ public final class ParamSet {
   public Map<String, Param> params() { return Collections.unmodifiableMap(params); }
   public List<String> names() { return new ArrayList<>(params.keySet()); }
   public Param get(String name) { return params.get(name); }
-  public void zeroGrad() { grads.assign(0); }
+  /** Clears the gradients: a parallel {@code memset} of the flat buffer (libnd4j's assign runs on one thread). */
+  public void zeroGrad() { NativeFloats.zero(grads); }
 
   /** Offset and length of one parameter in the flat buffers. */
   public long[] range(String name) { return ranges.get(name).clone(); }

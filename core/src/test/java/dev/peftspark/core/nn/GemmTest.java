@@ -112,11 +112,21 @@ class GemmTest {
 
   @Test
   void largeProductsSplitOverThreadsAgreeWithNd4jForEveryTranspose() {
+    for (Gemm.Split mode : Gemm.Split.values()) splitProductsAgreeWithNd4j(mode);
+    assertThrows(IllegalArgumentException.class, () -> Gemm.Split.of("rows"));
+    assertEquals(Gemm.Split.PER_THREAD, Gemm.Split.of("per-thread"));
+    for (Gemm.Split mode : Gemm.Split.values()) assertEquals(mode, Gemm.Split.of(mode.name().toLowerCase().replace('_', '-')));
+  }
+
+  private void splitProductsAgreeWithNd4j(Gemm.Split mode) {
     int before = Nd4j.factory().blas().getMaxThreads();
+    Gemm.Split modeBefore = Gemm.split;
+    Gemm.split = mode;
     Nd4j.factory().blas().setMaxThreads(2);
     try {
       assertEquals(2, Parallel.threads());
-      for (int[] mnk : new int[][] {{300, 200, 100}, {70, 700, 100}}) {          // split by rows, then by columns
+      // split by rows, then by columns; the last is above BLAS_THREADS_MIN (whole to OpenBLAS in the BLAS mode)
+      for (int[] mnk : new int[][] {{300, 200, 100}, {70, 700, 100}, {520, 400, 330}}) {
         int m = mnk[0], n = mnk[1], k = mnk[2];
         assertTrue((long) m * n * k >= Gemm.SPLIT_MIN, "big enough to be split");
         for (boolean ta : new boolean[] {false, true}) {
@@ -125,13 +135,14 @@ class GemmTest {
             INDArray c = random(DataType.DOUBLE, m, n), c0 = c.dup();
             Gemm.gemm(a, b, c, ta, tb, 0.5, 2.0);
             INDArray expected = (ta ? a.transpose() : a).mmul(tb ? b.transpose() : b).muli(0.5).addi(c0.muli(2.0));
-            assertEquals(0.0, c.sub(expected).amaxNumber().doubleValue(), 1e-10, m + "x" + n + "x" + k + " ta=" + ta + " tb=" + tb);
+            assertEquals(0.0, c.sub(expected).amaxNumber().doubleValue(), 1e-10, mode + " " + m + "x" + n + "x" + k + " ta=" + ta + " tb=" + tb);
           }
         }
       }
       assertEquals(2, Nd4j.factory().blas().getMaxThreads(), "OpenBLAS's thread count is restored after a region");
     } finally {
       Nd4j.factory().blas().setMaxThreads(before);
+      Gemm.split = modeBefore;
     }
   }
 }

@@ -169,6 +169,7 @@ final class LmBench {
     out.put("build_s", buildS);
     out.put("workspace", workspace);
     out.put("threads", Nd4j.factory().blas().getMaxThreads());
+    out.put("gemm_split", dev.peftspark.core.nn.Gemm.splitMode());
     return out;
   }
 

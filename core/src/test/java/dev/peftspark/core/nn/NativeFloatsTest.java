@@ -1,0 +1,68 @@
+package dev.peftspark.core.nn;
+
+import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
+
+import java.nio.FloatBuffer;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Native views of flat FLOAT buffers: the right elements (views at an offset too), in place, nothing outside. */
+class NativeFloatsTest {
+  private static INDArray ramp(int n) {
+    float[] v = new float[n];
+    for (int i = 0; i < n; i++) v[i] = i + 1;
+    return Nd4j.createFromArray(v);
+  }
+
+  @Test
+  void chunksCoverAViewAtAnOffsetAndWriteInPlace() {
+    int n = 2 * NativeFloats.CHUNK + 5, off = 3;
+    INDArray whole = ramp(n + off + 4);
+    INDArray view = whole.get(NDArrayIndex.interval(off, off + n));   // a contiguous view, offset 3 into `whole`
+    assertTrue(NativeFloats.contiguous(view), view.shapeInfoToString() + " ews " + view.elementWiseStride());
+    assertEquals(3, NativeFloats.chunks(n));
+    long seen = 0;
+    for (int c = 0; c < NativeFloats.chunks(n); c++) {
+      FloatBuffer b = NativeFloats.chunk(view, c);
+      assertEquals(c < 2 ? NativeFloats.CHUNK : 5, b.limit());
+      for (int i = 0; i < b.limit(); i++) {
+        assertEquals(off + seen + 1, b.get(i), "element " + seen);
+        b.put(i, -b.get(i));
+        seen++;
+      }
+    }
+    assertEquals(n, seen);
+    float[] w = whole.toFloatVector();
+    for (int i = 0; i < w.length; i++) assertEquals(i >= off && i < off + n ? -(i + 1) : i + 1, w[i], "whole[" + i + "]");
+  }
+
+  @Test
+  void zeroClearsOnlyTheView() {
+    int n = NativeFloats.CHUNK + 9, off = 2;
+    INDArray whole = ramp(n + off + 3);
+    NativeFloats.zero(whole.get(NDArrayIndex.interval(off, off + n)));
+    float[] w = whole.toFloatVector();
+    for (int i = 0; i < w.length; i++) assertEquals(i >= off && i < off + n ? 0f : i + 1, w[i], "whole[" + i + "]");
+    INDArray d = Nd4j.ones(DataType.DOUBLE, 5);    // other types: ND4J's assign
+    NativeFloats.zero(d);
+    assertArrayEquals(new double[5], d.toDoubleVector());
+  }
+
+  @Test
+  void rejectsWhatIsNotOneRunOfFloats() {
+    INDArray m = Nd4j.create(DataType.FLOAT, 4, 3);
+    INDArray column = m.get(NDArrayIndex.all(), NDArrayIndex.point(1));
+    assertFalse(NativeFloats.contiguous(column));
+    assertFalse(NativeFloats.contiguous(Nd4j.create(DataType.DOUBLE, 3)));
+    assertThrows(IllegalArgumentException.class, () -> NativeFloats.view(column, 0, 1));
+    assertThrows(IllegalArgumentException.class, () -> NativeFloats.view(m, 10, 3));
+  }
+}
