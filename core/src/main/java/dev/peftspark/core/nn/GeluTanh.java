@@ -8,15 +8,15 @@ import org.nd4j.linalg.ops.transforms.Transforms;
  * GPT-2's GELU ("gelu_new"): {@code 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))}.
  *
  * <p>Two paths: double precision runs ND4J's element-wise ops (the reference, checked against finite differences);
- * single precision fused loops over rows on {@link Parallel}'s threads. The forward uses a rational tanh (plain
- * float arithmetic, which the JIT vectorises: measured ~8× faster than a scalar {@code exp} per element) in both
- * directions. {@code GeluTanhTest} holds both to the reference.
+ * single precision fused loops over rows on {@link Parallel}'s threads, both directions on a rational tanh (plain
+ * float arithmetic, which the JIT vectorises: measured ~8× faster per element than a scalar {@link Floats#exp}).
+ * {@code GeluTanhTest} holds both to the reference.
  */
 public final class GeluTanh {
   private static final double C = Math.sqrt(2.0 / Math.PI);
   private static final double K = 0.044715;
   private static final float CF = (float) C, KF = (float) K;
-  private INDArray input;   // [N, I] (both paths; the fused path recomputes σ from it)
+  private INDArray input;   // [N, I] (both paths; the fused backward recomputes tanh from it)
   private INDArray tanh;    // [N, I] tanh(C (x + K x³)) (reference path)
 
   public INDArray forward(INDArray x) {
