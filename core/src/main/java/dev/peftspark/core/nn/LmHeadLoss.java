@@ -12,8 +12,13 @@ import org.nd4j.linalg.ops.transforms.Transforms;
  * which are backpropagated into the head and into that chunk's rows of dL/dhidden before the next chunk.
  */
 public final class LmHeadLoss {
-  /** Logits held at once by default: 4 Mi entries (16 MiB in float). */
-  public static final long LOGIT_BUDGET = 1L << 22;
+  /**
+   * Logits held at once by default: 16 Mi entries (64 MiB in float), e.g. 333 rows at GPT-2's vocabulary of 50,257.
+   * Why not fewer: every chunk streams the whole head weight through both of its products (154 MB at GPT-2 small),
+   * and few-row products run the head's GEMMs far below peak; at GPT-2 small's 255 rows one chunk costs ~0.7 s of
+   * CPU per step against ~1.2 s in chunks of 83 (4 Mi), measured in BENCHMARKS.md ("GPT-2 kernels").
+   */
+  public static final long LOGIT_BUDGET = 1L << 24;
 
   private LmHeadLoss() {}
 
@@ -56,15 +61,14 @@ public final class LmHeadLoss {
       INDArray logits = head.forward(h);                                     // [c, V]
       INDArray dlogits;
       if (logits.dataType() == DataType.FLOAT) {
-        float[] z = Floats.read(logits);
-        long[] shape = logits.shape();
-        logits.close();                                                      // the chunk's largest buffers go at once, not at the next GC
-        lossSum += softmaxCrossEntropy(z, vocab, targets, rows, from, to, backward ? gradScale : Double.NaN);
+        // in place on the native logits: no Java copy of the chunk (16 MiB at the default budget), no second array
+        lossSum += softmaxCrossEntropy(logits, vocab, targets, rows, from, to, backward ? gradScale : Double.NaN);
         if (!backward) {
+          logits.close();                                                    // the chunk's largest buffer goes at once, not at the next GC
           if (!contiguous) h.close();
           continue;
         }
-        dlogits = Floats.write(z, shape);
+        dlogits = logits;
       } else {
         INDArray shifted = logits.subColumnVector(logits.max(true, 1));
         INDArray probs = Transforms.exp(shifted, true);
@@ -94,38 +98,52 @@ public final class LmHeadLoss {
   }
 
   /**
-   * Single precision in one pass per row (the double path above is the reference, {@code LmHeadLossTest} compares):
-   * summed cross-entropy of rows {@code from..to} of {@code z} ({@code [to-from, V]} logits); unless
-   * {@code gradScale} is NaN, {@code z} becomes dL/dlogits = (softmax − onehot)·gradScale.
+   * Single precision, one row at a time (the double path above is the reference, {@code LmHeadLossTest} compares):
+   * summed cross-entropy of rows {@code from..to} whose logits are the rows of {@code logits} ({@code [to-from, V]},
+   * c order, FLOAT); unless {@code gradScale} is NaN, {@code logits} becomes dL/dlogits = (softmax − onehot)·gradScale
+   * in place. Each row is copied once into a per-task array of V floats (L2-resident: 200 KB at GPT-2's vocabulary),
+   * where its three passes (max, exp and sum, scale) run, and copied back once.
    */
-  static double softmaxCrossEntropy(float[] z, int vocab, int[] targets, int[] rows, int from, int to, double gradScale) {
+  static double softmaxCrossEntropy(INDArray logits, int vocab, int[] targets, int[] rows, int from, int to, double gradScale) {
+    if (logits.dataType() != DataType.FLOAT || logits.ordering() != 'c' || logits.length() != (long) (to - from) * vocab
+        || logits.elementWiseStride() != 1)
+      throw new IllegalArgumentException("expected contiguous FLOAT logits [" + (to - from) + ", " + vocab + "], got "
+          + logits.shapeInfoToString());
+    java.nio.FloatBuffer buf = logits.data().asNioFloat();
+    int base = (int) logits.offset();
     double[] rowLoss = new double[to - from];
-    Parallel.forRange(to - from, (a, b) -> rowLosses(z, vocab, targets, rows, from + a, from + b, from, gradScale, rowLoss));
+    Parallel.forRange(to - from, (a, b) -> {
+      float[] z = new float[vocab];
+      for (int r = a; r < b; r++) {
+        int o = base + r * vocab;
+        buf.get(o, z);
+        rowLoss[r] = rowLoss(z, targets[rows[from + r]], gradScale);
+        if (!Double.isNaN(gradScale)) buf.put(o, z);
+      }
+    });
     double loss = 0;
     for (double l : rowLoss) loss += l;   // summed in row order, whatever the threads
     return loss;
   }
 
-  /** Rows {@code lo..hi} of the chunk that starts at row {@code from}; each row's loss into {@code rowLoss}. */
-  private static void rowLosses(float[] z, int vocab, int[] targets, int[] rows, int lo, int hi, int from, double gradScale,
-                                double[] rowLoss) {
-    for (int r = lo; r < hi; r++) {
-      int o = (r - from) * vocab, y = targets[rows[r]];
-      float max = Float.NEGATIVE_INFINITY;
-      for (int j = 0; j < vocab; j++) max = Math.max(max, z[o + j]);
-      float zy = z[o + y];
-      boolean grad = !Double.isNaN(gradScale);
-      double sum = 0;
-      for (int j = 0; j < vocab; j++) {
-        float e = Floats.exp(z[o + j] - max);
-        sum += e;
-        if (grad) z[o + j] = e;
-      }
-      rowLoss[r - from] = Math.log(sum) - (zy - max);
-      if (!grad) continue;
-      float k = (float) (gradScale / sum);
-      for (int j = 0; j < vocab; j++) z[o + j] *= k;
-      z[o + y] -= (float) gradScale;
+  /** One row's cross-entropy for target {@code y}; unless {@code gradScale} is NaN, {@code z} becomes its dlogits. */
+  private static double rowLoss(float[] z, int y, double gradScale) {
+    int vocab = z.length;
+    float max = Float.NEGATIVE_INFINITY;
+    for (int j = 0; j < vocab; j++) max = Math.max(max, z[j]);
+    float zy = z[y];
+    boolean grad = !Double.isNaN(gradScale);
+    double sum = 0;
+    for (int j = 0; j < vocab; j++) {
+      float e = Floats.exp(z[j] - max);
+      sum += e;
+      if (grad) z[j] = e;
     }
+    if (grad) {
+      float k = (float) (gradScale / sum);
+      for (int j = 0; j < vocab; j++) z[j] *= k;
+      z[y] -= (float) gradScale;
+    }
+    return Math.log(sum) - (zy - max);
   }
 }

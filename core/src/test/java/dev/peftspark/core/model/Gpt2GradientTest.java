@@ -129,6 +129,30 @@ class Gpt2GradientTest {
     assertTrue(m.linears().stream().filter(l -> l instanceof LoraLinear).count() == 2L * c.nLayer());
   }
 
+  /** The single-precision kernels (LayerNorm, gelu_new, attention, LM-head loss) against the double path above, end to end. */
+  @Test
+  void floatStepMatchesDoubleStep() {
+    Gpt2Config c = tiny();
+    Map<String, INDArray> w = weights(c, 6);
+    Map<String, INDArray> w32 = new LinkedHashMap<>();
+    for (var e : w.entrySet()) w32.put(e.getKey(), e.getValue().castTo(DataType.FLOAT));
+    Gpt2Model m64 = Gpt2Model.fromWeights(c, w, DataType.DOUBLE, true), m32 = Gpt2Model.fromWeights(c, w32, DataType.FLOAT, true);
+    m64.setLossChunkRows(4);
+    m32.setLossChunkRows(4);
+    ParamSet ps64 = new ParamSet(m64.trainableParams(), DataType.DOUBLE), ps32 = new ParamSet(m32.trainableParams(), DataType.FLOAT);
+    ps64.zeroGrad();
+    ps32.zeroGrad();
+    double l64 = m64.trainStep(IDS, MASK, null, 1.0), l32 = m32.trainStep(IDS, MASK, null, 1.0);
+    assertEquals(l64, l32, 1e-6 * Math.abs(l64));
+    List<Param> p64 = m64.trainableParams(), p32 = m32.trainableParams();
+    assertEquals(p64.size(), p32.size());
+    for (int i = 0; i < p64.size(); i++) {
+      INDArray g64 = p64.get(i).grad(), g32 = p32.get(i).grad().castTo(DataType.DOUBLE);
+      double scale = Math.max(1e-3, g64.amaxNumber().doubleValue()), err = g64.sub(g32).amaxNumber().doubleValue();
+      assertTrue(err < 1e-4 * scale, p64.get(i).name + ": max |double - float| = " + err + " (scale " + scale + ")");
+    }
+  }
+
   @Test
   void forwardMatchesAReferenceOnCheckpointLayoutAndUnprefixedKeysLoad() {
     Gpt2Config c = new Gpt2Config(29, 16, 8, 1, 2, 12, 1e-5, true, 0.3);

@@ -11,8 +11,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * RMSNorm's and RoPE's single-precision loops against their double-precision ND4J paths, which the
- * finite-difference checks ({@code DecoderLayerGradientTest}) hold to the true gradients.
+ * RMSNorm's, LayerNorm's and RoPE's single-precision loops against their double-precision ND4J paths, which the
+ * finite-difference checks ({@code DecoderLayerGradientTest}, {@code LayerGradientTest}) hold to the true gradients.
  */
 class FusedKernelsTest {
   private final SplittableRandom rng = new SplittableRandom(17);
@@ -39,6 +39,34 @@ class FusedKernelsTest {
   }
 
   @Test
+  void layerNormFloatMatchesDouble() {
+    int n = 23, h = 10;
+    INDArray g = GradCheck.randn(rng, h).muli(0.3).addi(1), b = GradCheck.randn(rng, h).muli(0.2);
+    INDArray x = GradCheck.randn(rng, n, h).muli(2).addi(3), dy = GradCheck.randn(rng, n, h);   // a mean far from 0
+    LayerNorm ref = layerNorm(g, b, DataType.DOUBLE), fast = layerNorm(g, b, DataType.FLOAT);
+    INDArray yFast = fast.forward(x.castTo(DataType.FLOAT));
+    assertEquals(DataType.FLOAT, yFast.dataType());
+    assertClose("y", ref.forward(x), yFast);
+    INDArray dxFast = fast.backward(dy.castTo(DataType.FLOAT));
+    assertEquals(DataType.FLOAT, dxFast.dataType());
+    assertClose("dx", ref.backward(dy), dxFast);
+    assertClose("dgamma", ref.gamma().grad(), fast.gamma().grad());
+    assertClose("dbeta", ref.beta().grad(), fast.beta().grad());
+  }
+
+  @Test
+  void layerNormFloatWithFrozenParamsLeavesNoGradientAndSumsToZero() {
+    LayerNorm n = new LayerNorm("n", Param.frozen("g", GradCheck.randn(rng, 6).castTo(DataType.FLOAT)),
+        Param.frozen("b", GradCheck.randn(rng, 6).castTo(DataType.FLOAT)), 1e-5);
+    n.forward(GradCheck.randn(rng, 5, 6).castTo(DataType.FLOAT));
+    INDArray dx = n.backward(GradCheck.randn(rng, 5, 6).castTo(DataType.FLOAT));
+    assertEquals(null, n.gamma().grad());
+    assertEquals(null, n.beta().grad());
+    // the normalisation removes the mean: each row of dL/dx sums to zero
+    for (int r = 0; r < 5; r++) assertEquals(0.0, dx.getRow(r).sumNumber().doubleValue(), 1e-5);
+  }
+
+  @Test
   void ropeFloatMatchesDoubleBothWays() {
     Rope rope = new Rope(8, 500.0);
     int[] positions = new int[19];
@@ -56,6 +84,12 @@ class FusedKernelsTest {
     Param p = Param.trainable("n.weight", w.castTo(t));
     new ParamSet(List.of(p), t);
     return new RmsNorm("n", p, 1e-5);
+  }
+
+  private static LayerNorm layerNorm(INDArray g, INDArray b, DataType t) {
+    Param pg = Param.trainable("n.weight", g.castTo(t)), pb = Param.trainable("n.bias", b.castTo(t));
+    new ParamSet(List.of(pg, pb), t);
+    return new LayerNorm("n", pg, pb, 1e-5);
   }
 
   private static void assertClose(String what, INDArray ref, INDArray fast) {

@@ -67,7 +67,7 @@ final class LmBench {
       description = "Keep only each layer's input and recompute its activations in backward (one layer's at a time).")
   boolean gradientCheckpointing;
 
-  @Option(names = "--loss-chunk-rows", description = "Rows of logits the fused LM-head loss holds at once (default: 4 Mi logits / vocab).")
+  @Option(names = "--loss-chunk-rows", description = "Rows of logits the fused LM-head loss holds at once (default: 16 Mi logits / vocab).")
   Integer lossChunkRows;
 
   boolean requested() { return arch != null || model != null; }
