@@ -261,8 +261,8 @@ public final class CausalAttention {
         q = new Heads(y, 0, ld);
         k = new Heads(y, w, ld);
       } else {
-        q = new Heads(contiguous(rope.rotate(columns(y, 0, w), tables, false)), 0, w);
-        k = new Heads(contiguous(rope.rotate(columns(y, w, kw), tables, false)), 0, kw);
+        q = new Heads(contiguous(rope.rotateColumns(y, 0, w, tables, false)), 0, w);
+        k = new Heads(contiguous(rope.rotateColumns(y, w, kw, tables, false)), 0, kw);
       }
       return;
     }
@@ -274,10 +274,6 @@ public final class CausalAttention {
     q = new Heads(contiguous(qx), 0, w);
     k = new Heads(contiguous(kx), 0, kw);
     v = new Heads(contiguous(vx), 0, kw);
-  }
-
-  private static INDArray columns(INDArray a, long from, long width) {
-    return a.get(NDArrayIndex.all(), NDArrayIndex.interval(from, from + width)).dup('c');
   }
 
   private static INDArray contiguous(INDArray a) {
@@ -311,13 +307,13 @@ public final class CausalAttention {
     long n = (long) b * t;
     Heads dctx = new Heads(contiguous(output.backward(dy, true)), 0, w);
     // dq, dk, dv land where the forward read q, k, v: side by side in one array for GPT-2's c_attn
-    // (LLaMA's fused q/k/v: dv in place, dq and dk copied in after the inverse rotation; in place without RoPE)
+    // (LLaMA's fused q/k/v: in place without RoPE; with it, put side by side after dq and dk's inverse rotation)
     int ld = w + 2 * kw;
-    boolean inPlaceQk = fused != null || (qkv != null && rope == null);
-    INDArray dqkv = fused != null || qkv != null ? Nd4j.createUninitialized(dy.dataType(), new long[] {n, ld}, 'c') : null;
-    Heads dq = inPlaceQk ? new Heads(dqkv, 0, ld) : new Heads(Nd4j.createUninitialized(dy.dataType(), new long[] {n, w}, 'c'), 0, w);
-    Heads dk = inPlaceQk ? new Heads(dqkv, w, ld) : new Heads(Nd4j.createUninitialized(dy.dataType(), new long[] {n, kw}, 'c'), 0, kw);
-    Heads dv = dqkv != null ? new Heads(dqkv, w + kw, ld) : new Heads(Nd4j.createUninitialized(dy.dataType(), new long[] {n, kw}, 'c'), 0, kw);
+    boolean inPlace = fused != null || (qkv != null && rope == null);
+    INDArray dqkv = inPlace ? Nd4j.createUninitialized(dy.dataType(), new long[] {n, ld}, 'c') : null;
+    Heads dq = inPlace ? new Heads(dqkv, 0, ld) : new Heads(Nd4j.createUninitialized(dy.dataType(), new long[] {n, w}, 'c'), 0, w);
+    Heads dk = inPlace ? new Heads(dqkv, w, ld) : new Heads(Nd4j.createUninitialized(dy.dataType(), new long[] {n, kw}, 'c'), 0, kw);
+    Heads dv = inPlace ? new Heads(dqkv, w + kw, ld) : new Heads(Nd4j.createUninitialized(dy.dataType(), new long[] {n, kw}, 'c'), 0, kw);
     int nv = prefixTokens();
     // above the diagonal: never written, p is 0 there; outside any arena and closed as soon as it is used
     INDArray dprobs = outsideWorkspaces(() -> Nd4j.zeros(dy.dataType(), probs.shape()));
@@ -386,10 +382,7 @@ public final class CausalAttention {
     if (qkv != null) {
       FusedProjection f = qkv;
       qkv = null;
-      if (!inPlaceQk) {
-        dqkv.get(NDArrayIndex.all(), NDArrayIndex.interval(0, w)).assign(dqx);
-        dqkv.get(NDArrayIndex.all(), NDArrayIndex.interval(w, w + kw)).assign(dkx);
-      }
+      if (!inPlace) dqkv = FusedProjection.join(dqx, dkx, dv.array());
       return f.backward(dqkv, needInputGrad);
     }
     INDArray dx = query.backward(dqx, needInputGrad);

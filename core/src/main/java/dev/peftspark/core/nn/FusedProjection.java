@@ -1,9 +1,11 @@
 package dev.peftspark.core.nn;
 
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 
+import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -32,8 +34,12 @@ public final class FusedProjection {
     this.total = total;
   }
 
+  /** {@code -Dpeft.fuse.projections=false} runs every linear on its own (A/B runs on the same build). */
+  static final boolean ENABLED = !"false".equals(System.getProperty("peft.fuse.projections"));
+
   /** The fused form of {@code parts}, or null when they cannot be computed as one product (see above). */
   public static FusedProjection of(List<LinearLayer> parts) {
+    if (!ENABLED) return null;
     List<Linear> bases = new ArrayList<>();
     for (LinearLayer l : parts) {
       if (!(l.base() instanceof Linear b)) return null;
@@ -140,6 +146,50 @@ public final class FusedProjection {
     }
     input = null;
     return dx;
+  }
+
+  /** Column blocks of {@code widths} of {@code y [N, Σwidths]} as new contiguous arrays (bulk row copies for FLOAT). */
+  public static INDArray[] split(INDArray y, int... widths) {
+    y = contiguous(y);
+    int n = (int) y.size(0), ld = (int) y.size(1);
+    INDArray[] out = new INDArray[widths.length];
+    int col = 0;
+    for (int p = 0; p < widths.length; p++) {
+      int w = widths[p];
+      if (y.dataType() == DataType.FLOAT) {
+        out[p] = Nd4j.createUninitialized(DataType.FLOAT, new long[] {n, w}, 'c');
+        FloatBuffer src = floats(y), dst = floats(out[p]);
+        for (int r = 0; r < n; r++) dst.put(r * w, src, r * ld + col, w);
+      } else {
+        out[p] = y.get(NDArrayIndex.all(), NDArrayIndex.interval(col, col + w)).dup('c');
+      }
+      col += w;
+    }
+    if (col != ld) throw new IllegalArgumentException("column blocks " + java.util.Arrays.toString(widths) + " do not add up to " + ld);
+    return out;
+  }
+
+  /** {@code [a | b | …]} side by side, rows of equal count (bulk row copies for FLOAT). */
+  public static INDArray join(INDArray... parts) {
+    if (parts[0].dataType() != DataType.FLOAT) return Nd4j.hstack(parts);
+    int n = (int) parts[0].size(0), ld = 0;
+    for (INDArray p : parts) ld += (int) p.size(1);
+    INDArray out = Nd4j.createUninitialized(DataType.FLOAT, new long[] {n, ld}, 'c');
+    FloatBuffer dst = floats(out);
+    int col = 0;
+    for (INDArray p : parts) {
+      INDArray c = contiguous(p);
+      int w = (int) c.size(1);
+      FloatBuffer src = floats(c);
+      for (int r = 0; r < n; r++) dst.put(r * ld + col, src, r * w, w);
+      col += w;
+    }
+    return out;
+  }
+
+  /** A view of a contiguous FLOAT array's values indexed from 0. */
+  private static FloatBuffer floats(INDArray a) {
+    return a.data().asNioFloat().position((int) a.offset()).slice();
   }
 
   private Gemm.Mat columns(INDArray y, int col, int width) {

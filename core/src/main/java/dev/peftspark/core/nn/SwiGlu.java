@@ -3,7 +3,6 @@ package dev.peftspark.core.nn;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
 import java.util.List;
@@ -13,7 +12,6 @@ import java.util.function.UnaryOperator;
 public final class SwiGlu {
   private LinearLayer gate, up, down;   // gate_proj, up_proj [I, H]; down_proj [H, I]
   private INDArray g, u, sig;           // [N, I] gate and up outputs, σ(g) (σ only on the double reference path)
-  private INDArray gu;                  // float, gate/up fused: [N, 2I], g and u side by side (then g, u are null)
   private FusedProjection fusedGateUp;  // gate and up as one product in the last forward (null: one by one)
 
   public SwiGlu(LinearLayer gate, LinearLayer up, LinearLayer down) {
@@ -33,20 +31,14 @@ public final class SwiGlu {
   public INDArray forward(INDArray x) {
     fusedGateUp = FusedProjection.of(List.of(gate, up));
     INDArray gx, ux;
-    if (fusedGateUp != null) {
-      INDArray y = fusedGateUp.forward(x);
-      if (y.dataType() == DataType.FLOAT) {
-        g = u = sig = null;
-        return down.forward(forwardFused(y));
-      }
-      long i = gate.outFeatures();
-      gx = y.get(NDArrayIndex.all(), NDArrayIndex.interval(0, i)).dup('c');
-      ux = y.get(NDArrayIndex.all(), NDArrayIndex.interval(i, 2 * i)).dup('c');
+    if (fusedGateUp != null) {   // one product, then g and u copied out side by side (bulk row copies)
+      INDArray[] parts = FusedProjection.split(fusedGateUp.forward(x), gate.outFeatures(), up.outFeatures());
+      gx = parts[0];
+      ux = parts[1];
     } else {
       gx = gate.forward(x);
       ux = up.forward(x);
     }
-    gu = null;
     if (gx.dataType() == DataType.FLOAT) return down.forward(forwardFloat(gx, ux));
     g = gx;
     u = ux;
@@ -57,13 +49,10 @@ public final class SwiGlu {
   /** dL/dx, or null when {@code needInputGrad} is false. dsilu/dg = σ(g)·(1 + g·(1 − σ(g))). */
   public INDArray backward(INDArray dy, boolean needInputGrad) {
     // the three [N, I] gradients live outside any arena and are freed as soon as the projections have used them
-    INDArray du = null, dg = null, dgu = null;
+    INDArray du, dg;
     try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
       INDArray dh = down.backward(dy, true);
-      if (gu != null) {
-        dgu = backwardFused(dh);
-        dh.close();
-      } else if (g.dataType() == DataType.FLOAT) {
+      if (g.dataType() == DataType.FLOAT) {
         // σ(g) recomputed rather than kept: what stays between forward and backward is g and u, off the Java heap
         float[] d = Floats.read(dh), gg = Floats.read(g), uu = Floats.read(u), duF = new float[d.length];
         int cols = (int) dh.size(1);
@@ -89,13 +78,9 @@ public final class SwiGlu {
     if (fusedGateUp != null) {
       FusedProjection f = fusedGateUp;
       fusedGateUp = null;
-      if (dgu == null) {   // the double path: dg and du side by side
-        try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
-          dgu = Nd4j.hstack(dg, du);
-        }
-        dg.close();
-        du.close();
-      }
+      INDArray dgu = FusedProjection.join(dg, du);
+      dg.close();
+      du.close();
       INDArray dx = f.backward(dgu, needInputGrad);
       dgu.close();
       return dx;
@@ -105,42 +90,6 @@ public final class SwiGlu {
     INDArray dxu = up.backward(du, needInputGrad);
     du.close();
     return needInputGrad ? dx.addi(dxu) : null;
-  }
-
-  /** {@link #forwardFloat} on the fused {@code [N, 2I]} gate/up product: row r's g at {@code r·2I}, u at {@code r·2I + I}. */
-  private INDArray forwardFused(INDArray y) {
-    float[] v = Floats.read(y);
-    int cols = gate.outFeatures(), rows = (int) y.size(0);
-    float[] out = new float[rows * cols];
-    Parallel.forRange(rows, (from, to) -> {
-      for (int r = from; r < to; r++) {
-        int o = r * cols, gi = 2 * o, ui = gi + cols;
-        for (int i = 0; i < cols; i++) {
-          float x = v[gi + i];
-          out[o + i] = x / (1f + Floats.exp(-x)) * v[ui + i];   // silu(g) ∘ u
-        }
-      }
-    });
-    gu = y;
-    return Floats.write(out, rows, cols);
-  }
-
-  /** The float backward on the fused layout: {@code [N, 2I]} holding dg and du side by side. */
-  private INDArray backwardFused(INDArray dh) {
-    float[] d = Floats.read(dh), v = Floats.read(gu), out = new float[v.length];
-    int cols = (int) dh.size(1);
-    Parallel.forRange((int) dh.size(0), (from, to) -> {
-      for (int r = from; r < to; r++) {
-        int o = r * cols, gi = 2 * o, ui = gi + cols;
-        for (int i = 0; i < cols; i++) {
-          float x = v[gi + i], sg = 1f / (1f + Floats.exp(-x)), di = d[o + i];
-          out[ui + i] = di * x * sg;                               // dh ∘ silu(g)
-          out[gi + i] = di * v[ui + i] * sg * (1f + x * (1f - sg)); // dh ∘ u ∘ dsilu/dg
-        }
-      }
-    });
-    gu = null;
-    return Floats.write(out, dh.size(0), 2L * cols);
   }
 
   /**
