@@ -23,14 +23,14 @@ import java.util.List;
  * output's columns. Not thread-safe (layers run on one thread; the widening itself is spread over {@link Parallel}).
  */
 public final class HalfLinear implements LinearLayer {
-  /** Weights widened at once: 4 Mi values (16 MiB in float). */
-  public static final long BLOCK_VALUES = 1L << 22;
+  /** Weights widened at once: 1 Mi values (a 4 MiB float scratch, allocated for a call and freed after it). */
+  public static final long BLOCK_VALUES = 1L << 20;
 
   private final String name;
   private final Param weight;   // [out, in], BFLOAT16 or HALF, frozen
   private final int blockRows;
   private final ShortBuffer bits;   // the weight's 16-bit codes in native memory, c order
-  private INDArray scratch;         // one block widened, reused
+  private INDArray scratch;         // one block widened, reused within a call, freed after it
 
   public HalfLinear(String name, Param weight) { this(name, weight, (int) Math.max(1, BLOCK_VALUES / weight.shape[weight.shape.length - 1])); }
 
@@ -74,6 +74,7 @@ public final class HalfLinear implements LinearLayer {
       INDArray w = block(r, to, a.dataType());
       Gemm.gemm(Gemm.Mat.of(a), false, Gemm.Mat.of(w), true, new Gemm.Mat(y, r, n, to - r, out), 1.0, 0.0);
     }
+    releaseScratch();
     return y;
   }
 
@@ -88,7 +89,17 @@ public final class HalfLinear implements LinearLayer {
       INDArray w = block(r, to, g.dataType());
       Gemm.gemm(new Gemm.Mat(g, r, n, to - r, out), false, Gemm.Mat.of(w), false, Gemm.Mat.of(dx), 1.0, r == 0 ? 0.0 : 1.0);
     }
+    releaseScratch();
     return dx;
+  }
+
+  /**
+   * Frees the widened block when a call is done: the head runs between the layers' passes, and its scratch would
+   * otherwise sit beside a layer's activations at the step's peak. Reallocating it per call costs next to nothing.
+   */
+  private void releaseScratch() {
+    if (scratch != null) scratch.close();
+    scratch = null;
   }
 
   /** {@code x} as a whole c-ordered FLOAT or DOUBLE matrix (a copy only when it is a strided view). */
@@ -119,7 +130,7 @@ public final class HalfLinear implements LinearLayer {
     int in = inFeatures(), rows = (int) (to - from), n = rows * in;
     if (scratch == null || scratch.dataType() != type || scratch.length() < n) {
       if (scratch != null) scratch.close();
-      try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {   // lives as long as the layer
+      try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {   // outside any arena: closed after the call
         scratch = Nd4j.create(type, (long) blockRows * in);
       }
     }

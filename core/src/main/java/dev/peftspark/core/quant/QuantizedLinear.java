@@ -71,8 +71,12 @@ public final class QuantizedLinear implements LinearLayer {
   /** The dequantized weight [out, in] in the shared scratch buffer: valid until the next dequantization. */
   public INDArray dequantizedWeight() { return scratch.dequantize(weight, out, in); }
 
-  /** Weights dequantized at once by forward and backward: 2 Mi values (8 MiB in float). */
-  public static final long BLOCK_VALUES = 1L << 21;
+  /**
+   * Weights dequantized at once by forward and backward: 1 Mi values (4 MiB in float; 512 rows of a 2,048-wide
+   * weight, still a GEMM of full speed). The shared scratch is sized by it, and so is the part of OpenBLAS's
+   * packing buffer that a product touches: both count in a 4-bit model's peak memory.
+   */
+  public static final long BLOCK_VALUES = 1L << 20;
 
   /** Rows of W per product: a block of {@code blockValues}, or all rows when a row does not start an NF4 block. */
   private int blockRows() {
