@@ -5,6 +5,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
+import java.nio.FloatBuffer;
 import java.util.List;
 import java.util.function.UnaryOperator;
 
@@ -43,19 +44,21 @@ public final class SwiGlu {
     try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
       INDArray dh = down.backward(dy, true);
       if (g.dataType() == DataType.FLOAT) {
-        // σ(g) recomputed rather than kept: what stays between forward and backward is g and u, off the Java heap
-        float[] d = Floats.read(dh), gg = Floats.read(g), uu = Floats.read(u), duF = new float[d.length];
+        // σ(g) recomputed rather than kept: what stays between forward and backward is g and u, off the Java heap;
+        // read and written in native memory (no heap copies: four [N, I] float[]s would set the heap's size)
+        INDArray dhc = contiguous(dh);
+        du = Nd4j.createUninitialized(DataType.FLOAT, dh.shape(), 'c');
+        FloatBuffer d = floats(dhc), gg = floats(g), uu = floats(u), duF = floats(du);
         int cols = (int) dh.size(1);
         Parallel.forRange((int) dh.size(0), (from, to) -> {
           for (int i = from * cols; i < to * cols; i++) {
-            float x = gg[i], sg = 1f / (1f + Floats.exp(-x));
-            duF[i] = d[i] * x * sg;                               // dh ∘ silu(g)
-            d[i] *= uu[i] * sg * (1f + x * (1f - sg));            // dh ∘ u ∘ dsilu/dg
+            float x = gg.get(i), sg = 1f / (1f + Floats.exp(-x)), di = d.get(i);
+            duF.put(i, di * x * sg);                                   // dh ∘ silu(g)
+            d.put(i, di * (uu.get(i) * sg * (1f + x * (1f - sg))));    // dh ∘ u ∘ dsilu/dg
           }
         });
-        du = Floats.write(duF, dh.shape());
-        dg = Floats.write(d, dh.shape());
-        dh.close();
+        dg = dhc;
+        if (dhc != dh) dh.close();
         g = u = null;
       } else {
         du = dh.mul(g).muli(sig);                                                // dh ∘ silu(g)
@@ -77,16 +80,28 @@ public final class SwiGlu {
    * reference that {@code SwiGluTest} holds it to).
    */
   private INDArray forwardFloat(INDArray gx, INDArray ux) {
-    float[] gg = Floats.read(gx), uu = Floats.read(ux), out = new float[gg.length];
+    INDArray gc = contiguous(gx), uc = contiguous(ux);
+    INDArray h = Nd4j.createUninitialized(DataType.FLOAT, gx.shape(), 'c');
+    FloatBuffer gg = floats(gc), uu = floats(uc), out = floats(h);
     int cols = (int) gx.size(1);
     Parallel.forRange((int) gx.size(0), (from, to) -> {
       for (int i = from * cols; i < to * cols; i++) {
-        float x = gg[i];
-        out[i] = x / (1f + Floats.exp(-x)) * uu[i];   // silu(g) ∘ u
+        float x = gg.get(i);
+        out.put(i, x / (1f + Floats.exp(-x)) * uu.get(i));   // silu(g) ∘ u
       }
     });
-    g = gx;
-    u = ux;
-    return Floats.write(out, gx.shape());
+    g = gc;
+    u = uc;
+    return h;
+  }
+
+  /** {@code a} itself when it is a whole c-ordered array, else a c-ordered copy. */
+  private static INDArray contiguous(INDArray a) {
+    return a.isView() || a.ordering() != 'c' ? a.dup('c') : a;
+  }
+
+  /** A native-order view of a whole c-ordered FLOAT array's values, indexed from 0 (absolute gets and puts only). */
+  private static FloatBuffer floats(INDArray a) {
+    return a.data().asNioFloat().position((int) a.offset()).slice();
   }
 }
