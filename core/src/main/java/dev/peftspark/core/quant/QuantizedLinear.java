@@ -73,8 +73,8 @@ public final class QuantizedLinear implements LinearLayer {
 
   /**
    * Weights dequantized at once by forward and backward: 1 Mi values (4 MiB in float; 512 rows of a 2,048-wide
-   * weight, still a GEMM of full speed). The shared scratch is sized by it, and so is the part of OpenBLAS's
-   * packing buffer that a product touches: both count in a 4-bit model's peak memory.
+   * weight, still a product of full speed): the shared scratch is sized by it, and it counts in a 4-bit model's
+   * peak memory.
    */
   public static final long BLOCK_VALUES = 1L << 20;
 
