@@ -5,6 +5,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
+import java.nio.FloatBuffer;
 import java.util.List;
 import java.util.function.UnaryOperator;
 
@@ -53,19 +54,31 @@ public final class SwiGlu {
     try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
       INDArray dh = down.backward(dy, true);
       if (g.dataType() == DataType.FLOAT) {
-        // σ(g) recomputed rather than kept: what stays between forward and backward is g and u, off the Java heap
-        float[] d = Floats.read(dh), gg = Floats.read(g), uu = Floats.read(u), duF = new float[d.length];
-        int cols = (int) dh.size(1);
-        Parallel.forRange((int) dh.size(0), (from, to) -> {
-          for (int i = from * cols; i < to * cols; i++) {
-            float x = gg[i], sg = 1f / (1f + Floats.exp(-x));
-            duF[i] = d[i] * x * sg;                               // dh ∘ silu(g)
-            d[i] *= uu[i] * sg * (1f + x * (1f - sg));            // dh ∘ u ∘ dsilu/dg
+        // σ(g) recomputed rather than kept: what stays between forward and backward is g and u, off the Java heap;
+        // read and written in native memory a chunk at a time through small per-thread arrays (four [N, I]
+        // float[] copies would set the Java heap's size: 23 MiB at TinyLlama's shape)
+        INDArray dhc = contiguous(dh);
+        du = Nd4j.createUninitialized(DataType.FLOAT, dh.shape(), 'c');
+        FloatBuffer d = floats(dhc), gg = floats(g), uu = floats(u), duF = floats(du);
+        Parallel.forRange(chunks(dh.length()), (c0, c1) -> {
+          float[][] st = STAGING.get();
+          float[] dd = st[0], xx = st[1], uv = st[2], out = st[3];
+          for (int c = c0; c < c1; c++) {
+            int at = c * CHUNK, k = (int) Math.min(CHUNK, dh.length() - at);
+            d.get(at, dd, 0, k);
+            gg.get(at, xx, 0, k);
+            uu.get(at, uv, 0, k);
+            for (int i = 0; i < k; i++) {
+              float x = xx[i], sg = 1f / (1f + Floats.exp(-x));
+              out[i] = dd[i] * x * sg;                             // dh ∘ silu(g)
+              dd[i] *= uv[i] * sg * (1f + x * (1f - sg));          // dh ∘ u ∘ dsilu/dg
+            }
+            duF.put(at, out, 0, k);
+            d.put(at, dd, 0, k);
           }
         });
-        du = Floats.write(duF, dh.shape());
-        dg = Floats.write(d, dh.shape());
-        dh.close();
+        dg = dhc;
+        if (dhc != dh) dh.close();
         g = u = null;
       } else {
         du = dh.mul(g).muli(sig);                                                // dh ∘ silu(g)
@@ -97,16 +110,41 @@ public final class SwiGlu {
    * reference that {@code SwiGluTest} holds it to).
    */
   private INDArray forwardFloat(INDArray gx, INDArray ux) {
-    float[] gg = Floats.read(gx), uu = Floats.read(ux), out = new float[gg.length];
-    int cols = (int) gx.size(1);
-    Parallel.forRange((int) gx.size(0), (from, to) -> {
-      for (int i = from * cols; i < to * cols; i++) {
-        float x = gg[i];
-        out[i] = x / (1f + Floats.exp(-x)) * uu[i];   // silu(g) ∘ u
+    INDArray gc = contiguous(gx), uc = contiguous(ux);
+    INDArray h = Nd4j.createUninitialized(DataType.FLOAT, gx.shape(), 'c');
+    FloatBuffer gg = floats(gc), uu = floats(uc), out = floats(h);
+    Parallel.forRange(chunks(gx.length()), (c0, c1) -> {
+      float[][] st = STAGING.get();
+      float[] xx = st[1], uv = st[2], y = st[3];
+      for (int c = c0; c < c1; c++) {
+        int at = c * CHUNK, k = (int) Math.min(CHUNK, gx.length() - at);
+        gg.get(at, xx, 0, k);
+        uu.get(at, uv, 0, k);
+        for (int i = 0; i < k; i++) {
+          float x = xx[i];
+          y[i] = x / (1f + Floats.exp(-x)) * uv[i];   // silu(g) ∘ u
+        }
+        out.put(at, y, 0, k);
       }
     });
-    g = gx;
-    u = ux;
-    return Floats.write(out, gx.shape());
+    g = gc;
+    u = uc;
+    return h;
+  }
+
+  /** Values per bulk copy between native memory and a thread's staging arrays. */
+  private static final int CHUNK = 1 << 13;
+  private static final ThreadLocal<float[][]> STAGING = ThreadLocal.withInitial(() -> new float[4][CHUNK]);
+
+  private static int chunks(long n) { return (int) ((n + CHUNK - 1) / CHUNK); }
+
+  /** {@code a} itself when it is a whole c-ordered array, else a c-ordered copy. */
+  private static INDArray contiguous(INDArray a) {
+    return a.isView() || a.ordering() != 'c' ? a.dup('c') : a;
+  }
+
+  /** A native-order view of a whole c-ordered FLOAT array's values, indexed from 0 (absolute gets and puts only). */
+  private static FloatBuffer floats(INDArray a) {
+    return a.data().asNioFloat().position((int) a.offset()).slice();
   }
 }

@@ -1,5 +1,6 @@
 package dev.peftspark.core.quant;
 
+import dev.peftspark.core.nn.Parallel;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -11,12 +12,21 @@ import java.nio.FloatBuffer;
  * One full-precision scratch matrix shared by all {@link QuantizedLinear}s of a model: each forward and backward
  * dequantizes its weight into it just before the product, so no layer keeps a full-precision copy. Layers run one
  * at a time on one thread, which makes sharing safe; the buffer grows to the largest weight. Values are decoded a
- * chunk at a time straight into the native buffer (no heap copy of the whole weight).
+ * chunk at a time straight into the native buffer (no heap copy of the whole weight), the chunks spread over
+ * {@link Parallel}'s threads.
  */
 public final class DequantBuffer {
   private final DataType dtype;
-  private final float[] chunk = new float[OffHeapNf4.CHUNK];   // Java-side staging of one chunk
-  private final double[] wide = new double[OffHeapNf4.CHUNK];
+  /** One thread's staging of a chunk: its codes, its values, and (DOUBLE) the values widened. */
+  private static final class Staging {
+    final byte[] codes = new byte[OffHeapNf4.CHUNK / 2];
+    final float[] values = new float[OffHeapNf4.CHUNK];
+    private double[] wide;   // DOUBLE only
+
+    double[] wide() { return wide != null ? wide : (wide = new double[OffHeapNf4.CHUNK]); }
+  }
+
+  private static final ThreadLocal<Staging> STAGING = ThreadLocal.withInitial(Staging::new);
   private INDArray flat;                                          // native storage, reused
 
   public DequantBuffer(DataType dtype) {
@@ -48,27 +58,30 @@ public final class DequantBuffer {
         flat = Nd4j.create(dtype, n);
       }
     }
-    if (dtype == DataType.FLOAT) {
-      FloatBuffer out = flat.data().asNioFloat();
-      for (long i = 0; i < n; ) {
-        int k = t.decodeChunk(start + i, chunk, (int) Math.min(chunk.length, n - i));
-        out.put(chunk, 0, k);
-        i += k;
+    FloatBuffer floats = dtype == DataType.FLOAT ? flat.data().asNioFloat() : null;
+    DoubleBuffer doubles = floats == null ? flat.data().asNioDouble() : null;
+    int chunks = (int) ((n + OffHeapNf4.CHUNK - 1) / OffHeapNf4.CHUNK);
+    // chunks decoded on Parallel's threads, each with its own staging, written with absolute puts (disjoint ranges)
+    Parallel.forRange(chunks, (c0, c1) -> {
+      Staging st = STAGING.get();
+      for (int c = c0; c < c1; c++) {
+        long at = (long) c * OffHeapNf4.CHUNK;
+        int k = (int) Math.min(OffHeapNf4.CHUNK, n - at);
+        t.decode(start + at, k, st.values, 0, st.codes);
+        if (floats != null) {
+          floats.put((int) at, st.values, 0, k);
+        } else {
+          double[] wide = st.wide();
+          for (int j = 0; j < k; j++) wide[j] = st.values[j];
+          doubles.put((int) at, wide, 0, k);
+        }
       }
-    } else {
-      DoubleBuffer out = flat.data().asNioDouble();
-      for (long i = 0; i < n; ) {
-        int k = t.decodeChunk(start + i, chunk, (int) Math.min(chunk.length, n - i));
-        for (int j = 0; j < k; j++) wide[j] = chunk[j];
-        out.put(wide, 0, k);
-        i += k;
-      }
-    }
+    });
     return Nd4j.create(flat.data(), new long[] {to - from, cols}, new long[] {cols, 1}, 0, 'c', dtype);
   }
 
-  /** Bytes of the shared full-precision scratch (native buffer plus the chunk staging). */
+  /** Bytes of the shared full-precision scratch (the native buffer; each decoding thread adds 288 KiB of staging). */
   public long bytes() {
-    return 12L * chunk.length + (flat == null ? 0 : flat.length() * dtype.width());
+    return (flat == null ? 0 : flat.length() * dtype.width());
   }
 }

@@ -68,21 +68,46 @@ public final class OffHeapNf4 {
     if (from % Nf4.BLOCK != 0 || from < 0 || from >= size)
       throw new IllegalArgumentException("chunk start " + from + " is not a block start inside 0.." + size);
     int n = (int) Math.min(Math.min(out.length, max), size - from);
-    int first = (int) from;
-    byte[] codes = new byte[(n + 1) / 2 + 1];
-    int byteFrom = first >> 1, byteCount = Math.min(codes.length, packed.capacity() - byteFrom);
-    packed.get(byteFrom, codes, 0, byteCount);
-    for (int b = first / Nf4.BLOCK, i = 0; i < n; b++) {
+    decode(from, n, out, 0, new byte[(n + 1) / 2]);
+    return n;
+  }
+
+  /** The levels of a byte's high (first) and low (second) nibble, by byte value: one lookup per value, none per nibble. */
+  private static final float[] HIGH = new float[256], LOW = new float[256];
+
+  static {
+    for (int b = 0; b < 256; b++) {
+      HIGH[b] = Nf4.LEVELS[b >> 4];
+      LOW[b] = Nf4.LEVELS[b & 0xF];
+    }
+  }
+
+  /**
+   * Decodes values {@code from .. from + n} into {@code out[off .. off + n)}: {@code from} starts a block and
+   * {@code from + n <= size}; {@code bytes} is the caller's staging for the codes ({@code >= (n + 1) / 2} long), so
+   * that threads decoding disjoint ranges share nothing but the read-only codes. Each block's absmax is decoded
+   * once; the product per value is the same float product as {@link Nf4#dequantize}.
+   */
+  public void decode(long from, int n, float[] out, int off, byte[] bytes) {
+    if (from % Nf4.BLOCK != 0 || from < 0 || n < 0 || from + n > size)
+      throw new IllegalArgumentException("values " + from + ".." + (from + n) + " are not whole blocks from a block start inside 0.." + size);
+    int byteFrom = (int) (from >> 1), byteCount = (n + 1) / 2;
+    if (bytes.length < byteCount) throw new IllegalArgumentException("staging of " + bytes.length + " bytes for " + byteCount + " codes");
+    packed.get(byteFrom, bytes, 0, byteCount);
+    int b = (int) (from / Nf4.BLOCK);
+    for (int i = 0; i < n; b++) {
       float m = absmax(b);
-      int end = Math.min(n, i + Nf4.BLOCK);
-      for (; i < end; i++) {
-        int v = first + i;
-        int byteVal = codes[(v >> 1) - byteFrom];
-        int code = (v & 1) == 0 ? (byteVal >> 4) & 0xF : byteVal & 0xF;
-        out[i] = Nf4.LEVELS[code] * m;
+      int end = Math.min(n, i + Nf4.BLOCK), pairsEnd = i + ((end - i) & ~1);
+      for (int k = i >> 1; i < pairsEnd; i += 2, k++) {
+        int code = bytes[k] & 0xFF;
+        out[off + i] = HIGH[code] * m;
+        out[off + i + 1] = LOW[code] * m;
+      }
+      if (i < end) {                      // an odd tail (the tensor's last value): the high nibble only
+        out[off + i] = HIGH[bytes[i >> 1] & 0xFF] * m;
+        i++;
       }
     }
-    return n;
   }
 
   /** Every value into {@code out[0 .. size)} (tests, merges). */

@@ -1,18 +1,20 @@
 package dev.peftspark.core.quant;
 
+import dev.peftspark.core.nn.Gemm;
 import dev.peftspark.core.nn.Linear;
 import dev.peftspark.core.nn.LinearLayer;
 import dev.peftspark.core.nn.Param;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.indexing.NDArrayIndex;
 
 import java.util.List;
 
 /**
  * A frozen linear whose weight lives only in NF4, off the JVM heap ({@code y = x Ŵᵀ + b}, Ŵ the dequantized weight); the bias stays
- * full precision, as in bitsandbytes' Linear4bit. Forward and backward dequantize into a shared {@link DequantBuffer}.
+ * full precision, as in bitsandbytes' Linear4bit. Forward and backward dequantize a block of rows at a time into a
+ * shared {@link DequantBuffer} and multiply it straight from there with {@link Gemm} (direct OpenBLAS, writing into
+ * the output's columns in place: no per-block temporaries).
  */
 public final class QuantizedLinear implements LinearLayer {
   private final String name;
@@ -69,8 +71,12 @@ public final class QuantizedLinear implements LinearLayer {
   /** The dequantized weight [out, in] in the shared scratch buffer: valid until the next dequantization. */
   public INDArray dequantizedWeight() { return scratch.dequantize(weight, out, in); }
 
-  /** Weights dequantized at once by forward and backward: 2 Mi values (8 MiB in float). */
-  public static final long BLOCK_VALUES = 1L << 21;
+  /**
+   * Weights dequantized at once by forward and backward: 1 Mi values (4 MiB in float; 512 rows of a 2,048-wide
+   * weight, still a product of full speed): the shared scratch is sized by it, and it counts in a 4-bit model's
+   * peak memory.
+   */
+  public static final long BLOCK_VALUES = 1L << 20;
 
   /** Rows of W per product: a block of {@code blockValues}, or all rows when a row does not start an NF4 block. */
   private int blockRows() {
@@ -79,30 +85,20 @@ public final class QuantizedLinear implements LinearLayer {
 
   @Override
   public INDArray forward(INDArray x) {
-    int rows = blockRows();
-    if (rows < out) return forwardInBlocks(x, rows);
-    INDArray w = dequantizedWeight();
-    if (bias == null) return Nd4j.gemm(x, w, false, true);
-    // the same two GEMMs as Linear, so a quantized layer equals a Linear holding the dequantized weight bit for bit
-    INDArray ones = Nd4j.ones(x.dataType(), x.size(0), 1);
-    INDArray y = Nd4j.gemm(ones, bias.value().reshape(1, out), false, false);
-    Nd4j.gemm(x, w, y, false, true, 1.0, 1.0);
-    return y;
-  }
-
-  /** {@code y[:, r..r+rows) = x · W[r..r+rows)ᵀ (+ b)}, one block of W dequantized at a time (a small scratch buffer). */
-  private INDArray forwardInBlocks(INDArray x, int rows) {
-    INDArray y = bias == null ? Nd4j.createUninitialized(x.dataType(), x.size(0), out)
-        : Nd4j.gemm(Nd4j.ones(x.dataType(), x.size(0), 1), bias.value().reshape(1, out), false, false);
-    for (int r = 0; r < out; r += rows) {
+    INDArray a = operand(x, "input");
+    int n = (int) a.size(0), rows = blockRows();
+    INDArray y;
+    if (bias != null) {
+      // y = 1·bᵀ first, then += x·Ŵᵀ: the same two products as Linear, so a quantized layer equals a Linear
+      // holding the dequantized weight
+      y = Gemm.mm(Nd4j.ones(a.dataType(), n, 1), operand(bias.value().reshape(1, out), "bias"), false, false);
+    } else {
+      y = Nd4j.createUninitialized(a.dataType(), new long[] {n, out}, 'c');
+    }
+    for (int r = 0; r < out; r += rows) {                                   // y[:, r..to) (+)= x · Ŵ[r..to)ᵀ
       int to = Math.min(out, r + rows);
       INDArray w = scratch.dequantizeRows(weight, r, to, in);
-      INDArray target = y.get(NDArrayIndex.all(), NDArrayIndex.interval(r, to));
-      try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {   // freed at once, even inside an arena
-        INDArray part = Nd4j.gemm(x, w, false, true);
-        if (bias == null) target.assign(part); else target.addi(part);
-        part.close();
-      }
+      Gemm.gemm(Gemm.Mat.of(a), false, Gemm.Mat.of(w), true, new Gemm.Mat(y, r, n, to - r, out), 1.0, bias == null ? 0.0 : 1.0);
     }
     return y;
   }
@@ -111,18 +107,23 @@ public final class QuantizedLinear implements LinearLayer {
   public INDArray backward(INDArray dy, boolean needInputGrad) {
     if (bias != null && bias.isTrainable()) bias.grad().addi(dy.sum(0));
     if (!needInputGrad) return null;
-    int rows = blockRows();
-    if (rows >= out) return Nd4j.gemm(dy, dequantizedWeight(), false, false);
-    INDArray dx = Nd4j.zeros(dy.dataType(), dy.size(0), in);
-    for (int r = 0; r < out; r += rows) {                                   // dx += dy[:, r..to) · W[r..to)
+    INDArray g = operand(dy, "output gradient");
+    int n = (int) g.size(0), rows = blockRows();
+    INDArray dx = Nd4j.createUninitialized(g.dataType(), new long[] {n, in}, 'c');
+    for (int r = 0; r < out; r += rows) {                                   // dx (+)= dy[:, r..to) · Ŵ[r..to)
       int to = Math.min(out, r + rows);
       INDArray w = scratch.dequantizeRows(weight, r, to, in);
-      try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {   // freed at once, even inside an arena
-        INDArray d = dy.get(NDArrayIndex.all(), NDArrayIndex.interval(r, to)).dup('c');
-        Nd4j.gemm(d, w, dx, false, false, 1.0, 1.0);
-        d.close();
-      }
+      Gemm.gemm(new Gemm.Mat(g, r, n, to - r, out), false, Gemm.Mat.of(w), false, Gemm.Mat.of(dx), 1.0, r == 0 ? 0.0 : 1.0);
     }
     return dx;
+  }
+
+  /** {@code x} as a whole c-ordered matrix of the scratch's type (a copy only when it is a strided view). */
+  private INDArray operand(INDArray x, String what) {
+    if (x.dataType() != scratch.dtype())
+      throw new IllegalArgumentException(name + ": the " + what + " is " + x.dataType() + ", the layer computes in " + scratch.dtype());
+    if (x.rank() != 2) throw new IllegalArgumentException(name + ": the " + what + " must be 2-D, got " + java.util.Arrays.toString(x.shape()));
+    boolean whole = x.ordering() == 'c' && x.elementWiseStride() == 1 && x.stride(1) == 1 && x.stride(0) == x.size(1);
+    return whole ? x : x.dup('c');
   }
 }

@@ -62,4 +62,22 @@ class OffHeapNf4Test {
     assertThrows(IllegalArgumentException.class, () -> off.decodeChunk(10, new float[64]));
     assertThrows(IllegalArgumentException.class, () -> off.decodeChunk(256, new float[64]));
   }
+
+  /** A range from a block inside the tensor, into an offset of the output; and the odd tail of an odd-sized tensor. */
+  @Test
+  void decodesARangeIntoAnOffset() {
+    int n = 64 * 40 + 33;                                   // the last block partial and odd
+    Nf4Tensor heap = Nf4.quantize(values(n, 4));
+    OffHeapNf4 off = OffHeapNf4.of(heap);
+    float[] all = new float[n];
+    Nf4.dequantize(heap, all);
+    float[] out = new float[n + 10];
+    off.decode(128, 1000, out, 5, new byte[500]);
+    for (int i = 0; i < 1000; i++) assertEquals(all[128 + i], out[5 + i], 0f, "value " + (128 + i));
+    int from = 64 * 39, k = n - from;                       // 97 values: 48 pairs and a lone high nibble
+    off.decode(from, k, out, 0, new byte[(k + 1) / 2]);
+    for (int i = 0; i < k; i++) assertEquals(all[from + i], out[i], 0f, "tail value " + (from + i));
+    assertThrows(IllegalArgumentException.class, () -> off.decode(64, n, out, 0, new byte[n]));   // past the end
+    assertThrows(IllegalArgumentException.class, () -> off.decode(0, 100, out, 0, new byte[49]));  // staging too small
+  }
 }
