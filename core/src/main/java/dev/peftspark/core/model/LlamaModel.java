@@ -4,7 +4,6 @@ import dev.peftspark.core.generate.KvCache;
 import dev.peftspark.core.io.HfCheckpoint;
 import dev.peftspark.core.nn.CausalAttention;
 import dev.peftspark.core.nn.CausalMask;
-import dev.peftspark.core.nn.FusedProjection;
 import dev.peftspark.core.nn.Linear;
 import dev.peftspark.core.nn.LinearLayer;
 import dev.peftspark.core.nn.LmHeadLoss;
@@ -95,15 +94,12 @@ public final class LlamaModel implements CausalLm {
     List<LlamaLayer> layers = new ArrayList<>();
     for (int i = 0; i < c.numHiddenLayers(); i++) {
       String p = "model.layers." + i + ".";
-      LinearLayer qp = w.layerLinear(p + "self_attn.q_proj", q, h, c.attentionBias()), kp = w.layerLinear(p + "self_attn.k_proj", kv, h, c.attentionBias()),
-          vp = w.layerLinear(p + "self_attn.v_proj", kv, h, c.attentionBias());
-      LinearLayer gate = w.layerLinear(p + "mlp.gate_proj", inter, h, c.mlpBias()), up = w.layerLinear(p + "mlp.up_proj", inter, h, c.mlpBias());
-      // frozen q/k/v and gate/up weights as adjacent rows, so each trio (pair) runs as one product
-      FusedProjection.pack(List.of(qp, kp, vp));
-      FusedProjection.pack(List.of(gate, up));
-      var attention = new CausalAttention(qp, kp, vp, w.layerLinear(p + "self_attn.o_proj", h, q, c.outputBias()),
+      var attention = new CausalAttention(
+          w.layerLinear(p + "self_attn.q_proj", q, h, c.attentionBias()), w.layerLinear(p + "self_attn.k_proj", kv, h, c.attentionBias()),
+          w.layerLinear(p + "self_attn.v_proj", kv, h, c.attentionBias()), w.layerLinear(p + "self_attn.o_proj", h, q, c.outputBias()),
           c.numAttentionHeads(), c.numKeyValueHeads(), c.headDim(), rope);
-      var mlp = new SwiGlu(gate, up, w.layerLinear(p + "mlp.down_proj", h, inter, c.mlpBias()));
+      var mlp = new SwiGlu(w.layerLinear(p + "mlp.gate_proj", inter, h, c.mlpBias()), w.layerLinear(p + "mlp.up_proj", inter, h, c.mlpBias()),
+          w.layerLinear(p + "mlp.down_proj", h, inter, c.mlpBias()));
       layers.add(new LlamaLayer(new RmsNorm(p + "input_layernorm", w.param(p + "input_layernorm.weight", h), c.rmsNormEps()),
           attention, new RmsNorm(p + "post_attention_layernorm", w.param(p + "post_attention_layernorm.weight", h), c.rmsNormEps()),
           mlp));

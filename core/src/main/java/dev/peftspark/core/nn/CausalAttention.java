@@ -18,7 +18,6 @@ import java.util.function.UnaryOperator;
 public final class CausalAttention {
   private LinearLayer query, key, value, output;
   private LinearLayer fused;          // GPT-2's c_attn: [q | k | v] from one projection; then query/key/value are null
-  private FusedProjection qkv;        // query/key/value as one product in the last training forward (null: one by one)
   private final int heads, kvHeads, headDim;
   private final Rope rope;            // null: no rotary embedding (GPT-2)
   private Param prefix;               // prefix tuning: [nv, L·2·kvh·hd] shared by all layers (null: none)
@@ -252,20 +251,6 @@ public final class CausalAttention {
       v = new Heads(qkv, 2 * w, 3 * w);
       return;
     }
-    qkv = FusedProjection.of(List.of(query, key, value));
-    if (qkv != null) {   // [q | k | v] as one product; rotated q and k are new arrays, v is read in place
-      INDArray y = qkv.forward(x);
-      int ld = w + 2 * kw;
-      v = new Heads(y, w + kw, ld);
-      if (rope == null) {
-        q = new Heads(y, 0, ld);
-        k = new Heads(y, w, ld);
-      } else {
-        q = new Heads(contiguous(rope.rotateColumns(y, 0, w, tables, false)), 0, w);
-        k = new Heads(contiguous(rope.rotateColumns(y, w, kw, tables, false)), 0, kw);
-      }
-      return;
-    }
     INDArray qx = query.forward(x), kx = key.forward(x), vx = value.forward(x);
     if (rope != null) {
       qx = rope.rotate(qx, tables, false);
@@ -307,13 +292,10 @@ public final class CausalAttention {
     long n = (long) b * t;
     Heads dctx = new Heads(contiguous(output.backward(dy, true)), 0, w);
     // dq, dk, dv land where the forward read q, k, v: side by side in one array for GPT-2's c_attn
-    // (LLaMA's fused q/k/v: in place without RoPE; with it, put side by side after dq and dk's inverse rotation)
-    int ld = w + 2 * kw;
-    boolean inPlace = fused != null || (qkv != null && rope == null);
-    INDArray dqkv = inPlace ? Nd4j.createUninitialized(dy.dataType(), new long[] {n, ld}, 'c') : null;
-    Heads dq = inPlace ? new Heads(dqkv, 0, ld) : new Heads(Nd4j.createUninitialized(dy.dataType(), new long[] {n, w}, 'c'), 0, w);
-    Heads dk = inPlace ? new Heads(dqkv, w, ld) : new Heads(Nd4j.createUninitialized(dy.dataType(), new long[] {n, kw}, 'c'), 0, kw);
-    Heads dv = inPlace ? new Heads(dqkv, w + kw, ld) : new Heads(Nd4j.createUninitialized(dy.dataType(), new long[] {n, kw}, 'c'), 0, kw);
+    INDArray dqkv = fused != null ? Nd4j.createUninitialized(dy.dataType(), new long[] {n, 3L * w}, 'c') : null;
+    Heads dq = fused != null ? new Heads(dqkv, 0, 3 * w) : new Heads(Nd4j.createUninitialized(dy.dataType(), new long[] {n, w}, 'c'), 0, w);
+    Heads dk = fused != null ? new Heads(dqkv, w, 3 * w) : new Heads(Nd4j.createUninitialized(dy.dataType(), new long[] {n, kw}, 'c'), 0, kw);
+    Heads dv = fused != null ? new Heads(dqkv, 2 * w, 3 * w) : new Heads(Nd4j.createUninitialized(dy.dataType(), new long[] {n, kw}, 'c'), 0, kw);
     int nv = prefixTokens();
     // above the diagonal: never written, p is 0 there; outside any arena and closed as soon as it is used
     INDArray dprobs = outsideWorkspaces(() -> Nd4j.zeros(dy.dataType(), probs.shape()));
@@ -378,12 +360,6 @@ public final class CausalAttention {
     if (rope != null) {
       dqx = rope.rotate(dqx, rot, true);
       dkx = rope.rotate(dkx, rot, true);
-    }
-    if (qkv != null) {
-      FusedProjection f = qkv;
-      qkv = null;
-      if (!inPlace) dqkv = FusedProjection.join(dqx, dkx, dv.array());
-      return f.backward(dqkv, needInputGrad);
     }
     INDArray dx = query.backward(dqx, needInputGrad);
     INDArray dxk = key.backward(dkx, needInputGrad);

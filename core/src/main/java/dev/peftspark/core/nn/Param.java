@@ -14,10 +14,6 @@ public final class Param {
   public final long[] shape;
   INDArray value;
   INDArray grad;              // null ⇔ frozen
-  // The contiguous arrays value and grad are views of (a ParamSet's flat buffers, or FusedProjection's packed
-  // weights) and where in them: lets FusedProjection see that several weights are adjacent rows. Null: none.
-  INDArray valueBlock, gradBlock;
-  long blockOffset;
 
   private Param(String name, INDArray value, boolean trainable) {
     this.name = name;

@@ -36,9 +36,6 @@ public final class ParamSet {
       INDArray init = p.value;
       p.value = view(values, off, p.shape);
       p.grad = view(grads, off, p.shape);
-      p.valueBlock = values;
-      p.gradBlock = grads;
-      p.blockOffset = off;
       p.value.assign(init.castTo(dtype));
     }
   }

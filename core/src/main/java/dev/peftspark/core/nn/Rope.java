@@ -83,41 +83,23 @@ public final class Rope {
    * reference; {@code FusedKernelsTest} compares): {@code y = x·cos ± rotate_half(x)·sin}.
    */
   private INDArray rotateFloat(INDArray x, Tables t, boolean inverse) {
-    int n = (int) x.size(0), width = (int) x.size(1);
-    return Floats.write(rotateFloat(Floats.read(x), n, width, 0, width, t, inverse), n, width);
-  }
-
-  /**
-   * {@link #rotate} of columns {@code col .. col+width-1} of {@code x [N, ld]} (a fused q/k/v product), a new
-   * {@code [N, width]} array; in single precision without copying the columns out first (ND4J's strided copies
-   * cost more than the rotation).
-   */
-  public INDArray rotateColumns(INDArray x, int col, int width, Tables t, boolean inverse) {
-    int n = (int) x.size(0), ld = (int) x.size(1);
-    if (x.dataType() == DataType.FLOAT && t.cos().dataType() == DataType.FLOAT)
-      return Floats.write(rotateFloat(Floats.read(x), n, ld, col, width, t, inverse), n, width);
-    return rotate(x.get(NDArrayIndex.all(), NDArrayIndex.interval(col, col + width)).dup('c'), t, inverse);
-  }
-
-  /** Rotates columns {@code col .. col+width-1} of the {@code n × ld} row-major {@code v} into a new {@code n × width}. */
-  private float[] rotateFloat(float[] v, int n, int ld, int col, int width, Tables t, boolean inverse) {
-    int half = headDim / 2;
-    if (t.cos().size(0) != n || t.cos().size(1) != headDim || width % headDim != 0 || col + width > ld)
+    int n = (int) x.size(0), width = (int) x.size(1), half = headDim / 2;
+    if (t.cos().size(0) != n || t.cos().size(1) != headDim || width % headDim != 0)
       throw new IllegalArgumentException("rotary tables " + java.util.Arrays.toString(t.cos().shape()) + " do not fit " + n + " rows of " + width);
-    float[] c = Floats.read(t.cos()), s = Floats.read(t.sin()), y = new float[n * width];
+    float[] v = Floats.read(x), c = Floats.read(t.cos()), s = Floats.read(t.sin()), y = new float[v.length];
     float sign = inverse ? -1f : 1f;
     Parallel.forRange(n, (from, to) -> {
       for (int r = from; r < to; r++) {
-        int tb = r * headDim, src = r * ld + col;
-        for (int o = r * width; o < (r + 1) * width; o += headDim, src += headDim) {
+        int tb = r * headDim;
+        for (int o = r * width; o < (r + 1) * width; o += headDim) {
           for (int i = 0; i < half; i++) {
-            float a = v[src + i], b = v[src + half + i];
+            float a = v[o + i], b = v[o + half + i];
             y[o + i] = a * c[tb + i] + sign * b * s[tb + i];
             y[o + half + i] = b * c[tb + half + i] + sign * a * s[tb + half + i];
           }
         }
       }
     });
-    return y;
+    return Floats.write(y, n, width);
   }
 }

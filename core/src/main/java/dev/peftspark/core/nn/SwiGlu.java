@@ -13,7 +13,6 @@ import java.util.function.UnaryOperator;
 public final class SwiGlu {
   private LinearLayer gate, up, down;   // gate_proj, up_proj [I, H]; down_proj [H, I]
   private INDArray g, u, sig;           // [N, I] gate and up outputs, σ(g) (σ only on the double reference path)
-  private FusedProjection fusedGateUp;  // gate and up as one product in the last forward (null: one by one)
 
   public SwiGlu(LinearLayer gate, LinearLayer up, LinearLayer down) {
     this.gate = gate;
@@ -30,16 +29,7 @@ public final class SwiGlu {
   public List<LinearLayer> linears() { return List.of(gate, up, down); }
 
   public INDArray forward(INDArray x) {
-    fusedGateUp = FusedProjection.of(List.of(gate, up));
-    INDArray gx, ux;
-    if (fusedGateUp != null) {   // one product, then g and u copied out side by side (bulk row copies)
-      INDArray[] parts = FusedProjection.split(fusedGateUp.forward(x), gate.outFeatures(), up.outFeatures());
-      gx = parts[0];
-      ux = parts[1];
-    } else {
-      gx = gate.forward(x);
-      ux = up.forward(x);
-    }
+    INDArray gx = gate.forward(x), ux = up.forward(x);
     if (gx.dataType() == DataType.FLOAT) return down.forward(forwardFloat(gx, ux));
     g = gx;
     u = ux;
@@ -87,16 +77,6 @@ public final class SwiGlu {
         dsilu.close();
         g = u = sig = null;
       }
-    }
-    if (fusedGateUp != null) {
-      FusedProjection f = fusedGateUp;
-      fusedGateUp = null;
-      INDArray dgu = FusedProjection.join(dg, du);
-      dg.close();
-      du.close();
-      INDArray dx = f.backward(dgu, needInputGrad);
-      dgu.close();
-      return dx;
     }
     INDArray dx = gate.backward(dg, needInputGrad);
     dg.close();

@@ -1,6 +1,5 @@
 package dev.peftspark.core.peft.lora;
 
-import dev.peftspark.core.nn.AdditiveAdapter;
 import dev.peftspark.core.nn.Dropout;
 import dev.peftspark.core.nn.Gemm;
 import dev.peftspark.core.nn.LinearLayer;
@@ -17,7 +16,7 @@ import java.util.List;
  * {@code y = base(x) + (m/n − 1) ∘ (xd Wᵀ) + (m/n) ∘ (s · B A xd)} with {@code n = ‖W + s·BA‖} per output row,
  * and n treated as a constant in backward (PEFT detaches it).
  */
-public final class LoraLinear implements AdditiveAdapter {
+public final class LoraLinear implements LinearLayer {
   private final LinearLayer base;
   private final Param a;          // [r, in]   <module>.lora_A.weight
   private final Param b;          // [out, r]  <module>.lora_B.weight
@@ -88,33 +87,6 @@ public final class LoraLinear implements AdditiveAdapter {
     y.addi(zu.mulRowVector(ratio.sub(1.0))).addi(u.mulRowVector(ratio));
     zu.addi(u);
     return y;
-  }
-
-  @Override public boolean additive() { return magnitude == null; }
-
-  /** Plain LoRA's term {@code s · B (A · xd)} added into {@code y} (the fused q/k/v or gate/up product's columns). */
-  @Override
-  public void addForward(INDArray x, Gemm.Mat y) {
-    if (magnitude != null) throw new IllegalStateException(name() + ": DoRA does not add to its base's product");
-    xd = dropout.forward(x);
-    h = Gemm.mm(xd, a.value(), false, true);
-    Gemm.gemm(Gemm.Mat.of(h), false, Gemm.Mat.of(direct(b.value())), true, y, scaling, 1.0);
-  }
-
-  @Override
-  public INDArray adapterBackward(Gemm.Mat dy, boolean needInputGrad) {
-    if (b.isTrainable()) Gemm.gemm(dy, true, Gemm.Mat.of(h), false, Gemm.Mat.of(b.grad()), scaling, 1.0);   // dB += s dyᵀ h
-    INDArray dh = Nd4j.createUninitialized(h.dataType(), h.shape(), 'c');
-    Gemm.gemm(dy, false, Gemm.Mat.of(direct(b.value())), false, Gemm.Mat.of(dh), scaling, 0.0);             // [N, r]
-    if (a.isTrainable()) Gemm.gemm(dh, xd, a.grad(), true, false, 1.0, 1.0);                                 // dA += dhᵀ xd
-    INDArray dx = needInputGrad ? dropout.backward(Gemm.mm(dh, a.value(), false, false)) : null;
-    xd = null;
-    h = null;
-    return dx;
-  }
-
-  private static INDArray direct(INDArray m) {
-    return m.ordering() == 'c' && m.elementWiseStride() == 1 && m.stride(0) == m.size(1) ? m : m.dup('c');
   }
 
   @Override
