@@ -235,6 +235,26 @@ public final class CausalAttention {
     prefix.grad().get(NDArrayIndex.all(), NDArrayIndex.interval(from, from + w)).addi(flat.castTo(prefix.grad().dataType()));
   }
 
+  /** One visit of {@link #kvBlocks}: rows r0..r1 of query head h (key/value head kv) in batch row bi. */
+  private interface KvBlock { void at(int bi, int kv, int h, int r0, int r1, double beta); }
+
+  /**
+   * One task per (batch row, key/value head): it visits its group's query heads and their row blocks in a fixed
+   * order, so sums into dk/dv are deterministic. The last block (r1 = T) covers every key row, so it goes first and
+   * its product overwrites ({@code beta} 0); every later one accumulates ({@code beta} 1).
+   */
+  private void kvBlocks(int b, int t, int g, KvBlock visit) {
+    int last = (t - 1) / blockRows * blockRows;
+    Parallel.forEach(b * kvHeads, i -> {
+      int bi = i / kvHeads, kv = i % kvHeads;
+      for (int h = kv * g; h < (kv + 1) * g; h++) {
+        for (int r0 = last; r0 >= 0; r0 -= blockRows) {
+          visit.at(bi, kv, h, r0, Math.min(t, r0 + blockRows), h == kv * g && r0 == last ? 0.0 : 1.0);
+        }
+      }
+    });
+  }
+
   private static INDArray outsideWorkspaces(java.util.function.Supplier<INDArray> make) {
     try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
       return make.get();
@@ -299,36 +319,19 @@ public final class CausalAttention {
     int nv = prefixTokens();
     // above the diagonal: never written, p is 0 there; outside any arena and closed as soon as it is used
     INDArray dprobs = outsideWorkspaces(() -> Nd4j.zeros(dy.dataType(), probs.shape()));
-    // One task per (batch row, key/value head): it sums dv and dk over its group's query heads and over the row
-    // blocks in a fixed order. The last block (r1 = T) covers every key row, so it goes first and overwrites.
-    int last = (t - 1) / blockRows * blockRows;
-    Parallel.forEach(b * kvHeads, i -> {
-      int bi = i / kvHeads, kv = i % kvHeads;
-      for (int h = kv * g; h < (kv + 1) * g; h++) {
-        for (int r0 = last; r0 >= 0; r0 -= blockRows) {
-          int r1 = Math.min(t, r0 + blockRows);
-          double beta = h == kv * g && r0 == last ? 0.0 : 1.0;
-          if (nv > 0) Gemm.gemm(rows(dctx, bi, h, r0, r1), false, prefixRows(pv, kv), true, block(dprobs, bi, h, r0, r1, 0, nv), 1.0, 0.0);
-          Gemm.gemm(rows(dctx, bi, h, r0, r1), false, rows(v, bi, kv, 0, r1), true, block(dprobs, bi, h, r0, r1, nv, r1), 1.0, 0.0);
-          Gemm.gemm(block(probs, bi, h, r0, r1, nv, r1), true, rows(dctx, bi, h, r0, r1), false, rows(dv, bi, kv, 0, r1), 1.0, beta);
-        }
-      }
+    kvBlocks(b, t, g, (bi, kv, h, r0, r1, beta) -> {
+      if (nv > 0) Gemm.gemm(rows(dctx, bi, h, r0, r1), false, prefixRows(pv, kv), true, block(dprobs, bi, h, r0, r1, 0, nv), 1.0, 0.0);
+      Gemm.gemm(rows(dctx, bi, h, r0, r1), false, rows(v, bi, kv, 0, r1), true, block(dprobs, bi, h, r0, r1, nv, r1), 1.0, 0.0);
+      Gemm.gemm(block(probs, bi, h, r0, r1, nv, r1), true, rows(dctx, bi, h, r0, r1), false, rows(dv, bi, kv, 0, r1), 1.0, beta);
     });
     INDArray dscores = outsideWorkspaces(() -> AttentionSoftmax.backward(probs, dprobs, 1.0 / Math.sqrt(headDim)));
     boolean shared = dscores.data().address() == dprobs.data().address();   // the double path writes in place
     if (!shared) dprobs.close();
-    Parallel.forEach(b * kvHeads, i -> {
-      int bi = i / kvHeads, kv = i % kvHeads;
-      for (int h = kv * g; h < (kv + 1) * g; h++) {
-        for (int r0 = last; r0 >= 0; r0 -= blockRows) {
-          int r1 = Math.min(t, r0 + blockRows);
-          double beta = h == kv * g && r0 == last ? 0.0 : 1.0;
-          if (nv > 0) Gemm.gemm(block(dscores, bi, h, r0, r1, 0, nv), false, prefixRows(pk, kv), false, rows(dq, bi, h, r0, r1), 1.0, 0.0);
-          Gemm.gemm(block(dscores, bi, h, r0, r1, nv, r1), false, rows(k, bi, kv, 0, r1), false, rows(dq, bi, h, r0, r1), 1.0,
-              nv > 0 ? 1.0 : 0.0);
-          Gemm.gemm(block(dscores, bi, h, r0, r1, nv, r1), true, rows(q, bi, h, r0, r1), false, rows(dk, bi, kv, 0, r1), 1.0, beta);
-        }
-      }
+    kvBlocks(b, t, g, (bi, kv, h, r0, r1, beta) -> {
+      if (nv > 0) Gemm.gemm(block(dscores, bi, h, r0, r1, 0, nv), false, prefixRows(pk, kv), false, rows(dq, bi, h, r0, r1), 1.0, 0.0);
+      Gemm.gemm(block(dscores, bi, h, r0, r1, nv, r1), false, rows(k, bi, kv, 0, r1), false, rows(dq, bi, h, r0, r1), 1.0,
+          nv > 0 ? 1.0 : 0.0);
+      Gemm.gemm(block(dscores, bi, h, r0, r1, nv, r1), true, rows(q, bi, h, r0, r1), false, rows(dk, bi, kv, 0, r1), 1.0, beta);
     });
     if (nv > 0 && prefix.isTrainable()) {
       // the prefix's keys and values are shared by every batch row: one task per key/value head sums over rows,
