@@ -37,7 +37,7 @@ public record LmSpec(String model, String modelConfig, long seed, String method,
    * random init differs with it, but every value is replaced by the driver's before a step).
    */
   public PeftCausalLm build(long dropoutSeed) throws IOException {
-    CausalLmBase base = CausalLmBase.load(model, modelConfig, seed);
+    CausalLmBase base = CausalLmBase.load(model, modelConfig, seed, CausalLmBase.Storage.of(Method.parse(method)));
     PeftCausalLm m = PeftCausalLm.create(Method.parse(method), lora, ia3, prompt, base.builder(), DataType.FLOAT,
         dropoutSeed);
     m.model().setGradientCheckpointing(gradientCheckpointing);
