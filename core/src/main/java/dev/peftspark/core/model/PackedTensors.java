@@ -9,6 +9,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import java.util.AbstractMap;
 import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
@@ -16,7 +17,7 @@ import java.util.Set;
  * A frozen base in QLoRA's storage, named and laid out as the model holds it (GPT-2's Conv1D weights already
  * {@code [out, in]}): every layer linear's weight NF4-packed off the heap ({@link #nf4}), every other tensor
  * (embeddings, norms, biases, {@code lm_head}) in float as the map's entries. Models built on it
- * ({@link CausalLmConfig#build}) share both read-only, each with its own dequantization scratch, so one copy
+ * ({@link CausalLmConfig#build}, {@link BertEncoder#fromWeights}) share both read-only, each with its own dequantization scratch, so one copy
  * serves every model of a JVM.
  */
 public final class PackedTensors extends AbstractMap<String, INDArray> {
@@ -29,11 +30,14 @@ public final class PackedTensors extends AbstractMap<String, INDArray> {
   }
 
   /** The tensors of {@code model}, whose layer linears are {@link QuantizedLinear}s (its float tensors are shared, not copied). */
-  static PackedTensors of(CausalLm model) {
+  static PackedTensors of(CausalLm model) { return of(model.params(), model.linears()); }
+
+  /** {@code params} in float and {@code linears}' NF4 weights: a built model's tensors. */
+  static PackedTensors of(List<Param> params, List<LinearLayer> linears) {
     Map<String, INDArray> floats = new LinkedHashMap<>();
-    for (Param p : model.params()) floats.put(p.name, p.value());
+    for (Param p : params) floats.put(p.name, p.value());
     Map<String, OffHeapNf4> packed = new LinkedHashMap<>();
-    for (LinearLayer l : model.linears()) {
+    for (LinearLayer l : linears) {
       if (!(l instanceof QuantizedLinear q)) throw new IllegalStateException(l.name() + " is not quantized");
       packed.put(q.name() + ".weight", q.packedWeight());
     }

@@ -3,7 +3,6 @@ package dev.peftspark.spark.job;
 import dev.peftspark.core.model.CausalLm;
 import dev.peftspark.core.model.CausalLmConfig;
 import dev.peftspark.core.model.PackedTensors;
-import dev.peftspark.core.peft.Method;
 import dev.peftspark.core.peft.PeftCausalLm;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -22,27 +21,17 @@ import java.util.concurrent.ConcurrentHashMap;
  *
  * @param name    what the config said (a directory, or "random")
  * @param hfId    PEFT's base_model_name_or_path
- * @param weights float tensors by Hugging Face name, or for {@link Storage#NF4} a {@link PackedTensors}
+ * @param weights float tensors by Hugging Face name, or for {@link BaseStorage#NF4} a {@link PackedTensors}
  * @param dir     the model directory, or null for random
  */
 public record CausalLmBase(String name, String hfId, CausalLmConfig shape, Map<String, INDArray> weights, Path dir) {
   public static final String RANDOM = "random";
 
-  /** How the base is held in memory. */
-  public enum Storage {
-    /** Every tensor in float (every method but qlora). */
-    FLOAT,
-    /** QLoRA's: layer linears NF4 only, quantized as they are read; no float copy of them is kept. */
-    NF4;
-
-    public static Storage of(Method method) { return method == Method.QLORA ? NF4 : FLOAT; }
-  }
-
   private static final Map<String, CausalLmBase> CACHE = new ConcurrentHashMap<>();
 
-  /** The float base (see {@link #load(String, String, long, Storage)}). */
+  /** The float base (see {@link #load(String, String, long, BaseStorage)}). */
   public static CausalLmBase load(String model, String modelConfig, long seed) throws IOException {
-    return load(model, modelConfig, seed, Storage.FLOAT);
+    return load(model, modelConfig, seed, BaseStorage.FLOAT);
   }
 
   /**
@@ -51,7 +40,7 @@ public record CausalLmBase(String name, String hfId, CausalLmConfig shape, Map<S
    * @param seed        the initialisation seed for {@code random}
    * @param storage     how the tensors are held (a base is cached per storage form)
    */
-  public static CausalLmBase load(String model, String modelConfig, long seed, Storage storage) throws IOException {
+  public static CausalLmBase load(String model, String modelConfig, long seed, BaseStorage storage) throws IOException {
     String key = (model.equals(RANDOM) ? RANDOM + "|" + modelConfig + "|" + seed : model) + "|" + storage;
     try {
       return CACHE.computeIfAbsent(key, k -> {
@@ -70,7 +59,7 @@ public record CausalLmBase(String name, String hfId, CausalLmConfig shape, Map<S
     }
   }
 
-  private static CausalLmBase random(String modelConfig, long seed, Storage storage) throws IOException {
+  private static CausalLmBase random(String modelConfig, long seed, BaseStorage storage) throws IOException {
     Path file = HadoopPaths.local(modelConfig);
     if (!Files.isRegularFile(file)) throw new IOException("model_config " + modelConfig + ": no such file");
     CausalLmConfig shape = CausalLmConfig.read(file);
@@ -80,7 +69,7 @@ public record CausalLmBase(String name, String hfId, CausalLmConfig shape, Map<S
     }, null);
   }
 
-  private static CausalLmBase directory(Path dir, Storage storage) throws IOException {
+  private static CausalLmBase directory(Path dir, BaseStorage storage) throws IOException {
     if (!Files.isDirectory(dir)) {
       throw new IOException("model '" + dir + "' is not a model directory (config.json, model.safetensors) nor "
           + "'random'");

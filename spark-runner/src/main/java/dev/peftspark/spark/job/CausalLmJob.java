@@ -54,7 +54,7 @@ public final class CausalLmJob {
   public static TrainSummary train(JobConfig cfg, TrainListener listener, LmFitter fitter) throws Exception {
     long start = System.nanoTime();
     CausalLmBase base = CausalLmBase.load(cfg.model(), cfg.modelConfig(), cfg.train().seed(),
-        CausalLmBase.Storage.of(Method.parse(cfg.method())));
+        BaseStorage.of(Method.parse(cfg.method())));
     LmTokenizer tokenizer = tokenizer(cfg, base);
     LmDataOptions opts = dataOptions(cfg);
     List<LmExample> train = read(cfg.data().train(), opts, tokenizer, "data.train");

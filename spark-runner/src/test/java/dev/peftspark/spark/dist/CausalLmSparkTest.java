@@ -13,6 +13,7 @@ import dev.peftspark.core.train.TrainListener;
 import dev.peftspark.core.train.TrainSummary;
 import dev.peftspark.spark.TestModels;
 import dev.peftspark.core.peft.PeftCausalLm;
+import dev.peftspark.spark.job.BaseStorage;
 import dev.peftspark.spark.job.CausalLmBase;
 import dev.peftspark.spark.job.CausalLmJob;
 import org.junit.jupiter.api.BeforeAll;
@@ -188,7 +189,7 @@ class CausalLmSparkTest {
     assertTrue(local.steps().get(7).loss() < local.steps().get(0).loss() - 0.05, local.steps().toString());
     assertEquals(local.evalLoss(), spark.evalLoss(), 1e-5, "eval loss");
 
-    CausalLmBase base = CausalLmBase.load(sparkCfg.model(), null, sparkCfg.train().seed(), CausalLmBase.Storage.NF4);
+    CausalLmBase base = CausalLmBase.load(sparkCfg.model(), null, sparkCfg.train().seed(), BaseStorage.NF4);
     PackedTensors packed = assertInstanceOf(PackedTensors.class, base.weights());
     assertEquals(2 * 7, packed.nf4().size(), "every layer linear of 2 layers");
     for (String name : packed.keySet()) assertTrue(!name.contains(".self_attn.") && !name.contains(".mlp."), name);
