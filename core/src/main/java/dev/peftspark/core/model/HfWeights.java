@@ -47,11 +47,16 @@ final class HfWeights {
   List<Param> made() { return List.copyOf(made); }
 
   Param param(String name, long... shape) {
-    INDArray t = check(name, shape);
-    INDArray v = t.dataType() == dtype ? t : t.castTo(dtype);
+    INDArray v = value(name, shape);
     Param p = trainable ? Param.trainable(name, v) : Param.frozen(name, v);
     made.add(p);
     return p;
+  }
+
+  /** The tensor {@code name} in the compute type (itself when it has it). */
+  private INDArray value(String name, long... shape) {
+    INDArray t = check(name, shape);
+    return t.dataType() == dtype ? t : t.castTo(dtype);
   }
 
   /** The tensor {@code name}, which must exist with {@code shape}. */
@@ -117,8 +122,7 @@ final class HfWeights {
     if (w.size() != (long) out * in)
       throw new IllegalArgumentException("tensor '" + module + ".weight' holds " + w.size() + " NF4 values, expected " + out + "x" + in);
     if (scratch == null) scratch = new DequantBuffer(dtype);   // one per model, as Qlora.quantizeBase makes
-    Param b = bias ? Param.frozen(module + ".bias", check(module + ".bias", out)) : null;
-    if (b != null && b.value().dataType() != dtype) throw new IllegalArgumentException(module + ".bias: " + b.value().dataType() + ", the model computes in " + dtype);
+    Param b = bias ? Param.frozen(module + ".bias", value(module + ".bias", out)) : null;
     return new QuantizedLinear(module, out, in, w, b, scratch);
   }
 
