@@ -188,6 +188,9 @@ class CausalLmSparkTest {
     assertTrue(diff < 1e-5, "adapters differ by " + diff);
     assertTrue(local.steps().get(7).loss() < local.steps().get(0).loss() - 0.05, local.steps().toString());
     assertEquals(local.evalLoss(), spark.evalLoss(), 1e-5, "eval loss");
+    // eval of the saved adapter (on the NF4 base, as qlora) repeats the run's own eval
+    JobConfig evalCfg = config("eval-qlora", "local", qlora);
+    assertEquals(local.evalLoss(), CausalLmJob.eval(evalCfg, localCfg.outputDir()).loss(), 1e-9, "eval command");
 
     CausalLmBase base = CausalLmBase.load(sparkCfg.model(), null, sparkCfg.train().seed(), BaseStorage.NF4);
     PackedTensors packed = assertInstanceOf(PackedTensors.class, base.weights());
