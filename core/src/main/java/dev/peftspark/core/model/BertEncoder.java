@@ -6,6 +6,9 @@ import dev.peftspark.core.nn.Linear;
 import dev.peftspark.core.nn.LinearLayer;
 import dev.peftspark.core.nn.Param;
 import dev.peftspark.core.nn.SelfAttention;
+import dev.peftspark.core.quant.DequantBuffer;
+import dev.peftspark.core.quant.OffHeapNf4;
+import dev.peftspark.core.quant.QuantizedLinear;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -51,7 +54,7 @@ public final class BertEncoder implements dev.peftspark.core.nn.LinearModules {
   public static BertEncoder fromWeights(BertConfig cfg, Map<String, INDArray> weights, DataType dtype,
                                         java.util.function.Predicate<String> trainable) {
     dev.peftspark.core.nn.Nd4jSetup.ensure();
-    var w = new WeightLookup(weights, dtype, trainable);
+    var w = new WeightLookup(weights, dtype, trainable, new DequantBuffer(dtype));
     int h = cfg.hiddenSize();
     Embeddings emb = new Embeddings(
         w.param("embeddings.word_embeddings.weight", cfg.vocabSize(), h),
@@ -144,9 +147,23 @@ public final class BertEncoder implements dev.peftspark.core.nn.LinearModules {
     return Nd4j.createFromArray(bias).reshape(batch, seq).castTo(dtype);
   }
 
-  /** Looks tensors up by name, checks shapes, and says which names exist when one is missing. */
+  /**
+   * QLoRA's base for {@code cfg}: every layer linear NF4 with double quantization, every other tensor float (see
+   * {@link PackedTensors}); the same NF4 bytes as {@code Qlora.quantizeBase} on a model built from {@code weights}.
+   */
+  public static PackedTensors packed(BertConfig cfg, Map<String, INDArray> weights) {
+    BertEncoder e = fromWeights(cfg, weights, DataType.FLOAT, false);
+    DequantBuffer scratch = new DequantBuffer(DataType.FLOAT);
+    e.mapLinears(l -> l instanceof QuantizedLinear ? l : QuantizedLinear.of((Linear) l, scratch));
+    return PackedTensors.of(e.params(), e.linears());
+  }
+
+  /**
+   * Looks tensors up by name, checks shapes, and says which names exist when one is missing; a layer linear of a
+   * {@link PackedTensors} is built on its shared NF4 weight ({@code scratch}: the model's dequantization buffer).
+   */
   private record WeightLookup(Map<String, INDArray> weights, DataType dtype,
-                              java.util.function.Predicate<String> trainable) {
+                              java.util.function.Predicate<String> trainable, DequantBuffer scratch) {
     Param param(String name, long... shape) {
       INDArray t = weights.get(name);
       if (t == null) {
@@ -161,8 +178,11 @@ public final class BertEncoder implements dev.peftspark.core.nn.LinearModules {
       return trainable.test(name) ? Param.trainable(name, v) : Param.frozen(name, v);
     }
 
-    Linear linear(String module, int out, int in) {
-      return new Linear(module, param(module + ".weight", out, in), param(module + ".bias", out));
+    LinearLayer linear(String module, int out, int in) {
+      OffHeapNf4 nf4 = weights instanceof PackedTensors p ? p.nf4(module + ".weight") : null;
+      if (nf4 == null) return new Linear(module, param(module + ".weight", out, in), param(module + ".bias", out));
+      if (trainable.test(module + ".weight")) throw new IllegalArgumentException(module + ": an NF4 base is frozen; full fine-tuning needs a float base");
+      return new QuantizedLinear(module, out, in, nf4, param(module + ".bias", out), scratch);
     }
 
     LayerNorm norm(String module, int h, double eps) {

@@ -2,13 +2,19 @@ package dev.peftspark.core.model;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.peftspark.core.io.HfCheckpoint;
+import dev.peftspark.core.nn.Linear;
+import dev.peftspark.core.nn.LinearLayer;
+import dev.peftspark.core.quant.DequantBuffer;
+import dev.peftspark.core.quant.QuantizedLinear;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.function.UnaryOperator;
 
 /**
  * The shape of a causal LM of either supported family, read from a Hugging Face {@code config.json} by its
@@ -40,6 +46,7 @@ public record CausalLmConfig(LlamaConfig llama, Gpt2Config gpt2) {
   /** Longest sequence the model takes (GPT-2's learned positions end there; RoPE has no hard limit). */
   public int maxPositions() { return isGpt2() ? gpt2.nPositions() : llama.maxPositionEmbeddings(); }
 
+  /** @param weights by Hugging Face name, or a {@link PackedTensors} (its layer linears stay NF4: frozen only) */
   public CausalLm build(Map<String, INDArray> weights, DataType dtype, boolean trainable) {
     return isGpt2() ? Gpt2Model.fromWeights(gpt2, weights, dtype, trainable)
         : LlamaModel.fromWeights(llama, weights, dtype, trainable);
@@ -52,6 +59,37 @@ public record CausalLmConfig(LlamaConfig llama, Gpt2Config gpt2) {
 
   /** The weights of a Hugging Face model directory (single or sharded safetensors). */
   public static Map<String, INDArray> readWeights(Path dir) throws IOException { return HfCheckpoint.readWeights(dir); }
+
+  /**
+   * QLoRA's base from a model directory, read one tensor at a time: each layer linear is quantized to NF4 (double
+   * quantization) as it is read and its float copy freed at once, so the float model never exists as a whole;
+   * embeddings, norms, biases and {@code lm_head} stay float, as {@code Qlora.quantizeBase} leaves them. The same
+   * NF4 bytes as quantizing a model built from {@link #readWeights}.
+   */
+  public PackedTensors readPacked(Path dir) throws IOException {
+    try (HfCheckpoint.Lazy tensors = HfCheckpoint.open(dir)) {
+      return packed(tensors);
+    } catch (UncheckedIOException e) {
+      throw e.getCause();
+    }
+  }
+
+  /** {@link #randomWeights} (float) as QLoRA's base, each layer linear quantized as it is generated. */
+  public PackedTensors randomPacked(long seed) {
+    return packed(isGpt2() ? Gpt2Model.randomWeights(gpt2, DataType.FLOAT, seed) : LlamaModel.randomTensors(llama, DataType.FLOAT, seed));
+  }
+
+  private PackedTensors packed(Map<String, INDArray> weights) {
+    DequantBuffer scratch = new DequantBuffer(DataType.FLOAT);
+    UnaryOperator<LinearLayer> quantize = l -> {
+      Linear plain = (Linear) l;
+      QuantizedLinear q = QuantizedLinear.of(plain, scratch);
+      plain.weight().value().close();   // read for this linear alone: nothing else holds it
+      return q;
+    };
+    return PackedTensors.of(isGpt2() ? Gpt2Model.fromWeights(gpt2, weights, DataType.FLOAT, false, quantize)
+        : LlamaModel.fromWeights(llama, weights, DataType.FLOAT, false, quantize));
+  }
 
   public ObjectNode toJson() { return isGpt2() ? gpt2.toJson("float32") : llama.toJson("float32"); }
 

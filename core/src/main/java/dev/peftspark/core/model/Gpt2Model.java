@@ -63,18 +63,28 @@ public final class Gpt2Model implements CausalLm {
   }
 
   public static Gpt2Model fromWeights(Gpt2Config c, Map<String, INDArray> stored, DataType dtype, boolean trainable) {
+    return fromWeights(c, stored, dtype, trainable, UnaryOperator.identity());
+  }
+
+  /**
+   * @param stored       checkpoint layout, or a {@link PackedTensors} (model layout already)
+   * @param layerLinears applied to every layer linear as it is built (not the head), e.g. NF4 quantization; a
+   *                     replaced linear's full-precision weight is then neither kept nor in {@link #stateDict()}
+   */
+  public static Gpt2Model fromWeights(Gpt2Config c, Map<String, INDArray> stored, DataType dtype, boolean trainable,
+                                      UnaryOperator<LinearLayer> layerLinears) {
     Nd4jSetup.ensure();
-    var w = new HfWeights(toLinearLayout(c, stored), dtype, trainable);
+    var w = new HfWeights(stored instanceof PackedTensors ? stored : toLinearLayout(c, stored), dtype, trainable, layerLinears);
     int h = c.nEmbd(), inner = c.nInner();
     TokenEmbedding wte = new TokenEmbedding("transformer.wte", w.param("transformer.wte.weight", c.vocabSize(), h));
     TokenEmbedding wpe = new TokenEmbedding("transformer.wpe", w.param("transformer.wpe.weight", c.nPositions(), h));
     List<Gpt2Layer> layers = new ArrayList<>();
     for (int i = 0; i < c.nLayer(); i++) {
       String p = "transformer.h." + i + ".";
-      var attention = CausalAttention.fused(w.linear(p + "attn.c_attn", 3 * h, h, true), w.linear(p + "attn.c_proj", h, h, true),
-          c.nHead(), c.headDim());
+      var attention = CausalAttention.fused(w.layerLinear(p + "attn.c_attn", 3 * h, h, true),
+          w.layerLinear(p + "attn.c_proj", h, h, true), c.nHead(), c.headDim());
       layers.add(new Gpt2Layer(norm(w, p + "ln_1", h, c), attention, norm(w, p + "ln_2", h, c),
-          w.linear(p + "mlp.c_fc", inner, h, true), w.linear(p + "mlp.c_proj", h, inner, true)));
+          w.layerLinear(p + "mlp.c_fc", inner, h, true), w.layerLinear(p + "mlp.c_proj", h, inner, true)));
     }
     LayerNorm lnF = norm(w, "transformer.ln_f", h, c);
     Linear head = c.tieWordEmbeddings() ? new Linear("lm_head", wte.table(), null) : w.linear("lm_head", c.vocabSize(), h, false);
@@ -88,29 +98,30 @@ public final class Gpt2Model implements CausalLm {
   /** True for a module stored as a Conv1D {@code [in, out]} (e.g. {@code transformer.h.0.attn.c_attn}): PEFT's fan_in_fan_out. */
   public static boolean isConv1D(String module) { return CONV1D.stream().anyMatch(m -> module.endsWith("." + m)); }
 
-  /** Adds the {@code transformer.} prefix where missing, drops the causal-mask buffers, transposes Conv1D weights. */
+  /**
+   * Adds the {@code transformer.} prefix where missing, drops the causal-mask buffers, transposes Conv1D weights:
+   * each tensor when it is read, so a map that reads lazily ({@link dev.peftspark.core.io.HfCheckpoint#open}) stays lazy.
+   */
   private static Map<String, INDArray> toLinearLayout(Gpt2Config c, Map<String, INDArray> stored) {
-    Map<String, INDArray> out = new LinkedHashMap<>();
-    for (var e : stored.entrySet()) {
-      String k = e.getKey().startsWith("transformer.") || e.getKey().startsWith("lm_head.") ? e.getKey() : "transformer." + e.getKey();
+    GeneratedTensors out = new GeneratedTensors();
+    for (String key : stored.keySet()) {
+      String k = key.startsWith("transformer.") || key.startsWith("lm_head.") ? key : "transformer." + key;
       if (k.endsWith(".attn.bias") || k.endsWith(".attn.masked_bias")) continue;   // buffers, not parameters
-      out.put(k, e.getValue());
-    }
-    int h = c.nEmbd();
-    for (int i = 0; i < c.nLayer(); i++) {
-      for (String m : CONV1D) {
-        String k = "transformer.h." + i + "." + m + ".weight";
-        INDArray t = out.get(k);
-        if (t == null) continue;   // reported by the lookup
-        long in = m.equals("mlp.c_proj") ? c.nInner() : h;
-        long o = switch (m) { case "attn.c_attn" -> 3L * h; case "mlp.c_fc" -> c.nInner(); default -> h; };
-        if (!Arrays.equals(t.shape(), new long[] {in, o}))
-          throw new IllegalArgumentException("tensor '" + k + "' has shape " + Arrays.toString(t.shape())
-              + ", expected Conv1D's [in, out] = [" + in + ", " + o + "]");
-        out.put(k, t.transpose().dup('c'));
-      }
+      String conv = CONV1D.stream().filter(m -> k.startsWith("transformer.h.") && k.endsWith("." + m + ".weight")).findFirst().orElse(null);
+      out.put(k, conv == null ? () -> stored.get(key) : () -> fromConv1D(c, k, conv, stored.get(key)));
     }
     return out;
+  }
+
+  /** A Conv1D weight {@code [in, out]} as a linear's {@code [out, in]}. */
+  private static INDArray fromConv1D(Gpt2Config c, String k, String module, INDArray t) {
+    int h = c.nEmbd();
+    long in = module.equals("mlp.c_proj") ? c.nInner() : h;
+    long o = switch (module) { case "attn.c_attn" -> 3L * h; case "mlp.c_fc" -> c.nInner(); default -> h; };
+    if (!Arrays.equals(t.shape(), new long[] {in, o}))
+      throw new IllegalArgumentException("tensor '" + k + "' has shape " + Arrays.toString(t.shape())
+          + ", expected Conv1D's [in, out] = [" + in + ", " + o + "]");
+    return t.transpose().dup('c');
   }
 
   public static Gpt2Model load(Path dir, DataType dtype, boolean trainable) throws IOException {

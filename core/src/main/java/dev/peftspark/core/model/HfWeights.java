@@ -4,7 +4,10 @@ import dev.peftspark.core.io.HalfFloats;
 import dev.peftspark.core.nn.Linear;
 import dev.peftspark.core.nn.LinearLayer;
 import dev.peftspark.core.nn.Param;
+import dev.peftspark.core.quant.DequantBuffer;
 import dev.peftspark.core.quant.HalfLinear;
+import dev.peftspark.core.quant.OffHeapNf4;
+import dev.peftspark.core.quant.QuantizedLinear;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -27,6 +30,7 @@ final class HfWeights {
   private final boolean trainable;
   private final List<Param> made = new ArrayList<>();
   private final UnaryOperator<LinearLayer> layerLinears;
+  private DequantBuffer scratch;   // shared by the linears built on a PackedTensors
 
   HfWeights(Map<String, INDArray> weights, DataType dtype, boolean trainable) {
     this(weights, dtype, trainable, UnaryOperator.identity());
@@ -43,11 +47,16 @@ final class HfWeights {
   List<Param> made() { return List.copyOf(made); }
 
   Param param(String name, long... shape) {
-    INDArray t = check(name, shape);
-    INDArray v = t.dataType() == dtype ? t : t.castTo(dtype);
+    INDArray v = value(name, shape);
     Param p = trainable ? Param.trainable(name, v) : Param.frozen(name, v);
     made.add(p);
     return p;
+  }
+
+  /** The tensor {@code name} in the compute type (itself when it has it). */
+  private INDArray value(String name, long... shape) {
+    INDArray t = check(name, shape);
+    return t.dataType() == dtype ? t : t.castTo(dtype);
   }
 
   /** The tensor {@code name}, which must exist with {@code shape}. */
@@ -96,10 +105,25 @@ final class HfWeights {
    * full-precision tensors are forgotten here, so nothing keeps them alive (they leave the state dict).
    */
   LinearLayer layerLinear(String module, int out, int in, boolean bias) {
+    if (weights instanceof PackedTensors packed && packed.nf4(module + ".weight") != null) return quantized(packed, module, out, in, bias);
     Linear plain = linear(module, out, in, bias);
     LinearLayer made = layerLinears.apply(plain);
     if (made != plain) this.made.removeAll(plain.params());
     return made;
+  }
+
+  /**
+   * A layer linear on {@code packed}'s shared NF4 weight, as {@link #layerLinear} makes it after quantizing: the
+   * bias is a frozen float {@link Param} and neither tensor enters the state dict.
+   */
+  private QuantizedLinear quantized(PackedTensors packed, String module, int out, int in, boolean bias) {
+    if (trainable) throw new IllegalArgumentException(module + ": an NF4 base is frozen; full fine-tuning needs a float base");
+    OffHeapNf4 w = packed.nf4(module + ".weight");
+    if (w.size() != (long) out * in)
+      throw new IllegalArgumentException("tensor '" + module + ".weight' holds " + w.size() + " NF4 values, expected " + out + "x" + in);
+    if (scratch == null) scratch = new DequantBuffer(dtype);   // one per model, as Qlora.quantizeBase makes
+    Param b = bias ? Param.frozen(module + ".bias", value(module + ".bias", out)) : null;
+    return new QuantizedLinear(module, out, in, w, b, scratch);
   }
 
   /** N(0, std²) from a generator seeded by {@code seed} and the tensor's name, so each tensor is independent of order. */

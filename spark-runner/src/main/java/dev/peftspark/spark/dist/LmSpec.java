@@ -5,6 +5,7 @@ import dev.peftspark.core.peft.PeftCausalLm;
 import dev.peftspark.core.peft.ia3.Ia3Config;
 import dev.peftspark.core.peft.lora.LoraConfig;
 import dev.peftspark.core.peft.prompt.PromptConfig;
+import dev.peftspark.spark.job.BaseStorage;
 import dev.peftspark.spark.job.CausalLmBase;
 import org.nd4j.linalg.api.buffer.DataType;
 
@@ -37,7 +38,7 @@ public record LmSpec(String model, String modelConfig, long seed, String method,
    * random init differs with it, but every value is replaced by the driver's before a step).
    */
   public PeftCausalLm build(long dropoutSeed) throws IOException {
-    CausalLmBase base = CausalLmBase.load(model, modelConfig, seed);
+    CausalLmBase base = CausalLmBase.load(model, modelConfig, seed, BaseStorage.of(Method.parse(method)));
     PeftCausalLm m = PeftCausalLm.create(Method.parse(method), lora, ia3, prompt, base.builder(), DataType.FLOAT,
         dropoutSeed);
     m.model().setGradientCheckpointing(gradientCheckpointing);

@@ -9,6 +9,7 @@ import dev.peftspark.core.peft.ia3.Ia3Config;
 import dev.peftspark.core.peft.lora.LoraConfig;
 import dev.peftspark.core.peft.prompt.PromptConfig;
 import dev.peftspark.spark.job.BaseModel;
+import dev.peftspark.spark.job.BaseStorage;
 import org.nd4j.linalg.api.buffer.DataType;
 
 import java.io.IOException;
@@ -33,7 +34,7 @@ public record ModelSpec(String baseModel, String method, LoraConfig lora, Ia3Con
 
   /** A fresh model on this JVM's cached base; {@code seed} only matters for dropout masks. */
   public PeftClassifier build(long seed) throws IOException {
-    BaseModel base = BaseModel.load(baseModel);
+    BaseModel base = BaseModel.load(baseModel, BaseStorage.of(Method.parse(method)));
     return PeftClassifier.create(Method.parse(method), lora, ia3, prompt, base.config(), base.weights(), numLabels,
         Pooling.Mode.valueOf(pooling), DataType.FLOAT, seed);
   }

@@ -53,7 +53,8 @@ public final class CausalLmJob {
   /** Trains with {@code fitter} (this JVM, or Spark); reading, evaluation and outputs are the same for both. */
   public static TrainSummary train(JobConfig cfg, TrainListener listener, LmFitter fitter) throws Exception {
     long start = System.nanoTime();
-    CausalLmBase base = CausalLmBase.load(cfg.model(), cfg.modelConfig(), cfg.train().seed());
+    CausalLmBase base = CausalLmBase.load(cfg.model(), cfg.modelConfig(), cfg.train().seed(),
+        BaseStorage.of(Method.parse(cfg.method())));
     LmTokenizer tokenizer = tokenizer(cfg, base);
     LmDataOptions opts = dataOptions(cfg);
     List<LmExample> train = read(cfg.data().train(), opts, tokenizer, "data.train");
@@ -98,7 +99,9 @@ public final class CausalLmJob {
    * eval.json goes to output_dir, else to the adapter directory.
    */
   public static LmEvalResult eval(JobConfig cfg, String adapterDir) throws Exception {
-    CausalLmBase base = CausalLmBase.load(cfg.model(), cfg.modelConfig(), cfg.train().seed());
+    // a qlora adapter evaluates on the NF4 base (the same model, without a float copy of its linears)
+    BaseStorage storage = adapterDir == null ? BaseStorage.FLOAT : BaseStorage.of(LmAdapterFiles.info(Path.of(adapterDir)).method());
+    CausalLmBase base = CausalLmBase.load(cfg.model(), cfg.modelConfig(), cfg.train().seed(), storage);
     LmTokenizer tokenizer = tokenizer(cfg, base);
     LmDataOptions opts = dataOptions(cfg);
     List<LmExample> test = read(cfg.data().test(), opts, tokenizer, "data.test");

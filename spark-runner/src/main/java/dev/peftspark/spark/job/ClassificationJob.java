@@ -58,7 +58,7 @@ public final class ClassificationJob {
     ReadResult trainData = RecordReader.read(cfg.data().train(), opts, HadoopPaths.conf());
     ReadResult testData = cfg.data().test() == null || cfg.data().test().isEmpty() ? null
         : RecordReader.read(cfg.data().test(), opts.withFixedLabels(trainData.labels()), HadoopPaths.conf());
-    BaseModel base = BaseModel.load(cfg.model());
+    BaseModel base = BaseModel.load(cfg.model(), BaseStorage.of(Method.parse(cfg.method())));
     Tokenized train = Tokenized.of(trainData, base.tokenizer(), cfg.data().maxLength());
     Tokenized test = testData == null ? null : Tokenized.of(testData, base.tokenizer(), cfg.data().maxLength());
     log.info("{} training examples ({} skipped, {} truncated to {} tokens), {} labels",

@@ -3,6 +3,7 @@ package dev.peftspark.spark.ml;
 import dev.peftspark.datasets.lm.LmExample;
 import dev.peftspark.datasets.lm.LmRecords;
 import dev.peftspark.datasets.lm.LmTokenizer;
+import dev.peftspark.spark.job.BaseStorage;
 import dev.peftspark.spark.job.CausalLmBase;
 import dev.peftspark.spark.job.CausalLmJob;
 import org.apache.spark.sql.Row;
@@ -22,10 +23,11 @@ final class LmRows {
    * Where an executor finds the base and the tokenizer (its JVM caches the base; nothing large travels).
    *
    * @param tokenizerKey the config key tokenizer (null: the model directory's tokenizer.json)
+   * @param storage      the base's form the stage trains or generates on (NF4 for qlora: no float copy is loaded)
    */
-  record Source(String model, String modelConfig, long seed, String tokenizerKey) implements Serializable {
+  record Source(String model, String modelConfig, long seed, String tokenizerKey, BaseStorage storage) implements Serializable {
     CausalLmBase base() throws IOException {
-      return CausalLmBase.load(model, modelConfig, seed);
+      return CausalLmBase.load(model, modelConfig, seed, storage);
     }
 
     /** A tokenizer for one partition: close it with {@link #close}. */

@@ -2,12 +2,14 @@ package dev.peftspark.spark.ml;
 
 import dev.peftspark.core.config.JobConfig;
 import dev.peftspark.core.config.JobConfigLoader;
+import dev.peftspark.core.peft.Method;
 import dev.peftspark.core.peft.PeftCausalLm;
 import dev.peftspark.core.train.StepMetrics;
 import dev.peftspark.core.train.TrainListener;
 import dev.peftspark.core.train.Trainer;
 import dev.peftspark.datasets.lm.LmBatcher;
 import dev.peftspark.spark.dist.LmSparkFitter;
+import dev.peftspark.spark.job.BaseStorage;
 import dev.peftspark.spark.job.CausalLmBase;
 import dev.peftspark.spark.job.CausalLmJob;
 import org.apache.spark.api.java.JavaSparkContext;
@@ -163,7 +165,8 @@ public final class PeftCausalLmEstimator extends Estimator<PeftCausalLmModel> im
       List<String> names = inputColumns();
       Dataset<Row> used = dataset.toDF().select(names.get(0), names.subList(1, names.size()).toArray(String[]::new));
       var cols = LmStageParams.Columns.of(STAGE, used.schema(), sp, this, true);
-      var source = new LmRows.Source(cfg.model(), cfg.modelConfig(), cfg.train().seed(), cfg.tokenizer());
+      var source = new LmRows.Source(cfg.model(), cfg.modelConfig(), cfg.train().seed(), cfg.tokenizer(),
+          BaseStorage.of(Method.parse(cfg.method())));
       CausalLmBase base = source.base();
       LmTrainingRows.Result rows = LmTrainingRows.collect(STAGE, used, cols, source, cfg, base.shape().vocabSize(),
           sc, group + ": tokenize " + cols.describe(used.schema()) + " on the executors");

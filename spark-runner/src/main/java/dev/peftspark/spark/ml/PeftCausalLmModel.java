@@ -1,6 +1,7 @@
 package dev.peftspark.spark.ml;
 
 import dev.peftspark.core.config.JobConfig;
+import dev.peftspark.spark.job.BaseStorage;
 import dev.peftspark.spark.job.CausalLmJob;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
@@ -154,7 +155,7 @@ public final class PeftCausalLmModel extends Model<PeftCausalLmModel> implements
         sc.sc().longAccumulator("peft transform: generated tokens"));
     Broadcast<AdapterBytes> bc = sc.broadcast(adapter);
     var setup = new GeneratePartition.Setup(STAGE, new LmRows.Source(cfg.model(), cfg.modelConfig(),
-        cfg.train().seed(), cfg.tokenizer()), bc, cols, "column " + cols.describe(in),
+        cfg.train().seed(), cfg.tokenizer(), BaseStorage.FLOAT), bc, cols, "column " + cols.describe(in),
         CausalLmJob.dataOptions(cfg).template(), getMaxNewTokens(), getTemperature(), getTopP(), getSeed());
     JavaRDD<Row> input = dataset.toDF().javaRDD();
     // The call site names the RDD (and its box in the UI's DAG); the job description is the caller's, at the action.

@@ -5,12 +5,15 @@ import dev.peftspark.core.config.ConfigException;
 import dev.peftspark.core.config.JobConfig;
 import dev.peftspark.core.config.JobConfigLoader;
 import dev.peftspark.core.io.SafeTensors;
+import dev.peftspark.core.model.PackedTensors;
+import dev.peftspark.core.quant.QuantizedLinear;
 import dev.peftspark.core.train.LmBatch;
 import dev.peftspark.core.train.StepMetrics;
 import dev.peftspark.core.train.TrainListener;
 import dev.peftspark.core.train.TrainSummary;
 import dev.peftspark.spark.TestModels;
 import dev.peftspark.core.peft.PeftCausalLm;
+import dev.peftspark.spark.job.BaseStorage;
 import dev.peftspark.spark.job.CausalLmBase;
 import dev.peftspark.spark.job.CausalLmJob;
 import org.junit.jupiter.api.BeforeAll;
@@ -27,6 +30,9 @@ import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -163,6 +169,42 @@ class CausalLmSparkTest {
       assertTrue(!executorModels.isEmpty(), "the executors kept their models for " + spec);
       for (PeftCausalLm m : executorModels)
         assertEquals(cfg == onCfg, m.model().gradientCheckpointing(), "executor model of " + cfg.outputDir());
+    }
+  }
+
+  /**
+   * method qlora: the driver and the executors (local[2]: one JVM) build on one cached NF4 base that holds no float
+   * copy of a layer linear; Spark's losses, adapter and eval equal one JVM's.
+   */
+  @Test
+  void sparkQloraEqualsTheLocalTrainerOnOneSharedNf4Base() throws Exception {
+    String[] qlora = {"method=qlora", "lora.target_modules=[all-linear]"};
+    JobConfig localCfg = config("local-qlora", "local", qlora), sparkCfg = config("spark-qlora", "spark", qlora);
+    Run local = train(localCfg);
+    Run spark = train(sparkCfg);
+    assertEquals(8, spark.steps().size());
+    for (int i = 0; i < 8; i++) assertEquals(local.steps().get(i).loss(), spark.steps().get(i).loss(), 1e-5, "step " + (i + 1));
+    double diff = maxDiff(local.adapter(), spark.adapter());
+    assertTrue(diff < 1e-5, "adapters differ by " + diff);
+    assertTrue(local.steps().get(7).loss() < local.steps().get(0).loss() - 0.05, local.steps().toString());
+    assertEquals(local.evalLoss(), spark.evalLoss(), 1e-5, "eval loss");
+    // eval of the saved adapter (on the NF4 base, as qlora) repeats the run's own eval
+    JobConfig evalCfg = config("eval-qlora", "local", qlora);
+    assertEquals(local.evalLoss(), CausalLmJob.eval(evalCfg, localCfg.outputDir()).loss(), 1e-9, "eval command");
+
+    CausalLmBase base = CausalLmBase.load(sparkCfg.model(), null, sparkCfg.train().seed(), BaseStorage.NF4);
+    PackedTensors packed = assertInstanceOf(PackedTensors.class, base.weights());
+    assertEquals(2 * 7, packed.nf4().size(), "every layer linear of 2 layers");
+    for (String name : packed.keySet()) assertTrue(!name.contains(".self_attn.") && !name.contains(".mlp."), name);
+    assertNotSame(base, CausalLmBase.load(sparkCfg.model(), null, sparkCfg.train().seed()), "one base per storage form");
+    List<PeftCausalLm> executorModels = LmGradientTask.pooled(LmSpec.of(sparkCfg.model(), null, sparkCfg.train().seed(),
+        CausalLmJob.newModel(sparkCfg, base)));
+    assertTrue(!executorModels.isEmpty(), "the executors kept their models");
+    for (PeftCausalLm m : executorModels) {
+      for (var l : m.model().linears()) {
+        QuantizedLinear q = assertInstanceOf(QuantizedLinear.class, l.base(), l.name());
+        assertSame(packed.nf4(l.name() + ".weight"), q.packedWeight(), l.name() + " shares the cached NF4 weight");
+      }
     }
   }
 

@@ -1,6 +1,7 @@
 package dev.peftspark.spark.dist;
 
 import dev.peftspark.core.config.JobConfigLoader;
+import dev.peftspark.core.model.PackedTensors;
 import dev.peftspark.core.nn.Param;
 import dev.peftspark.core.nn.Pooling;
 import dev.peftspark.core.peft.Method;
@@ -8,8 +9,10 @@ import dev.peftspark.core.peft.PeftClassifier;
 import dev.peftspark.core.peft.ia3.Ia3Config;
 import dev.peftspark.core.peft.lora.LoraConfig;
 import dev.peftspark.core.peft.prompt.PromptConfig;
+import dev.peftspark.core.quant.QuantizedLinear;
 import dev.peftspark.spark.TestModels;
 import dev.peftspark.spark.job.BaseModel;
+import dev.peftspark.spark.job.BaseStorage;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -24,6 +27,10 @@ import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * An executor rebuilds exactly the driver's model from the serialized spec, for every method: same trainable
@@ -60,6 +67,29 @@ class ModelSpecTest {
       int[][] ids = {{1, 5, 7, 2}}, mask = {{1, 1, 1, 1}};
       assertEquals(driver.model().forward(ids, mask), executor.model().forward(ids, mask), m);
     }
+  }
+
+  /** A qlora executor builds on the JVM's NF4 base: no float copy of a layer linear, its NF4 weights shared. */
+  @Test
+  void aQloraExecutorSharesTheCachedNf4Base() throws Exception {
+    Path dir = TestModels.tinyBertDir(tmp.resolve("tiny-nf4"), 8, 2, 4);
+    BaseModel nf4 = BaseModel.load(dir.toString(), BaseStorage.NF4);
+    assertSame(nf4, BaseModel.load(dir.toString(), BaseStorage.NF4));
+    assertNotSame(nf4, BaseModel.load(dir.toString()));
+    PackedTensors packed = assertInstanceOf(PackedTensors.class, nf4.weights());
+    assertEquals(2 * 6, packed.nf4().size(), "six linears in each of two layers");
+    for (String name : packed.keySet()) assertTrue(!packed.nf4().containsKey(name), name);
+    PeftClassifier driver = create(Method.QLORA, new LoraConfig(2, 4, 0.0, List.of("query", "value"), false, "none", false),
+        null, null, BaseModel.load(dir.toString()));
+    PeftClassifier executor = ModelSpec.of(dir.toString(), driver, JobConfigLoader.DEFAULTS.train()).build(7);
+    for (var l : executor.model().encoder().linears()) {
+      QuantizedLinear q = assertInstanceOf(QuantizedLinear.class, l.base(), l.name());
+      assertSame(packed.nf4(l.name() + ".weight"), q.packedWeight(), l.name());
+    }
+    executor.params().values().assign(driver.params().values());
+    int[][] ids = {{1, 5, 7, 2}}, mask = {{1, 1, 1, 1}};
+    assertEquals(0.0, driver.model().forward(ids, mask).sub(executor.model().forward(ids, mask)).amaxNumber().doubleValue(), 0.0,
+        "the same logits as quantizing the float base");
   }
 
   private static PeftClassifier create(Method m, LoraConfig lora, Ia3Config ia3, PromptConfig prompt, BaseModel base) {

@@ -14,10 +14,14 @@ import org.nd4j.linalg.api.buffer.DataType;
 public final class Qlora {
   private Qlora() {}
 
-  /** Replaces the model's linears (BERT, LLaMA, GPT-2; not an LM head) by {@link QuantizedLinear}s; returns the shared scratch buffer. */
+  /**
+   * Replaces the model's linears (BERT, LLaMA, GPT-2; not an LM head) by {@link QuantizedLinear}s, keeping those
+   * that already are; returns the scratch buffer shared by the ones it made.
+   */
   public static DequantBuffer quantizeBase(LinearModules encoder, DataType dtype) {
     DequantBuffer scratch = new DequantBuffer(dtype);
     encoder.mapLinears(l -> {
+      if (l instanceof QuantizedLinear built) return built;   // built on a PackedTensors base: NF4 already
       if (!(l instanceof Linear linear))
         throw new IllegalStateException(l.name() + ": quantize the base before injecting adapters");
       return QuantizedLinear.of(linear, scratch);

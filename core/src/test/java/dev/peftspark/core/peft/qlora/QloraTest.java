@@ -3,6 +3,8 @@ package dev.peftspark.core.peft.qlora;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.peftspark.core.model.BertClassifier;
 import dev.peftspark.core.model.BertConfig;
+import dev.peftspark.core.model.BertEncoder;
+import dev.peftspark.core.model.PackedTensors;
 import dev.peftspark.core.model.TinyBert;
 import dev.peftspark.core.nn.CrossEntropy;
 import dev.peftspark.core.nn.GradCheck;
@@ -122,5 +124,47 @@ class QloraTest {
     assertEquals(Method.QLORA, back.method());
     assertTrue(back.model().encoder().linears().get(0).base() instanceof QuantizedLinear);
     assertEquals(0.0, q.model().forward(IDS, MASK).sub(back.model().forward(IDS, MASK)).amaxNumber().doubleValue(), 0.0);
+  }
+
+  /**
+   * A cached NF4 base ({@link BertEncoder#packed}) gives the classifier of quantizing a float base: the same NF4
+   * bytes, logits and steps (lora.bias all: the biases of the quantized linears train), and keeps no linear weight
+   * in float.
+   */
+  @Test
+  void aPackedBaseEqualsQuantizingTheFloatOneAndKeepsLinearWeightsInNf4Only() {
+    BertConfig c = TinyBert.config();
+    Map<String, INDArray> floats = TinyBert.weights(c, 8);
+    PackedTensors packed = BertEncoder.packed(c, floats);
+    assertEquals(2 * LINEARS.size(), packed.nf4().size());
+    for (String name : packed.keySet()) assertTrue(LINEARS.stream().noneMatch(m -> name.endsWith(m + ".weight")), name);
+    assertEquals(floats.size() - 2 * LINEARS.size(), packed.size());
+
+    Map<String, INDArray> before = new LinkedHashMap<>();
+    for (String name : packed.keySet()) before.put(name, packed.get(name).dup());
+    LoraConfig lora = new LoraConfig(4, 8, 0.0, List.of("all-linear"), false, "all", false, false);
+    PeftClassifier today = PeftClassifier.create(Method.QLORA, lora, c, floats, 3, Pooling.Mode.MEAN, DataType.FLOAT, 5);
+    PeftClassifier onPacked = PeftClassifier.create(Method.QLORA, lora, c, packed, 3, Pooling.Mode.MEAN, DataType.FLOAT, 5);
+    for (int i = 0; i < today.model().encoder().linears().size(); i++) {
+      float[] a = new float[(int) ((QuantizedLinear) today.model().encoder().linears().get(i).base()).packedWeight().size()];
+      float[] b = new float[a.length];
+      ((QuantizedLinear) today.model().encoder().linears().get(i).base()).packedWeight().dequantize(a);
+      ((QuantizedLinear) onPacked.model().encoder().linears().get(i).base()).packedWeight().dequantize(b);
+      org.junit.jupiter.api.Assertions.assertArrayEquals(a, b);
+    }
+    assertEquals(today.params().names(), onPacked.params().names());
+    assertTrue(today.params().names().stream().anyMatch(n -> n.endsWith("attention.self.query.bias")), "biases train");
+    assertEquals(today.totalCount(), onPacked.totalCount());
+    for (int step = 0; step < 3; step++) {
+      for (PeftClassifier m : List.of(today, onPacked)) {
+        m.model().trainStep(IDS, MASK, LABELS, 1.0);
+        m.params().values().subi(m.params().grads().mul(0.5));
+        m.params().zeroGrad();
+      }
+    }
+    assertEquals(0.0, today.params().values().sub(onPacked.params().values()).amaxNumber().doubleValue(), 0.0);
+    assertEquals(0.0, today.model().forward(IDS, MASK).sub(onPacked.model().forward(IDS, MASK)).amaxNumber().doubleValue(), 0.0);
+    for (String name : packed.keySet())
+      assertEquals(0.0, packed.get(name).sub(before.get(name)).amaxNumber().doubleValue(), 0.0, name + ": the cached base stays as it was");
   }
 }
