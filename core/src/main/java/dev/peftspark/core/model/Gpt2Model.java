@@ -63,8 +63,13 @@ public final class Gpt2Model implements CausalLm {
   }
 
   public static Gpt2Model fromWeights(Gpt2Config c, Map<String, INDArray> stored, DataType dtype, boolean trainable) {
+    return fromLinearLayout(c, toLinearLayout(c, stored), dtype, trainable);
+  }
+
+  /** From tensors already in {@link Linear}'s layout (Conv1D weights {@code [out, in]}), as {@link #twin} reads them. */
+  private static Gpt2Model fromLinearLayout(Gpt2Config c, Map<String, INDArray> linearLayout, DataType dtype, boolean trainable) {
     Nd4jSetup.ensure();
-    var w = new HfWeights(toLinearLayout(c, stored), dtype, trainable);
+    var w = new HfWeights(linearLayout, dtype, trainable);
     int h = c.nEmbd(), inner = c.nInner();
     TokenEmbedding wte = new TokenEmbedding("transformer.wte", w.param("transformer.wte.weight", c.vocabSize(), h));
     TokenEmbedding wpe = new TokenEmbedding("transformer.wpe", w.param("transformer.wpe.weight", c.nPositions(), h));
@@ -266,6 +271,15 @@ public final class Gpt2Model implements CausalLm {
     all.addAll(head.params());
     virtual.addParams(all);
     return List.copyOf(all);
+  }
+
+  @Override
+  public CausalLm twin(boolean trainable) {
+    if (!plainLinears()) return null;
+    Gpt2Model t = fromLinearLayout(config, CausalLm.stateDict(base), dtype, trainable);
+    t.setGradientCheckpointing(checkpointing);
+    t.setLossChunkRows(chunkRows);
+    return t;
   }
 
   /** Checkpoint layout again: Conv1D weights {@code [in, out]}, {@code transformer.} prefix. */
