@@ -79,6 +79,20 @@ public interface CausalLm extends LinearModules {
 
   void setLossChunkRows(int rows);
 
+  /**
+   * Another model of this shape on this one's base tensors (read, never copied: frozen tensors, and for
+   * {@code trainable} the current values of trainable ones) with activations of its own, for data-parallel
+   * micro-batches on several threads ({@code RowSplit}). It has no adapters (apply the same ones, then rebind its
+   * trainable tensors with {@code ParamSet.sharingValues}); gradient checkpointing and loss chunking are copied.
+   * Null when the layers cannot be shared (quantized layer linears keep per-call scratch).
+   */
+  default CausalLm twin(boolean trainable) { return null; }
+
+  /** True when every layer linear is a plain {@link dev.peftspark.core.nn.Linear} under its adapters (what a twin can rebuild). */
+  default boolean plainLinears() {
+    return linears().stream().allMatch(l -> l.base() instanceof dev.peftspark.core.nn.Linear);
+  }
+
   /** Every parameter once (a tied table appears once), base and adapters, frozen or not. */
   List<Param> params();
 

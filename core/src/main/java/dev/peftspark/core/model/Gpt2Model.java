@@ -73,8 +73,15 @@ public final class Gpt2Model implements CausalLm {
    */
   public static Gpt2Model fromWeights(Gpt2Config c, Map<String, INDArray> stored, DataType dtype, boolean trainable,
                                       UnaryOperator<LinearLayer> layerLinears) {
+    return fromLinearLayout(c, stored instanceof PackedTensors ? stored : toLinearLayout(c, stored), dtype, trainable,
+        layerLinears);
+  }
+
+  /** From tensors already in {@link Linear}'s layout (Conv1D weights {@code [out, in]}), as {@link #twin} reads them. */
+  private static Gpt2Model fromLinearLayout(Gpt2Config c, Map<String, INDArray> linearLayout, DataType dtype,
+                                            boolean trainable, UnaryOperator<LinearLayer> layerLinears) {
     Nd4jSetup.ensure();
-    var w = new HfWeights(stored instanceof PackedTensors ? stored : toLinearLayout(c, stored), dtype, trainable, layerLinears);
+    var w = new HfWeights(linearLayout, dtype, trainable, layerLinears);
     int h = c.nEmbd(), inner = c.nInner();
     TokenEmbedding wte = new TokenEmbedding("transformer.wte", w.param("transformer.wte.weight", c.vocabSize(), h));
     TokenEmbedding wpe = new TokenEmbedding("transformer.wpe", w.param("transformer.wpe.weight", c.nPositions(), h));
@@ -277,6 +284,15 @@ public final class Gpt2Model implements CausalLm {
     all.addAll(head.params());
     virtual.addParams(all);
     return List.copyOf(all);
+  }
+
+  @Override
+  public CausalLm twin(boolean trainable) {
+    if (!plainLinears()) return null;
+    Gpt2Model t = fromLinearLayout(config, CausalLm.stateDict(base), dtype, trainable, UnaryOperator.identity());
+    t.setGradientCheckpointing(checkpointing);
+    t.setLossChunkRows(chunkRows);
+    return t;
   }
 
   /** Checkpoint layout again: Conv1D weights {@code [in, out]}, {@code transformer.} prefix. */

@@ -295,4 +295,13 @@ public final class LlamaModel implements CausalLm {
 
   @Override
   public Map<String, INDArray> stateDict() { return CausalLm.stateDict(base); }
+
+  @Override
+  public CausalLm twin(boolean trainable) {
+    if (!plainLinears()) return null;
+    LlamaModel t = fromWeights(config, stateDict(), dtype, trainable, UnaryOperator.identity(), embed.table().value().dataType());
+    t.setGradientCheckpointing(checkpointing);
+    t.setLossChunkRows(chunkRows);
+    return t;
+  }
 }

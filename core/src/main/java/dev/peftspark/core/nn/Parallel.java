@@ -10,7 +10,10 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.function.IntConsumer;
+import java.util.function.IntFunction;
 
 /**
  * Splits a step's kernels over as many threads as OpenBLAS is given ({@code --threads}, OPENBLAS_NUM_THREADS),
@@ -27,6 +30,7 @@ import java.util.function.IntConsumer;
 public final class Parallel {
   private static final ThreadLocal<Boolean> INSIDE = ThreadLocal.withInitial(() -> false);
   private static final Object REGION = new Object();
+  private static final List<ExecutorService> PINNED = new ArrayList<>();   // [k]: part k's thread (0 unused: the caller)
   private static final ExecutorService POOL = Executors.newCachedThreadPool(r -> {
     Thread t = new Thread(r, "peft-kernels");
     t.setDaemon(true);
@@ -68,22 +72,60 @@ public final class Parallel {
       for (int i = 0; i < n; i++) body.accept(i);
       return;
     }
+    AtomicInteger next = new AtomicInteger();
+    Runnable worker = inside(() -> {
+      for (int i = next.getAndIncrement(); i < n; i = next.getAndIncrement()) body.accept(i);
+    });
+    region(threads, t -> POOL.submit(worker), worker);
+  }
+
+  /**
+   * Runs {@code body.accept(k)} for every {@code k < n} at once: {@code k = 0} on the calling thread, each
+   * {@code k ≥ 1} always on the same long-lived thread of its own, everything inside single-threaded as in
+   * {@link #forEach}. For parts that keep per-thread state from call to call (a model replica whose activations
+   * live in its thread's workspace: on a different thread each time, every thread would grow a workspace of its
+   * own). Runs inline, one part after another, inside a region.
+   */
+  public static void forEachPinned(int n, IntConsumer body) {
+    if (n <= 1 || INSIDE.get()) {
+      for (int k = 0; k < n; k++) body.accept(k);
+      return;
+    }
+    region(n, t -> pinned(t + 1).submit(inside(() -> body.accept(t + 1))), inside(() -> body.accept(0)));
+  }
+
+  private static synchronized ExecutorService pinned(int k) {
+    while (PINNED.size() <= k) {
+      String name = "peft-part-" + PINNED.size();
+      PINNED.add(Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, name);
+        t.setDaemon(true);
+        return t;
+      }));
+    }
+    return PINNED.get(k);
+  }
+
+  private static Runnable inside(Runnable work) {
+    return () -> {
+      INSIDE.set(true);
+      try {
+        work.run();
+      } finally {
+        INSIDE.set(false);
+      }
+    };
+  }
+
+  /** One region: OpenBLAS on one thread, {@code threads - 1} helpers started, {@code own} on this thread, all joined. */
+  private static void region(int threads, IntFunction<Future<?>> startHelper, Runnable own) {
     synchronized (REGION) {
       int blasThreads = Nd4j.factory().blas().getMaxThreads();
       setBlasThreads(1);
-      AtomicInteger next = new AtomicInteger();
-      Runnable worker = () -> {
-        INSIDE.set(true);
-        try {
-          for (int i = next.getAndIncrement(); i < n; i = next.getAndIncrement()) body.accept(i);
-        } finally {
-          INSIDE.set(false);
-        }
-      };
       Future<?>[] helpers = new Future<?>[threads - 1];
       try {
-        for (int t = 0; t < helpers.length; t++) helpers[t] = POOL.submit(worker);
-        worker.run();
+        for (int t = 0; t < helpers.length; t++) helpers[t] = startHelper.apply(t);
+        own.run();
         for (Future<?> f : helpers) f.get();
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();

@@ -40,6 +40,31 @@ public final class ParamSet {
     }
   }
 
+  private ParamSet(ParamSet shared, List<Param> trainable) {
+    values = shared.values;
+    grads = Nd4j.create(values.dataType(), values.length());
+    List<String> names = shared.names();
+    if (trainable.size() != names.size())
+      throw new IllegalArgumentException("a replica has " + trainable.size() + " trainable tensors, the model " + names.size());
+    for (int i = 0; i < trainable.size(); i++) {
+      Param p = trainable.get(i), mine = shared.params.get(names.get(i));
+      if (!p.name.equals(mine.name) || !java.util.Arrays.equals(p.shape, mine.shape))
+        throw new IllegalArgumentException("replica tensor " + i + " is " + p + ", the model's is " + mine);
+      long off = shared.ranges.get(p.name)[0];
+      params.put(p.name, p);
+      ranges.put(p.name, new long[] {off, p.length()});
+      p.value = view(values, off, p.shape);
+      p.grad = view(grads, off, p.shape);
+    }
+  }
+
+  /**
+   * A set over a replica's trainable params (same names, shapes and order as this set's): their values become views
+   * of this set's value buffer (shared, nothing copied: an optimizer step here is seen by the replica), their
+   * gradients views of a new buffer of the replica's own.
+   */
+  public ParamSet sharingValues(List<Param> trainable) { return new ParamSet(this, trainable); }
+
   private static INDArray view(INDArray flat, long offset, long[] shape) {
     long[] stride = new long[shape.length];
     long s = 1;

@@ -23,6 +23,7 @@ import org.nd4j.linalg.api.buffer.DataType;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.IntFunction;
 import java.util.function.UnaryOperator;
 
 /**
@@ -46,8 +47,12 @@ public final class PeftCausalLm implements PeftModel<LmBatch> {
   private final CausalLm model;
   private final ParamSet params;
   private final long totalParams;
+  private final IntFunction<CausalLm> replicaModels;   // replica k's model, adapters applied; null: it has none
+  private final List<PeftCausalLm> replicas = new ArrayList<>();   // [0] is this model
+  private boolean training = true;
 
-  private PeftCausalLm(Method method, LoraConfig lora, Ia3Config ia3, PromptConfig prompt, CausalLm model, DataType dtype) {
+  private PeftCausalLm(Method method, LoraConfig lora, Ia3Config ia3, PromptConfig prompt, CausalLm model, DataType dtype,
+                       IntFunction<CausalLm> replicaModels) {
     this.method = method;
     this.lora = lora;
     this.ia3 = ia3;
@@ -57,6 +62,33 @@ public final class PeftCausalLm implements PeftModel<LmBatch> {
     long quantized = model.linears().stream().map(LinearLayer::base)
         .filter(l -> l instanceof QuantizedLinear).mapToLong(l -> ((QuantizedLinear) l).packedWeight().size()).sum();
     this.totalParams = model.params().stream().mapToLong(Param::length).sum() + quantized;
+    this.replicaModels = replicaModels;
+    replicas.add(this);
+  }
+
+  /** A replica of {@code primary} on {@code model}: trainable values shared with it, gradients of its own. */
+  private PeftCausalLm(PeftCausalLm primary, CausalLm model) {
+    this.method = primary.method;
+    this.lora = primary.lora;
+    this.ia3 = primary.ia3;
+    this.prompt = primary.prompt;
+    this.model = model;
+    this.params = primary.params.sharingValues(model.trainableParams());
+    this.totalParams = primary.totalParams;
+    this.replicaModels = null;
+    replicas.add(this);
+  }
+
+  /**
+   * A model to which the caller applied the method itself (the bench builds its own bases and adapters); its
+   * trainable tensors are packed into a new {@link ParamSet}.
+   *
+   * @param replicaModels builds the model of replica {@code k ≥ 1} the same way (from {@link CausalLm#twin}, with
+   *                      the same adapters), or returns null where it cannot; the replica's trainable values are
+   *                      then rebound to this model's
+   */
+  public static PeftCausalLm of(Method method, CausalLm model, DataType dtype, IntFunction<CausalLm> replicaModels) {
+    return new PeftCausalLm(method, null, null, null, model, dtype, replicaModels);
   }
 
   /**
@@ -86,6 +118,17 @@ public final class PeftCausalLm implements PeftModel<LmBatch> {
     if (method == Method.IA3 && ia3 == null) throw new IllegalArgumentException("method ia3 needs an ia3 section");
     CausalLm model = base.build(method == Method.FULL);
     if (method == Method.QLORA) Qlora.quantizeBase(model, dtype);    // lm_head stays full precision, as in QLoRA
+    apply(method, lora, ia3, prompt, model, dtype, seed);
+    IntFunction<CausalLm> replicaModels = k -> {
+      CausalLm twin = model.twin(method == Method.FULL);   // null for QLoRA: quantized layers are not shared
+      return twin == null ? null : apply(method, lora, ia3, prompt, twin, dtype, seed + k);   // own dropout draws
+    };
+    return new PeftCausalLm(method, method.usesLora() ? lora : null, method == Method.IA3 ? ia3 : null,
+        method.usesPrompt() ? prompt : null, model, dtype, replicaModels);
+  }
+
+  private static CausalLm apply(Method method, LoraConfig lora, Ia3Config ia3, PromptConfig prompt, CausalLm model,
+                                DataType dtype, long seed) {
     if (method.usesLora()) {
       Lora.inject(withHead(model, lora.targetModules()), lora, dtype, seed);
       BaseTensorsToTrain.unfreeze(model, lora);   // lora.bias and lora.modules_to_save
@@ -93,8 +136,7 @@ public final class PeftCausalLm implements PeftModel<LmBatch> {
     if (method == Method.IA3) Ia3.inject(withHead(model, ia3.targetModules()), ia3, dtype);
     if (method == Method.PROMPT_TUNING) PromptTuning.inject(model, prompt, dtype, seed);
     if (method == Method.PREFIX_TUNING) PrefixTuning.inject(model, prompt, dtype, seed);
-    return new PeftCausalLm(method, method.usesLora() ? lora : null, method == Method.IA3 ? ia3 : null,
-        method.usesPrompt() ? prompt : null, model, dtype);
+    return model;
   }
 
   /**
@@ -138,8 +180,29 @@ public final class PeftCausalLm implements PeftModel<LmBatch> {
   }
 
   @Override
-  public void setTraining(boolean training) {
-    for (LoraLinear l : loraLayers()) l.dropout().setTraining(training);
+  public synchronized void setTraining(boolean training) {
+    this.training = training;
+    for (PeftCausalLm r : replicas) for (LoraLinear l : r.loraLayers()) l.dropout().setTraining(training);
+  }
+
+  /**
+   * This model and {@code n - 1} replicas built on first use (kept): each shares the frozen tensors and the
+   * trainable values, has its own activations and gradient buffer, and follows this model's training mode,
+   * gradient checkpointing and loss chunking. Empty where replicas cannot be built (QLoRA's quantized layers).
+   */
+  @Override
+  public synchronized List<PeftCausalLm> replicas(int n) {
+    while (replicas.size() < n) {
+      CausalLm m = replicaModels == null ? null : replicaModels.apply(replicas.size());
+      if (m == null) return List.of();
+      replicas.add(new PeftCausalLm(this, m));
+    }
+    for (PeftCausalLm r : replicas.subList(1, replicas.size())) {
+      r.model.setGradientCheckpointing(model.gradientCheckpointing());
+      r.model.setLossChunkRows(model.lossChunkRows());
+    }
+    setTraining(training);
+    return List.copyOf(replicas.subList(0, n));
   }
 
   /** Mean token cross-entropy and perplexity over the target tokens of {@code batches} (dropout off). */

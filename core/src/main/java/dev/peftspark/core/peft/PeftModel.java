@@ -6,6 +6,8 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 
+import java.util.List;
+
 /**
  * A base model with one PEFT method applied, as the trainer and the Spark tasks see it: the method, the trainable
  * tensors packed in one {@link ParamSet}, and a forward/backward over one micro-batch.
@@ -31,6 +33,14 @@ public interface PeftModel<B extends TrainBatch<B>> {
    * the gradients of {@code scale ×} that mean accumulate in {@link #params()}.
    */
   double trainStep(B microBatch, double scale);
+
+  /**
+   * This model and {@code n - 1} replicas for a step split by rows over {@code n} threads ({@code Trainer.accumulate}):
+   * the first is this model; the others read the same frozen tensors and trainable values (nothing copied, nothing
+   * to sync after an optimizer step) and have activations and a gradient buffer of their own. Empty when the model
+   * has none (then steps run on this instance alone).
+   */
+  default List<? extends PeftModel<B>> replicas(int n) { return List.of(); }
 
   /** 1 for matrices, 0 for vectors (biases, norms): where weight decay applies. */
   default INDArray decayMask() { return decayMask(params()); }

@@ -85,24 +85,50 @@ public final class Trainer<B extends TrainBatch<B>> {
    * Forward/backward over {@code rows} in chunks of at most {@code microRows}, each weighted by its share of a
    * global batch of weight {@code denominator} (examples, or target tokens); returns the weighted loss, i.e. this
    * part's contribution to the global batch's mean. Gradients accumulate in the model. Shared by this trainer and
-   * the Spark tasks, so both split and weight micro-batches the same way.
+   * the Spark tasks, so both split and weight micro-batches the same way. A chunk of at least as many rows as
+   * threads runs split by rows ({@link RowSplit}): one part per thread on the model's replicas, each part weighted
+   * by the same rule, the replicas' gradients added to the model's at the end.
    */
   public static <B extends TrainBatch<B>> double accumulate(PeftModel<B> model, B rows, long denominator,
                                                             int microRows) {
     int n = rows.size();
     int chunks = (n + microRows - 1) / microRows;
+    List<? extends PeftModel<B>> replicas = List.of(model);
     double loss = 0;
     for (int k = 0; k < chunks; k++) {
       int from = k * n / chunks, to = (k + 1) * n / chunks;
       B mb = chunks == 1 ? rows : rows.slice(from, to);
-      long weight = mb.weight();
-      if (weight == 0) continue;   // a causal-LM micro-batch of prompt tokens only: nothing to learn from
-      double share = (double) weight / denominator;
-      try (var ws = Nd4jSetup.stepWorkspace()) {   // activations in a reused per-thread arena
-        loss += share * model.trainStep(mb, share);
+      int parts = RowSplit.parts(mb.size());
+      if (parts > replicas.size()) {
+        List<? extends PeftModel<B>> more = model.replicas(parts);
+        if (more.size() == parts) {
+          for (PeftModel<B> r : more.subList(replicas.size(), parts)) r.params().zeroGrad();
+          replicas = more;
+        }
+      }
+      if (parts > 1 && replicas.size() >= parts) {
+        List<? extends PeftModel<B>> reps = replicas;
+        int size = mb.size();
+        loss += RowSplit.sum(parts, p -> weighted(reps.get(p),
+            mb.slice(RowSplit.start(p, parts, size), RowSplit.start(p + 1, parts, size)), denominator));
+      } else {
+        loss += weighted(model, mb, denominator);
       }
     }
+    if (replicas.size() > 1) {
+      RowSplit.addInto(model.params().grads(), replicas.subList(1, replicas.size()).stream().map(r -> r.params().grads()).toList());
+    }
     return loss;
+  }
+
+  /** One micro-batch weighted by its share of the global batch's weight: its contribution to the step's mean loss. */
+  private static <B extends TrainBatch<B>> double weighted(PeftModel<B> model, B mb, long denominator) {
+    long weight = mb.weight();
+    if (weight == 0) return 0;   // a causal-LM micro-batch of prompt tokens only: nothing to learn from
+    double share = (double) weight / denominator;
+    try (var ws = Nd4jSetup.stepWorkspace()) {   // activations in a reused per-thread arena
+      return share * model.trainStep(mb, share);
+    }
   }
 
   /** Accuracy, mean loss and confusion matrix over {@code batches} (dropout off). */

@@ -49,6 +49,36 @@ class ParallelTest {
   }
 
   @Test
+  void pinnedPartsRunAtOnceEachOnTheSameThreadEveryTime() {
+    withBlasThreads(2, () -> {
+      String[][] seen = new String[3][3];
+      for (int call = 0; call < 3; call++) {
+        int c = call;
+        CountDownLatch all = new CountDownLatch(3);   // every part waits for the others: they run at once
+        Parallel.forEachPinned(3, k -> {
+          seen[c][k] = Thread.currentThread().getName();
+          assertEquals(1, Parallel.threads(), "inside a part everything is single-threaded");
+          Parallel.forEach(10, i -> assertEquals(seen[c][k], Thread.currentThread().getName(), "nested regions run inline"));
+          all.countDown();
+          awaitQuietly(all);
+          assertEquals(0, all.getCount(), "part " + k + " ran alone");
+        });
+      }
+      for (int k = 0; k < 3; k++) {
+        assertEquals(seen[0][k], seen[1][k], "part " + k + " moved thread");
+        assertEquals(seen[0][k], seen[2][k], "part " + k + " moved thread");
+      }
+      assertEquals(Thread.currentThread().getName(), seen[0][0], "part 0 runs on the caller");
+      assertEquals(3, Set.of(seen[0]).size(), "three threads");
+      var e = assertThrows(IllegalStateException.class, () -> Parallel.forEachPinned(2, k -> {
+        if (k == 1) throw new IllegalStateException("part 1 failed");
+      }));
+      assertEquals("part 1 failed", e.getMessage());
+      assertEquals(2, Nd4j.factory().blas().getMaxThreads(), "restored after the region");
+    });
+  }
+
+  @Test
   void aFailingTaskFailsTheRegionAndRestoresOpenBlas() {
     withBlasThreads(2, () -> {
       var e = assertThrows(IllegalStateException.class, () -> Parallel.forEach(50, i -> {

@@ -11,6 +11,8 @@ import dev.peftspark.core.nn.Nd4jSetup;
 import dev.peftspark.core.nn.Param;
 import dev.peftspark.core.nn.ParamSet;
 import dev.peftspark.core.optim.Optimizer;
+import dev.peftspark.core.peft.Method;
+import dev.peftspark.core.peft.PeftCausalLm;
 import dev.peftspark.core.peft.ia3.Ia3;
 import dev.peftspark.core.peft.ia3.Ia3Config;
 import dev.peftspark.core.peft.lora.Lora;
@@ -21,6 +23,9 @@ import dev.peftspark.core.peft.prompt.PromptConfig;
 import dev.peftspark.core.peft.prompt.PromptTuning;
 import dev.peftspark.core.quant.DequantBuffer;
 import dev.peftspark.core.quant.QuantizedLinear;
+import dev.peftspark.core.train.LmBatch;
+import dev.peftspark.core.train.RowSplit;
+import dev.peftspark.core.train.Trainer;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -104,15 +109,23 @@ final class LmBench {
     long baseTotal = lm.params().stream().mapToLong(Param::length).sum()
         + lm.linears().stream().filter(l -> l instanceof QuantizedLinear).mapToLong(l -> (long) l.inFeatures() * l.outFeatures()).sum();
     List<String> t = targets != null ? targets : kind.equals("gpt2") ? List.of("c_attn") : List.of("q_proj", "v_proj");
-    switch (m) {
-      case "lora", "dora", "qlora" -> Lora.inject(lm, new LoraConfig(rank, 2.0 * rank, 0.0, t, false, "none", false, m.equals("dora")), DataType.FLOAT, seed);
-      case "ia3" -> Ia3.inject(lm, ia3Config(kind), DataType.FLOAT);
-      case "prompt_tuning" -> PromptTuning.inject(lm, PromptConfig.random(virtualTokens), DataType.FLOAT, seed);
-      case "prefix_tuning" -> PrefixTuning.inject(lm, PromptConfig.random(virtualTokens), DataType.FLOAT, seed);
-      default -> { }
-    }
-    List<Param> trainable = lm.trainableParams();
-    ParamSet ps = new ParamSet(trainable, DataType.FLOAT);
+    UnaryOperator<CausalLm> adapt = model -> {
+      switch (m) {
+        case "lora", "dora", "qlora" -> Lora.inject(model, new LoraConfig(rank, 2.0 * rank, 0.0, t, false, "none", false, m.equals("dora")), DataType.FLOAT, seed);
+        case "ia3" -> Ia3.inject(model, ia3Config(kind), DataType.FLOAT);
+        case "prompt_tuning" -> PromptTuning.inject(model, PromptConfig.random(virtualTokens), DataType.FLOAT, seed);
+        case "prefix_tuning" -> PrefixTuning.inject(model, PromptConfig.random(virtualTokens), DataType.FLOAT, seed);
+        default -> { }
+      }
+      return model;
+    };
+    adapt.apply(lm);
+    // replicas for steps split by rows (RowSplit): the same adapters on a twin reading lm's tensors
+    PeftCausalLm peft = PeftCausalLm.of(Method.parse(m.equals("dora") ? "lora" : m), lm, DataType.FLOAT, k -> {
+      CausalLm twin = lm.twin(m.equals("full"));
+      return twin == null ? null : adapt.apply(twin);
+    });
+    ParamSet ps = peft.params();
     Optimizer opt = Optimizer.create("adamw", ps.size(), Nd4j.ones(DataType.FLOAT, Math.max(1, ps.size())), 0.0, 0, 0.9, 0.999, 1e-8);
     double buildS = (System.nanoTime() - tBuild) / 1e9;
 
@@ -120,12 +133,15 @@ final class LmBench {
     int[][] ids = new int[batch][seq], mask = new int[batch][seq];
     for (int b = 0; b < batch; b++) for (int i = 0; i < seq; i++) { ids[b][i] = rng.nextInt(lm.vocabSize()); mask[b][i] = 1; }
     double[] loss = new double[1];
+    LmBatch rows = new LmBatch(ids, mask, null, batch * seq);
+    long targets = rows.weight();
+    int parts = RowSplit.parts(batch);
+    // without the workspace a step stays on one model (the memory figures of that mode are for one instance)
+    boolean split = workspace && parts > 1 && peft.replicas(parts).size() == parts;
     Runnable step = () -> {
       ps.zeroGrad();
       if (workspace) {
-        try (var ws = Nd4jSetup.stepWorkspace()) {
-          loss[0] = lm.trainStep(ids, mask, null, 1.0);
-        }
+        loss[0] = Trainer.accumulate(peft, rows, targets, batch);   // the trainer's step: split by rows when it applies
       } else {
         loss[0] = lm.trainStep(ids, mask, null, 1.0);
       }
@@ -170,6 +186,7 @@ final class LmBench {
     out.put("workspace", workspace);
     out.put("threads", Nd4j.factory().blas().getMaxThreads());
     out.put("gemm_split", dev.peftspark.core.nn.Gemm.splitMode());
+    out.put("step_split", split ? "rows" : "ops");   // rows: one micro-batch per thread on model replicas (RowSplit)
     return out;
   }
 

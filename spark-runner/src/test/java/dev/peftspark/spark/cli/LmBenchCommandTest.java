@@ -55,6 +55,22 @@ class LmBenchCommandTest {
   }
 
   @Test
+  void twoThreadsSplitTheBatchByRowsWithTheLossesOfOne() throws Exception {
+    String[] two = LLAMA.clone();
+    two[two.length - 1] = "2";   // --threads 2 (batch 2: one row per thread)
+    JsonNode qlora = bench(with(two, "--method", "qlora", "--rank", "4"));
+    assertEquals("ops", qlora.get("step_split").asText(), "quantized layers have no replicas");
+    for (String method : new String[] {"lora", "full", "prefix_tuning"}) {
+      JsonNode split = bench(with(two, "--method", method));
+      JsonNode one = bench(with(LLAMA, "--method", method));   // last: leaves OpenBLAS on one thread for the other tests
+      assertEquals("rows", split.get("step_split").asText(), method);
+      assertEquals("ops", one.get("step_split").asText(), method);
+      double loss = one.get("loss").asDouble();
+      assertEquals(loss, split.get("loss").asDouble(), 1e-5 * loss, method + ": three steps, the same updates up to float order");
+    }
+  }
+
+  @Test
   void fullTrainsEverythingAndOtherMethodsRun() throws Exception {
     JsonNode full = bench(with(LLAMA, "--method", "full"));
     assertEquals(full.get("total").asLong(), full.get("trainable").asLong());
