@@ -9,8 +9,8 @@ import org.nd4j.linalg.factory.Nd4j;
 /**
  * Masked softmax over attention scores {@code [B, kvh, g·T, K]} (the {@code g} query heads of a key/value head
  * stacked; {@code K = T} keys, more with prefix tuning's virtual keys), forward and backward. Single precision
- * runs one fused Java loop per row (mask, max, exp, sum, scale;
- * masked entries are exactly 0, as exp underflows to in the reference); double precision is the reference made of
+ * runs short vectorisable Java loops per row (bias add and max, shift, bulk exp, sum, scale; masked entries are
+ * exactly 0, as exp underflows to in the reference); double precision is the reference made of
  * ND4J ops (bias add, softmax op), which the gradient checks run and {@code AttentionSoftmaxTest} holds the fast
  * path to.
  */
@@ -36,12 +36,25 @@ final class AttentionSoftmax {
     float s = (float) scale;
     Parallel.forRange((int) rows, (from, to) -> {
       for (int o = from * n; o < to * n; o += n) {
-        float dot = 0;
-        for (int j = 0; j < n; j++) dot += d[o + j] * p[o + j];
+        float dot = dot(d, p, o, n);
         for (int j = 0; j < n; j++) d[o + j] = p[o + j] * (d[o + j] - dot) * s;
       }
     });
     return Floats.write(d, probs.shape());
+  }
+
+  /** Σ d[o+j]·p[o+j] over j < n as four interleaved float sums (one running sum waits on each addition). */
+  private static float dot(float[] d, float[] p, int o, int n) {
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int j = o, end = o + n;
+    for (; j + 3 < end; j += 4) {
+      s0 += d[j] * p[j];
+      s1 += d[j + 1] * p[j + 1];
+      s2 += d[j + 2] * p[j + 2];
+      s3 += d[j + 3] * p[j + 3];
+    }
+    for (; j < end; j++) s0 += d[j] * p[j];
+    return (s0 + s1) + (s2 + s3);
   }
 
   static INDArray reference(INDArray scores, CausalMask mask, int group) {
@@ -57,21 +70,34 @@ final class AttentionSoftmax {
     float[] s = Floats.read(scores), bias = Floats.read(mask.bias());
     int rowsPerBatch = (int) (s.length / ((long) mask.batch() * keys));   // kvh · g · T
     Parallel.forRange(s.length / keys, (from, to) -> {
+      float[] x = new float[keys], b = new float[keys];
       for (int r = from; r < to; r++) {
         int o = r * keys;
         int bo = ((r / rowsPerBatch) * t + r % t) * keys;                 // bias row [b, i] of this query
-        float max = Float.NEGATIVE_INFINITY;
-        for (int j = 0; j < keys; j++) if (bias[bo + j] == 0f && s[o + j] > max) max = s[o + j];
-        float sum = 0;
-        for (int j = 0; j < keys; j++) {
-          float e = bias[bo + j] == 0f ? Floats.exp(s[o + j] - max) : 0f;
-          s[o + j] = e;
-          sum += e;
-        }
-        float inv = 1f / sum;
-        for (int j = 0; j < keys; j++) s[o + j] *= inv;
+        // the row and its bias copied first, so that every loop below indexes its arrays alike and vectorises
+        System.arraycopy(s, o, x, 0, keys);
+        System.arraycopy(bias, bo, b, 0, keys);
+        softmaxRow(x, b);
+        System.arraycopy(x, 0, s, o, keys);
       }
     });
     return Floats.write(s, scores.shape());
+  }
+
+  /**
+   * {@code x = softmax(x + b)}. A masked entry's bias ({@link CausalMask#MASKED}, −1e9) leaves x + b − max far below
+   * exp's underflow, so it comes out exactly 0, as in the reference; a row with every key masked is uniform, as there.
+   */
+  static void softmaxRow(float[] x, float[] b) {
+    int n = x.length;
+    float max = Float.NEGATIVE_INFINITY;
+    for (int j = 0; j < n; j++) {
+      x[j] += b[j];
+      max = Math.max(max, x[j]);
+    }
+    for (int j = 0; j < n; j++) x[j] -= max;
+    Floats.exp(x, 0, n);
+    float inv = (float) (1 / Floats.sum(x, 0, n));
+    for (int j = 0; j < n; j++) x[j] *= inv;
   }
 }

@@ -66,6 +66,20 @@ public final class Floats {
     return p * Float.intBitsToFloat(((int) n + 127) << 23);
   }
 
+  /** Σ v[from..to) in double, as four interleaved sums (one running sum would wait on each addition's latency). */
+  public static double sum(float[] v, int from, int to) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int j = from;
+    for (; j + 3 < to; j += 4) {
+      s0 += v[j];
+      s1 += v[j + 1];
+      s2 += v[j + 2];
+      s3 += v[j + 3];
+    }
+    for (; j < to; j++) s0 += v[j];
+    return (s0 + s1) + (s2 + s3);
+  }
+
   /**
    * {@link #exp(float[], int, int)}'s argument range: the lower end gives n = −127, whose 2^n bits are those of 0 (so
    * e^x is 0 from about −87.68 down), the upper end n = 128, whose bits are those of +∞ (so e^x is +∞ from about

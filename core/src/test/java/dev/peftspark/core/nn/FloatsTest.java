@@ -106,4 +106,15 @@ class FloatsTest {
     assertTrue(Float.isNaN(v[10]));
     assertThrows(IndexOutOfBoundsException.class, () -> Floats.exp(new float[3], 1, 4));
   }
+
+  @Test
+  void sumIsTheDoubleSumOfAnyRange() {
+    for (int len : new int[] {0, 1, 3, 4, 7, 1001}) {
+      float[] v = new float[len + 2];
+      double expected = 0;
+      for (int i = 0; i < len; i++) expected += v[i + 1] = 1f / (i + 1);
+      v[0] = v[len + 1] = 1e6f;                        // outside the range
+      assertEquals(expected, Floats.sum(v, 1, len + 1), 1e-12 * Math.max(1, expected));
+    }
+  }
 }
