@@ -66,18 +66,40 @@ public final class Floats {
     return p * Float.intBitsToFloat(((int) n + 127) << 23);
   }
 
-  /** Σ v[from..to) in double, as four interleaved sums (one running sum would wait on each addition's latency). */
+  /** Σ v[from..to) in double, as eight interleaved sums (one running sum would wait on each addition's latency). */
   public static double sum(float[] v, int from, int to) {
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
     int j = from;
-    for (; j + 3 < to; j += 4) {
+    for (; j + 7 < to; j += 8) {
       s0 += v[j];
       s1 += v[j + 1];
       s2 += v[j + 2];
       s3 += v[j + 3];
+      s4 += v[j + 4];
+      s5 += v[j + 5];
+      s6 += v[j + 6];
+      s7 += v[j + 7];
     }
     for (; j < to; j++) s0 += v[j];
-    return (s0 + s1) + (s2 + s3);
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+  }
+
+  /** Σ a∘b over {@code [0, n)} in double (each product rounded to float first), as eight interleaved sums. */
+  public static double dot(float[] a, float[] b, int n) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    int j = 0;
+    for (; j + 7 < n; j += 8) {
+      s0 += a[j] * b[j];
+      s1 += a[j + 1] * b[j + 1];
+      s2 += a[j + 2] * b[j + 2];
+      s3 += a[j + 3] * b[j + 3];
+      s4 += a[j + 4] * b[j + 4];
+      s5 += a[j + 5] * b[j + 5];
+      s6 += a[j + 6] * b[j + 6];
+      s7 += a[j + 7] * b[j + 7];
+    }
+    for (; j < n; j++) s0 += a[j] * b[j];
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
   }
 
   /**

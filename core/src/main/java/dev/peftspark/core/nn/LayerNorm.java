@@ -67,7 +67,7 @@ public final class LayerNorm {
         System.arraycopy(v, o, row, 0, h);
         float mean = (float) (Floats.sum(row, 0, h) / h);
         for (int j = 0; j < h; j++) xr[j] = row[j] - mean;
-        float rs = (float) (1.0 / Math.sqrt(sumOfSquares(xr) / h + eps));
+        float rs = (float) (1.0 / Math.sqrt(Floats.dot(xr, xr, h) / h + eps));
         r[i] = rs;
         for (int j = 0; j < h; j++) {
           float c = xr[j] * rs;
@@ -105,7 +105,7 @@ public final class LayerNorm {
         System.arraycopy(d, o, dxh, 0, h);
         System.arraycopy(xh, o, xr, 0, h);
         for (int j = 0; j < h; j++) dxh[j] *= g[j];
-        float mean = (float) (Floats.sum(dxh, 0, h) / h), meanDot = (float) (dot(dxh, xr) / h), rs = r[i];
+        float mean = (float) (Floats.sum(dxh, 0, h) / h), meanDot = (float) (Floats.dot(dxh, xr, h) / h), rs = r[i];
         for (int j = 0; j < h; j++) dxh[j] = (dxh[j] - mean - xr[j] * meanDot) * rs;
         System.arraycopy(dxh, 0, d, o, h);
       }
@@ -113,22 +113,5 @@ public final class LayerNorm {
     xhat = null;
     rstdF = null;
     return Floats.write(d, dy.shape());
-  }
-
-  /** Σ x² in double over four interleaved sums (one running sum would wait on each addition's latency). */
-  private static double sumOfSquares(float[] x) { return dot(x, x); }
-
-  /** Σ a∘b in double over four interleaved sums. */
-  private static double dot(float[] a, float[] b) {
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int j = 0;
-    for (; j + 3 < a.length; j += 4) {
-      s0 += a[j] * b[j];
-      s1 += a[j + 1] * b[j + 1];
-      s2 += a[j + 2] * b[j + 2];
-      s3 += a[j + 3] * b[j + 3];
-    }
-    for (; j < a.length; j++) s0 += a[j] * b[j];
-    return (s0 + s1) + (s2 + s3);
   }
 }
