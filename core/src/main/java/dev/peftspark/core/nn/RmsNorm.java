@@ -53,18 +53,16 @@ public final class RmsNorm {
     int n = (int) x.size(0), h = (int) x.size(1);
     float[] v = Floats.read(x), w = Floats.read(weight.value), xh = new float[v.length], r = new float[n];
     Parallel.forRange(n, (from, to) -> {
-      float[] row = new float[h], xr = new float[h];      // staged so that every loop indexes its arrays alike
-      for (int i = from; i < to; i++) {
-        int o = i * h;
-        System.arraycopy(v, o, row, 0, h);
-        float rs = (float) (1.0 / Math.sqrt(Floats.dot(row, row, h) / h + eps));
-        r[i] = rs;
+      for (int row = from; row < to; row++) {
+        int o = row * h;
+        double sq = 0;
+        for (int j = 0; j < h; j++) sq += v[o + j] * v[o + j];
+        float rs = (float) (1.0 / Math.sqrt(sq / h + eps));
+        r[row] = rs;
         for (int j = 0; j < h; j++) {
-          xr[j] = row[j] * rs;
-          row[j] = xr[j] * w[j];
+          xh[o + j] = v[o + j] * rs;
+          v[o + j] = xh[o + j] * w[j];
         }
-        System.arraycopy(xr, 0, xh, o, h);
-        System.arraycopy(row, 0, v, o, h);
       }
     });
     xhat = Floats.write(xh, x.shape());   // kept off the Java heap until backward, as on the double path
@@ -82,15 +80,12 @@ public final class RmsNorm {
     }
     // dx = rstd · (dxhat − xhat · mean(dxhat ∘ xhat)), dxhat = dy ∘ w
     Parallel.forRange(n, (from, to) -> {
-      float[] dxh = new float[h], xr = new float[h];
-      for (int i = from; i < to; i++) {
-        int o = i * h;
-        System.arraycopy(d, o, dxh, 0, h);
-        System.arraycopy(xh, o, xr, 0, h);
-        for (int j = 0; j < h; j++) dxh[j] *= w[j];
-        float mean = (float) (Floats.dot(dxh, xr, h) / h), rs = r[i];
-        for (int j = 0; j < h; j++) dxh[j] = (dxh[j] - xr[j] * mean) * rs;
-        System.arraycopy(dxh, 0, d, o, h);
+      for (int row = from; row < to; row++) {
+        int o = row * h;
+        double dot = 0;
+        for (int j = 0; j < h; j++) dot += d[o + j] * w[j] * xh[o + j];
+        float mean = (float) (dot / h), rs = r[row];
+        for (int j = 0; j < h; j++) d[o + j] = (d[o + j] * w[j] - xh[o + j] * mean) * rs;
       }
     });
     xhat = null;

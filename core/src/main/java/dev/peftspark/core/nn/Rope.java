@@ -89,20 +89,15 @@ public final class Rope {
     float[] v = Floats.read(x), c = Floats.read(t.cos()), s = Floats.read(t.sin()), y = new float[v.length];
     float sign = inverse ? -1f : 1f;
     Parallel.forRange(n, (from, to) -> {
-      // staged per row so that the arithmetic is one loop indexing all its arrays alike (which C2 vectorises):
-      // rot = rotate_half's operand order per head, cw/sw = the row's tables repeated for every head
-      float[] row = new float[width], rot = new float[width], cw = new float[width], sw = new float[width];
       for (int r = from; r < to; r++) {
-        int tb = r * headDim, o = r * width;
-        System.arraycopy(v, o, row, 0, width);
-        for (int h = 0; h < width; h += headDim) {
-          System.arraycopy(row, h + half, rot, h, half);
-          System.arraycopy(row, h, rot, h + half, half);
-          System.arraycopy(c, tb, cw, h, headDim);
-          System.arraycopy(s, tb, sw, h, headDim);
+        int tb = r * headDim;
+        for (int o = r * width; o < (r + 1) * width; o += headDim) {
+          for (int i = 0; i < half; i++) {
+            float a = v[o + i], b = v[o + half + i];
+            y[o + i] = a * c[tb + i] + sign * b * s[tb + i];
+            y[o + half + i] = b * c[tb + half + i] + sign * a * s[tb + half + i];
+          }
         }
-        for (int j = 0; j < width; j++) row[j] = row[j] * cw[j] + sign * rot[j] * sw[j];
-        System.arraycopy(row, 0, y, o, width);
       }
     });
     return Floats.write(y, n, width);
