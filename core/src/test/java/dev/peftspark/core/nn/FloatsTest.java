@@ -117,4 +117,19 @@ class FloatsTest {
       assertEquals(expected, Floats.sum(v, 1, len + 1), 1e-12 * Math.max(1, expected));
     }
   }
+
+  @Test
+  void dotIsTheDoubleSumOfFloatProducts() {
+    for (int len : new int[] {0, 1, 7, 8, 9, 769}) {
+      float[] a = new float[len + 1], b = new float[len + 1];
+      double expected = 0;
+      for (int i = 0; i < len; i++) {
+        a[i] = 1f / (i + 1);
+        b[i] = (float) Math.sin(i);
+        expected += a[i] * b[i];
+      }
+      a[len] = b[len] = 1e6f;                          // beyond n
+      assertEquals(expected, Floats.dot(a, b, len), 1e-12 * Math.max(1, Math.abs(expected)));
+    }
+  }
 }
