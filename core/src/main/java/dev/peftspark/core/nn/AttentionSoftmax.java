@@ -6,23 +6,31 @@ import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
 import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
 import org.nd4j.linalg.factory.Nd4j;
 
+import java.nio.FloatBuffer;
+
 /**
  * Masked softmax over attention scores {@code [B, kvh, g·T, K]} (the {@code g} query heads of a key/value head
  * stacked; {@code K = T} keys, more with prefix tuning's virtual keys), forward and backward. Single precision
- * runs one fused Java loop per row (mask, max, exp, sum, scale;
- * masked entries are exactly 0, as exp underflows to in the reference); double precision is the reference made of
+ * runs short vectorisable Java loops per row (bias add and max, shift, bulk exp, sum, scale; masked entries are
+ * exactly 0, as exp underflows to in the reference); double precision is the reference made of
  * ND4J ops (bias add, softmax op), which the gradient checks run and {@code AttentionSoftmaxTest} holds the fast
  * path to.
  */
 final class AttentionSoftmax {
   private AttentionSoftmax() {}
 
-  /** Probabilities for {@code scores} (already scaled): {@code softmax(scores + mask.bias)} per row. */
+  /**
+   * Probabilities for {@code scores} (already scaled): {@code softmax(scores + mask.bias)} per row. Both paths may
+   * write them over {@code scores} (single precision always does).
+   */
   static INDArray forward(INDArray scores, CausalMask mask, int group) {
     return scores.dataType() == DataType.FLOAT ? forwardFloat(scores, mask) : reference(scores, mask, group);
   }
 
-  /** dL/dscores·{@code scale} from the probabilities and dL/dprobs: {@code p ∘ (dp − Σ dp∘p) · scale} per row. */
+  /**
+   * dL/dscores·{@code scale} from the probabilities and dL/dprobs: {@code p ∘ (dp − Σ dp∘p) · scale} per row, written
+   * over {@code dprobs} (both paths).
+   */
   static INDArray backward(INDArray probs, INDArray dprobs, double scale) {
     long t = probs.size(3), rows = probs.length() / t;
     if (probs.dataType() != DataType.FLOAT) {
@@ -31,17 +39,44 @@ final class AttentionSoftmax {
       INDArray rowDot = dp2.mul(p2).sum(true, 1);
       return dp2.subiColumnVector(rowDot).muli(p2).muli(scale).reshape('c', probs.shape());
     }
-    float[] p = Floats.read(probs), d = Floats.read(dprobs);
+    // in place on the native dprobs, a row at a time through per-task arrays: no [B, heads, T, K] float[] copies
+    // (humongous G1 allocations: 3 MiB at GPT-2 small, 8 MiB at the LLaMA bench shape)
+    FloatBuffer pb = floats(probs), db = floats(dprobs);
     int n = (int) t;
     float s = (float) scale;
     Parallel.forRange((int) rows, (from, to) -> {
-      for (int o = from * n; o < to * n; o += n) {
-        float dot = 0;
-        for (int j = 0; j < n; j++) dot += d[o + j] * p[o + j];
-        for (int j = 0; j < n; j++) d[o + j] = p[o + j] * (d[o + j] - dot) * s;
+      float[] p = new float[n], d = new float[n];
+      for (int r = from; r < to; r++) {
+        int o = r * n;
+        pb.get(o, p);
+        db.get(o, d);
+        float dot = dot(d, p);
+        for (int j = 0; j < n; j++) d[j] = p[j] * (d[j] - dot) * s;
+        db.put(o, d);
       }
     });
-    return Floats.write(d, probs.shape());
+    return dprobs;
+  }
+
+  /** Σ d∘p as four interleaved float sums (one running sum waits on each addition's latency). */
+  private static float dot(float[] d, float[] p) {
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int j = 0;
+    for (; j + 3 < d.length; j += 4) {
+      s0 += d[j] * p[j];
+      s1 += d[j + 1] * p[j + 1];
+      s2 += d[j + 2] * p[j + 2];
+      s3 += d[j + 3] * p[j + 3];
+    }
+    for (; j < d.length; j++) s0 += d[j] * p[j];
+    return (s0 + s1) + (s2 + s3);
+  }
+
+  /** A native-order view of a whole c-ordered FLOAT array's values, indexed from 0 (absolute gets and puts only). */
+  private static FloatBuffer floats(INDArray a) {
+    if (a.isView() || a.ordering() != 'c')
+      throw new IllegalArgumentException("expected a whole c-ordered array, got " + a.shapeInfoToString());
+    return a.data().asNioFloat().position((int) a.offset()).slice();
   }
 
   static INDArray reference(INDArray scores, CausalMask mask, int group) {
@@ -52,26 +87,41 @@ final class AttentionSoftmax {
     return Nd4j.exec(new SoftMax(scores, scores, -1))[0];
   }
 
+  /** In place on the native scores (returned as the probabilities), a row at a time through per-task arrays. */
   private static INDArray forwardFloat(INDArray scores, CausalMask mask) {
     int t = mask.seq(), keys = mask.keys();
-    float[] s = Floats.read(scores), bias = Floats.read(mask.bias());
-    int rowsPerBatch = (int) (s.length / ((long) mask.batch() * keys));   // kvh · g · T
-    Parallel.forRange(s.length / keys, (from, to) -> {
+    FloatBuffer sb = floats(scores);
+    float[] bias = Floats.read(mask.bias());                               // [B, T, K]: small
+    int rows = (int) (scores.length() / keys), rowsPerBatch = (int) (rows / mask.batch());   // kvh · g · T
+    Parallel.forRange(rows, (from, to) -> {
+      float[] x = new float[keys], b = new float[keys];
       for (int r = from; r < to; r++) {
         int o = r * keys;
         int bo = ((r / rowsPerBatch) * t + r % t) * keys;                 // bias row [b, i] of this query
-        float max = Float.NEGATIVE_INFINITY;
-        for (int j = 0; j < keys; j++) if (bias[bo + j] == 0f && s[o + j] > max) max = s[o + j];
-        float sum = 0;
-        for (int j = 0; j < keys; j++) {
-          float e = bias[bo + j] == 0f ? Floats.exp(s[o + j] - max) : 0f;
-          s[o + j] = e;
-          sum += e;
-        }
-        float inv = 1f / sum;
-        for (int j = 0; j < keys; j++) s[o + j] *= inv;
+        // the row and its bias copied first, so that every loop below indexes its arrays alike and vectorises
+        sb.get(o, x);
+        System.arraycopy(bias, bo, b, 0, keys);
+        softmaxRow(x, b);
+        sb.put(o, x);
       }
     });
-    return Floats.write(s, scores.shape());
+    return scores;
+  }
+
+  /**
+   * {@code x = softmax(x + b)}. A masked entry's bias ({@link CausalMask#MASKED}, −1e9) leaves x + b − max far below
+   * exp's underflow, so it comes out exactly 0, as in the reference; a row with every key masked is uniform, as there.
+   */
+  static void softmaxRow(float[] x, float[] b) {
+    int n = x.length;
+    float max = Float.NEGATIVE_INFINITY;
+    for (int j = 0; j < n; j++) {
+      x[j] += b[j];
+      max = Math.max(max, x[j]);
+    }
+    for (int j = 0; j < n; j++) x[j] -= max;
+    Floats.exp(x, 0, n);
+    float inv = (float) (1 / Floats.sum(x, 0, n));
+    for (int j = 0; j < n; j++) x[j] *= inv;
   }
 }

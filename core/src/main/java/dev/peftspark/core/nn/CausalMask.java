@@ -79,8 +79,15 @@ public record CausalMask(int batch, int seq, INDArray bias, int[] positions, int
         }
       }
     }
-    return new CausalMask(batch, seq, Nd4j.createFromArray(bias).reshape(batch, seq, keys).castTo(dtype), positions,
-        segments, virtual, prefix);
+    return new CausalMask(batch, seq, biasArray(bias, dtype, batch, seq, keys), positions, segments, virtual, prefix);
+  }
+
+  /** FLOAT through one bulk copy (ND4J's {@code createFromArray} copies element by element: ms per step at seq 256). */
+  private static INDArray biasArray(double[] bias, DataType dtype, long... shape) {
+    if (dtype != DataType.FLOAT) return Nd4j.createFromArray(bias).reshape(shape).castTo(dtype);
+    float[] f = new float[bias.length];
+    for (int i = 0; i < f.length; i++) f[i] = (float) bias[i];
+    return Floats.write(f, shape);
   }
 
   /** Key columns per example: {@code prefix + seq}. */

@@ -61,23 +61,21 @@ public final class LayerNorm {
     int n = (int) x.size(0), h = (int) x.size(1);
     float[] v = Floats.read(x), g = Floats.read(gamma.value), b = Floats.read(beta.value), xh = new float[v.length], r = new float[n];
     Parallel.forRange(n, (from, to) -> {
-      for (int row = from; row < to; row++) {
-        int o = row * h;
-        double sum = 0;
-        for (int j = 0; j < h; j++) sum += v[o + j];
-        float mean = (float) (sum / h);
-        double sq = 0;
+      float[] row = new float[h], xr = new float[h];      // staged so that every loop indexes its arrays alike
+      for (int i = from; i < to; i++) {
+        int o = i * h;
+        System.arraycopy(v, o, row, 0, h);
+        float mean = (float) (Floats.sum(row, 0, h) / h);
+        for (int j = 0; j < h; j++) xr[j] = row[j] - mean;
+        float rs = (float) (1.0 / Math.sqrt(Floats.dot(xr, xr, h) / h + eps));
+        r[i] = rs;
         for (int j = 0; j < h; j++) {
-          float c = v[o + j] - mean;
-          sq += c * c;
+          float c = xr[j] * rs;
+          xr[j] = c;
+          row[j] = c * g[j] + b[j];
         }
-        float rs = (float) (1.0 / Math.sqrt(sq / h + eps));
-        r[row] = rs;
-        for (int j = 0; j < h; j++) {
-          float c = (v[o + j] - mean) * rs;
-          xh[o + j] = c;
-          v[o + j] = c * g[j] + b[j];
-        }
+        System.arraycopy(xr, 0, xh, o, h);
+        System.arraycopy(row, 0, v, o, h);
       }
     });
     xhat = Floats.write(xh, x.shape());   // kept off the Java heap until backward
@@ -101,16 +99,15 @@ public final class LayerNorm {
     }
     // dx = rstd · (dxhat − mean(dxhat) − xhat · mean(dxhat ∘ xhat)), dxhat = dy ∘ gamma
     Parallel.forRange(n, (from, to) -> {
-      for (int row = from; row < to; row++) {
-        int o = row * h;
-        double sum = 0, dot = 0;
-        for (int j = 0; j < h; j++) {
-          float dxh = d[o + j] * g[j];
-          sum += dxh;
-          dot += dxh * xh[o + j];
-        }
-        float mean = (float) (sum / h), meanDot = (float) (dot / h), rs = r[row];
-        for (int j = 0; j < h; j++) d[o + j] = (d[o + j] * g[j] - mean - xh[o + j] * meanDot) * rs;
+      float[] dxh = new float[h], xr = new float[h];
+      for (int i = from; i < to; i++) {
+        int o = i * h;
+        System.arraycopy(d, o, dxh, 0, h);
+        System.arraycopy(xh, o, xr, 0, h);
+        for (int j = 0; j < h; j++) dxh[j] *= g[j];
+        float mean = (float) (Floats.sum(dxh, 0, h) / h), meanDot = (float) (Floats.dot(dxh, xr, h) / h), rs = r[i];
+        for (int j = 0; j < h; j++) dxh[j] = (dxh[j] - mean - xr[j] * meanDot) * rs;
+        System.arraycopy(dxh, 0, d, o, h);
       }
     });
     xhat = null;

@@ -58,8 +58,9 @@ public final class SwiGlu {
             d.get(at, dd, 0, k);
             gg.get(at, xx, 0, k);
             uu.get(at, uv, 0, k);
+            negatedExp(xx, out, k);                                 // e^−g, bulk (vectorised)
             for (int i = 0; i < k; i++) {
-              float x = xx[i], sg = 1f / (1f + Floats.exp(-x));
+              float x = xx[i], sg = 1f / (1f + out[i]);
               out[i] = dd[i] * x * sg;                             // dh ∘ silu(g)
               dd[i] *= uv[i] * sg * (1f + x * (1f - sg));          // dh ∘ u ∘ dsilu/dg
             }
@@ -100,16 +101,20 @@ public final class SwiGlu {
         int at = c * CHUNK, k = (int) Math.min(CHUNK, gx.length() - at);
         gg.get(at, xx, 0, k);
         uu.get(at, uv, 0, k);
-        for (int i = 0; i < k; i++) {
-          float x = xx[i];
-          y[i] = x / (1f + Floats.exp(-x)) * uv[i];   // silu(g) ∘ u
-        }
+        negatedExp(xx, y, k);
+        for (int i = 0; i < k; i++) y[i] = xx[i] / (1f + y[i]) * uv[i];   // silu(g) ∘ u = g / (1 + e^−g) ∘ u
         out.put(at, y, 0, k);
       }
     });
     g = gc;
     u = uc;
     return h;
+  }
+
+  /** {@code out[i] = e^−x[i]} for {@code i < k} with the bulk (vectorised) {@link Floats#exp(float[], int, int)}. */
+  private static void negatedExp(float[] x, float[] out, int k) {
+    for (int i = 0; i < k; i++) out[i] = -x[i];
+    Floats.exp(out, 0, k);
   }
 
   /** Values per bulk copy between native memory and a thread's staging arrays. */

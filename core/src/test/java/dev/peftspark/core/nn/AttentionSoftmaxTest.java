@@ -41,4 +41,17 @@ class AttentionSoftmaxTest {
     double maxAbs = ref.castTo(DataType.DOUBLE).sub(fast.castTo(DataType.DOUBLE)).amaxNumber().doubleValue();
     assertTrue(maxAbs < tol, "max |reference - fused| = " + maxAbs);
   }
+
+  /** The single-precision mask (one bulk copy) holds the same 0 / MASKED entries as the double one, prefix keys too. */
+  @Test
+  void floatMaskBiasEqualsTheDoubleOne() {
+    for (int prefix : new int[] {0, 2}) {
+      INDArray f = CausalMask.of(MASK, 3, DataType.FLOAT, 0, prefix).bias(), d = CausalMask.of(MASK, 3, DataType.DOUBLE, 0, prefix).bias();
+      assertEquals(DataType.FLOAT, f.dataType());
+      assertTrue(java.util.Arrays.equals(d.shape(), f.shape()));
+      assertEquals(0.0, d.sub(f.castTo(DataType.DOUBLE)).amaxNumber().doubleValue(), 0.0);
+      assertEquals(CausalMask.MASKED, d.minNumber().doubleValue(), 0.0);
+      assertEquals(0.0, d.maxNumber().doubleValue(), 0.0);
+    }
+  }
 }

@@ -13,7 +13,10 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** Floats.write into an existing buffer (in place, at the view's offset, only into what it can fill) and Floats.exp. */
+/**
+ * Floats.write into an existing buffer (in place, at the view's offset, only into what it can fill), the scalar
+ * Floats.exp and the bulk one (same accuracy; its own limits).
+ */
 class FloatsTest {
   @Test
   void writesInPlaceIntoAFlatBufferAndIntoAContiguousView() {
@@ -63,5 +66,70 @@ class FloatsTest {
     assertEquals(Float.POSITIVE_INFINITY, Floats.exp(100f));
     assertEquals((float) Math.exp(88.5), Floats.exp(88.5f));
     assertTrue(Float.isNaN(Floats.exp(Float.NaN)));
+  }
+
+  @Test
+  void bulkExpIsWithinOneUlpOfMathExpFromTheSmallestNormalResultTo88_37() {
+    int n = (int) ((88.37f + 87.33f) / 0.000731f);
+    float[] x = new float[n], v = new float[n];
+    for (int i = 0; i < n; i++) x[i] = v[i] = -87.33f + i * 0.000731f;
+    Floats.exp(v, 0, n);                               // several blocks, the last one partial
+    double worst = 0;
+    float worstAt = 0;
+    for (int i = 0; i < n; i++) {
+      double exact = Math.exp(x[i]), rel = Math.abs(v[i] - exact) / exact;
+      if (rel > worst) {
+        worst = rel;
+        worstAt = x[i];
+      }
+    }
+    assertTrue(worst <= Math.ulp(1f), "max relative error " + worst + " at " + worstAt);
+  }
+
+  @Test
+  void bulkExpLimitsAndRange() {
+    float[] v = {7f, 0f, -1e9f, Float.NEGATIVE_INFINITY, -87.7f, -87.5f, 88.3f, 88.4f, 100f, Float.POSITIVE_INFINITY,
+        Float.NaN, 7f};
+    Floats.exp(v, 1, v.length - 1);
+    assertEquals(7f, v[0], "outside the range: untouched");
+    assertEquals(7f, v[v.length - 1], "outside the range: untouched");
+    assertEquals(1f, v[1]);
+    assertEquals(0f, v[2], "a masked score");
+    assertEquals(0f, v[3]);
+    assertEquals(0f, v[4], "flushed to 0 below about -87.68");
+    assertEquals(Math.exp(-87.5f), v[5], 2e-45, "subnormal results in between");
+    assertTrue(v[5] > 0);
+    assertEquals(Math.exp(88.3f), v[6], Math.ulp((float) Math.exp(88.3f)));
+    assertEquals(Float.POSITIVE_INFINITY, v[7], "+inf from 88.38 (Math.exp: from 88.72)");
+    assertEquals(Float.POSITIVE_INFINITY, v[8]);
+    assertEquals(Float.POSITIVE_INFINITY, v[9]);
+    assertTrue(Float.isNaN(v[10]));
+    assertThrows(IndexOutOfBoundsException.class, () -> Floats.exp(new float[3], 1, 4));
+  }
+
+  @Test
+  void sumIsTheDoubleSumOfAnyRange() {
+    for (int len : new int[] {0, 1, 3, 4, 7, 1001}) {
+      float[] v = new float[len + 2];
+      double expected = 0;
+      for (int i = 0; i < len; i++) expected += v[i + 1] = 1f / (i + 1);
+      v[0] = v[len + 1] = 1e6f;                        // outside the range
+      assertEquals(expected, Floats.sum(v, 1, len + 1), 1e-12 * Math.max(1, expected));
+    }
+  }
+
+  @Test
+  void dotIsTheDoubleSumOfFloatProducts() {
+    for (int len : new int[] {0, 1, 7, 8, 9, 769}) {
+      float[] a = new float[len + 1], b = new float[len + 1];
+      double expected = 0;
+      for (int i = 0; i < len; i++) {
+        a[i] = 1f / (i + 1);
+        b[i] = (float) Math.sin(i);
+        expected += a[i] * b[i];
+      }
+      a[len] = b[len] = 1e6f;                          // beyond n
+      assertEquals(expected, Floats.dot(a, b, len), 1e-12 * Math.max(1, Math.abs(expected)));
+    }
   }
 }

@@ -55,4 +55,25 @@ class LmHeadLossTest {
       assertTrue(p64.grad().amaxNumber().doubleValue() > 0.01, "gradients must not be trivially zero");
     }
   }
+
+  /**
+   * A vocabulary of several bulk-exp blocks (5,003: the 4-way sum has a remainder) and logits spread wide enough
+   * (up to ~±60) that many exponentials underflow to 0: loss and dHidden still match the double reference.
+   */
+  @Test
+  void fusedFloatMatchesReferenceOnALargeVocabularyWithWideLogits() {
+    int n = 6, h = 4, vocab = 5003;
+    SplittableRandom rng = new SplittableRandom(11);
+    INDArray hidden = GradCheck.randn(rng, n, h).muli(6), w = GradCheck.randn(rng, vocab, h).muli(3);
+    int[] targets = {5002, 0, 2048, 4095, 17, 4999};
+    Linear ref = new Linear("lm_head", Param.frozen("w", w), null);
+    Linear fast = new Linear("lm_head", Param.frozen("w", w.castTo(DataType.FLOAT)), null);
+    LmHeadLoss.Result r = LmHeadLoss.compute(hidden, targets, ref, 0.5, 4, true);
+    LmHeadLoss.Result f = LmHeadLoss.compute(hidden.castTo(DataType.FLOAT), targets, fast, 0.5, 4, true);
+    assertEquals(r.lossSum(), f.lossSum(), 1e-5 * Math.abs(r.lossSum()));
+    double dh = r.dHidden().sub(f.dHidden().castTo(DataType.DOUBLE)).amaxNumber().doubleValue();
+    double scale = r.dHidden().amaxNumber().doubleValue();
+    assertTrue(scale > 0.1, "gradients must not be trivially zero");
+    assertTrue(dh < 1e-5 * scale, "max |dHidden reference - fused| = " + dh + " of " + scale);
+  }
 }

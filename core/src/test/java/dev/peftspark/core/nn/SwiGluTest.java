@@ -25,10 +25,19 @@ class SwiGluTest {
 
   @Test
   void fusedFloatMatchesDoubleReference() {
+    matchesReference(37, 6, 11, 2);   // rows not a multiple of the thread blocks
+  }
+
+  /** More than one staging chunk (8,192) and bulk-exp block per thread, gates up to ~±100 (σ saturates both ways). */
+  @Test
+  void fusedFloatMatchesDoubleReferenceOverSeveralChunksAndSaturatedGates() {
+    matchesReference(301, 5, 37, 12);
+  }
+
+  private static void matchesReference(int n, int h, int inter, double xScale) {
     SplittableRandom rng = new SplittableRandom(5);
-    int n = 37, h = 6, inter = 11;   // rows not a multiple of the thread blocks
     INDArray wg = GradCheck.randn(rng, inter, h), wu = GradCheck.randn(rng, inter, h), wd = GradCheck.randn(rng, h, inter);
-    INDArray x = GradCheck.randn(rng, n, h).muli(2), dy = GradCheck.randn(rng, n, h);
+    INDArray x = GradCheck.randn(rng, n, h).muli(xScale), dy = GradCheck.randn(rng, n, h);
     SwiGlu ref = mlp(wg, wu, wd, DataType.DOUBLE), fast = mlp(wg, wu, wd, DataType.FLOAT);
     INDArray yRef = ref.forward(x), yFast = fast.forward(x.castTo(DataType.FLOAT));
     assertEquals(DataType.FLOAT, yFast.dataType());
