@@ -73,8 +73,8 @@ public final class GeluTanh {
    * {@code float[]} copies on the Java heap (3 MiB each at GPT-2 small's MLP, humongous G1 allocations).
    */
   private INDArray forwardFloat(INDArray x) {
-    INDArray xc = contiguous(x), out = Nd4j.createUninitialized(DataType.FLOAT, x.shape(), 'c');
-    FloatBuffer in = floats(xc), o = floats(out);
+    INDArray xc = NativeFloats.cOrdered(x), out = Nd4j.createUninitialized(DataType.FLOAT, x.shape(), 'c');
+    FloatBuffer in = NativeFloats.values(xc), o = NativeFloats.values(out);
     long len = x.length();
     Parallel.forRange(chunks(len), (c0, c1) -> {
       float[] v = STAGING.get()[0];
@@ -105,8 +105,8 @@ public final class GeluTanh {
   }
 
   private INDArray backwardFloat(INDArray dy) {
-    INDArray dc = contiguous(dy), dx = Nd4j.createUninitialized(DataType.FLOAT, dy.shape(), 'c');
-    FloatBuffer din = floats(dc), xin = floats(input), o = floats(dx);
+    INDArray dc = NativeFloats.cOrdered(dy), dx = Nd4j.createUninitialized(DataType.FLOAT, dy.shape(), 'c');
+    FloatBuffer din = NativeFloats.values(dc), xin = NativeFloats.values(input), o = NativeFloats.values(dx);
     long len = dy.length();
     Parallel.forRange(chunks(len), (c0, c1) -> {
       float[][] st = STAGING.get();
@@ -129,13 +129,4 @@ public final class GeluTanh {
 
   private static int chunks(long n) { return (int) ((n + CHUNK - 1) / CHUNK); }
 
-  /** {@code a} itself when it is a whole c-ordered array, else a c-ordered copy. */
-  private static INDArray contiguous(INDArray a) {
-    return a.isView() || a.ordering() != 'c' ? a.dup('c') : a;
-  }
-
-  /** A native-order view of a whole c-ordered FLOAT array's values, indexed from 0 (absolute gets and puts only). */
-  private static FloatBuffer floats(INDArray a) {
-    return a.data().asNioFloat().position((int) a.offset()).slice();
-  }
 }

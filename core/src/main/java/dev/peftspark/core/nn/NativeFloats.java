@@ -23,6 +23,16 @@ public final class NativeFloats {
         && a.length() > 0;
   }
 
+  /** {@code a} itself when it is a whole c-ordered array, else a c-ordered copy. */
+  public static INDArray cOrdered(INDArray a) {
+    return a.isView() || a.ordering() != 'c' ? a.dup('c') : a;
+  }
+
+  /** A native-order view of a whole c-ordered FLOAT array's values, indexed from 0 (absolute gets and puts only). */
+  public static FloatBuffer values(INDArray a) {
+    return a.data().asNioFloat().position((int) a.offset()).slice();
+  }
+
   /** Chunks of {@link #CHUNK} elements covering {@code length}. */
   public static int chunks(long length) {
     long n = (length + CHUNK - 1) / CHUNK;

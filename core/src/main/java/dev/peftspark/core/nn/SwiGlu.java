@@ -47,9 +47,9 @@ public final class SwiGlu {
         // σ(g) recomputed rather than kept: what stays between forward and backward is g and u, off the Java heap;
         // read and written in native memory a chunk at a time through small per-thread arrays (four [N, I]
         // float[] copies would set the Java heap's size: 23 MiB at TinyLlama's shape)
-        INDArray dhc = contiguous(dh);
+        INDArray dhc = NativeFloats.cOrdered(dh);
         du = Nd4j.createUninitialized(DataType.FLOAT, dh.shape(), 'c');
-        FloatBuffer d = floats(dhc), gg = floats(g), uu = floats(u), duF = floats(du);
+        FloatBuffer d = NativeFloats.values(dhc), gg = NativeFloats.values(g), uu = NativeFloats.values(u), duF = NativeFloats.values(du);
         Parallel.forRange(chunks(dh.length()), (c0, c1) -> {
           float[][] st = STAGING.get();
           float[] dd = st[0], xx = st[1], uv = st[2], out = st[3];
@@ -91,9 +91,9 @@ public final class SwiGlu {
    * reference that {@code SwiGluTest} holds it to).
    */
   private INDArray forwardFloat(INDArray gx, INDArray ux) {
-    INDArray gc = contiguous(gx), uc = contiguous(ux);
+    INDArray gc = NativeFloats.cOrdered(gx), uc = NativeFloats.cOrdered(ux);
     INDArray h = Nd4j.createUninitialized(DataType.FLOAT, gx.shape(), 'c');
-    FloatBuffer gg = floats(gc), uu = floats(uc), out = floats(h);
+    FloatBuffer gg = NativeFloats.values(gc), uu = NativeFloats.values(uc), out = NativeFloats.values(h);
     Parallel.forRange(chunks(gx.length()), (c0, c1) -> {
       float[][] st = STAGING.get();
       float[] xx = st[1], uv = st[2], y = st[3];
@@ -123,13 +123,4 @@ public final class SwiGlu {
 
   private static int chunks(long n) { return (int) ((n + CHUNK - 1) / CHUNK); }
 
-  /** {@code a} itself when it is a whole c-ordered array, else a c-ordered copy. */
-  private static INDArray contiguous(INDArray a) {
-    return a.isView() || a.ordering() != 'c' ? a.dup('c') : a;
-  }
-
-  /** A native-order view of a whole c-ordered FLOAT array's values, indexed from 0 (absolute gets and puts only). */
-  private static FloatBuffer floats(INDArray a) {
-    return a.data().asNioFloat().position((int) a.offset()).slice();
-  }
 }
