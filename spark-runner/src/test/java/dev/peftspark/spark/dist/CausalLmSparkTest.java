@@ -97,6 +97,19 @@ class CausalLmSparkTest {
     return new Run(s, steps, SafeTensors.loadAll(out.resolve("adapter_model.safetensors")), eval);
   }
 
+  /** Spark's 8 steps, adapter and eval loss equal the local trainer's (≤ 1e-5), and the adapter moved. */
+  private static void assertSameTraining(Run local, Run spark, String what) {
+    assertEquals(8, spark.steps().size(), what);
+    for (int i = 0; i < 8; i++) {
+      assertEquals(local.steps().get(i).loss(), spark.steps().get(i).loss(), 1e-5, what + " step " + (i + 1));
+    }
+    double diff = maxDiff(local.adapter(), spark.adapter());
+    assertTrue(diff < 1e-5, what + ": adapters differ by " + diff);
+    // the adapter moved: equality is not of two untrained adapters
+    assertTrue(local.steps().get(7).loss() < local.steps().get(0).loss() - 0.05, local.steps().toString());
+    assertEquals(local.evalLoss(), spark.evalLoss(), 1e-5, what + " eval loss");
+  }
+
   private static double maxDiff(Map<String, INDArray> a, Map<String, INDArray> b) {
     assertEquals(a.keySet(), b.keySet());
     double max = 0;
@@ -112,15 +125,7 @@ class CausalLmSparkTest {
     for (String optimizer : List.of("adamw", "sgd")) {
       Run local = train(config("local-" + optimizer, "local", "train.optimizer=" + optimizer));
       Run spark = train(config("spark-" + optimizer, "spark", "train.optimizer=" + optimizer));
-      assertEquals(8, spark.steps().size());
-      for (int i = 0; i < 8; i++) {
-        assertEquals(local.steps().get(i).loss(), spark.steps().get(i).loss(), 1e-5, optimizer + " step " + (i + 1));
-      }
-      double diff = maxDiff(local.adapter(), spark.adapter());
-      assertTrue(diff < 1e-5, optimizer + ": adapters differ by " + diff);
-      // the adapter moved: equality is not of two untrained adapters
-      assertTrue(local.steps().get(7).loss() < local.steps().get(0).loss() - 0.05, local.steps().toString());
-      assertEquals(local.evalLoss(), spark.evalLoss(), 1e-5, optimizer + " eval loss");
+      assertSameTraining(local, spark, optimizer);
       assertNull(local.summary().distributed());
       assertNotNull(spark.summary().distributed());
       assertEquals(2, spark.summary().distributed().partitions());
@@ -139,12 +144,7 @@ class CausalLmSparkTest {
     Run spark = train(config("spark-prompt", "spark", prompt));
     assertEquals(List.of("prompt_embeddings"), List.copyOf(spark.adapter().keySet()));
     assertArrayEquals(new long[] {4, 16}, spark.adapter().get("prompt_embeddings").shape());
-    assertEquals(8, spark.steps().size());
-    for (int i = 0; i < 8; i++) assertEquals(local.steps().get(i).loss(), spark.steps().get(i).loss(), 1e-5, "step " + (i + 1));
-    double diff = maxDiff(local.adapter(), spark.adapter());
-    assertTrue(diff < 1e-5, "prompt embeddings differ by " + diff);
-    assertTrue(local.steps().get(7).loss() < local.steps().get(0).loss() - 0.05, local.steps().toString());
-    assertEquals(local.evalLoss(), spark.evalLoss(), 1e-5, "eval loss");
+    assertSameTraining(local, spark, "prompt_tuning");
     assertEquals(4 * 16, spark.summary().trainableParams());
   }
 
@@ -182,12 +182,7 @@ class CausalLmSparkTest {
     JobConfig localCfg = config("local-qlora", "local", qlora), sparkCfg = config("spark-qlora", "spark", qlora);
     Run local = train(localCfg);
     Run spark = train(sparkCfg);
-    assertEquals(8, spark.steps().size());
-    for (int i = 0; i < 8; i++) assertEquals(local.steps().get(i).loss(), spark.steps().get(i).loss(), 1e-5, "step " + (i + 1));
-    double diff = maxDiff(local.adapter(), spark.adapter());
-    assertTrue(diff < 1e-5, "adapters differ by " + diff);
-    assertTrue(local.steps().get(7).loss() < local.steps().get(0).loss() - 0.05, local.steps().toString());
-    assertEquals(local.evalLoss(), spark.evalLoss(), 1e-5, "eval loss");
+    assertSameTraining(local, spark, "qlora");
     // eval of the saved adapter (on the NF4 base, as qlora) repeats the run's own eval
     JobConfig evalCfg = config("eval-qlora", "local", qlora);
     assertEquals(local.evalLoss(), CausalLmJob.eval(evalCfg, localCfg.outputDir()).loss(), 1e-9, "eval command");
