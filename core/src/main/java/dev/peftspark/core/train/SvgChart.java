@@ -88,15 +88,26 @@ final class SvgChart {
         (LEFT + W - RIGHT) / 2, H - 4, HtmlReport.esc(xLabel)));
   }
 
-  /** About five round tick values inside [lo, hi]. */
+  /**
+   * About five round tick values inside [lo, hi]; at most {@link #MAX_TICKS}, and fewer where the step is below the
+   * values' precision (a diverged run's losses near 1e20 differ by less than one ulp's worth of steps).
+   */
   static List<Double> ticks(double lo, double hi) {
     double raw = (hi - lo) / 5;
+    if (!(raw > 0) || !Double.isFinite(raw)) return List.of(lo);
     double mag = Math.pow(10, Math.floor(Math.log10(raw)));
     double step = mag * (raw / mag < 1.5 ? 1 : raw / mag < 3 ? 2 : raw / mag < 7 ? 5 : 10);
+    double first = Math.ceil(lo / step) * step;
     List<Double> out = new ArrayList<>();
-    for (double t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) out.add(Math.abs(t) < step * 1e-9 ? 0 : t);
+    for (int i = 0; i < MAX_TICKS; i++) {
+      double t = first + i * step;
+      if (t > hi + step * 1e-9 || !out.isEmpty() && t <= out.get(out.size() - 1)) break;
+      out.add(Math.abs(t) < step * 1e-9 ? 0 : t);
+    }
     return out;
   }
+
+  private static final int MAX_TICKS = 12;
 
   private static String label(double v) {
     double a = Math.abs(v);
