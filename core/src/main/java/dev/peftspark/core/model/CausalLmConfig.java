@@ -2,7 +2,6 @@ package dev.peftspark.core.model;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.peftspark.core.io.HfCheckpoint;
-import dev.peftspark.core.nn.Linear;
 import dev.peftspark.core.nn.LinearLayer;
 import dev.peftspark.core.quant.DequantBuffer;
 import dev.peftspark.core.quant.QuantizedLinear;
@@ -80,13 +79,7 @@ public record CausalLmConfig(LlamaConfig llama, Gpt2Config gpt2) {
   }
 
   private PackedTensors packed(Map<String, INDArray> weights) {
-    DequantBuffer scratch = new DequantBuffer(DataType.FLOAT);
-    UnaryOperator<LinearLayer> quantize = l -> {
-      Linear plain = (Linear) l;
-      QuantizedLinear q = QuantizedLinear.of(plain, scratch);
-      plain.weight().value().close();   // read for this linear alone: nothing else holds it
-      return q;
-    };
+    UnaryOperator<LinearLayer> quantize = QuantizedLinear.consuming(new DequantBuffer(DataType.FLOAT));
     return PackedTensors.of(isGpt2() ? Gpt2Model.fromWeights(gpt2, weights, DataType.FLOAT, false, quantize)
         : LlamaModel.fromWeights(llama, weights, DataType.FLOAT, false, quantize));
   }

@@ -9,6 +9,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.List;
+import java.util.function.UnaryOperator;
 
 /**
  * A frozen linear whose weight lives only in NF4, off the JVM heap ({@code y = x Ŵᵀ + b}, Ŵ the dequantized weight); the bias stays
@@ -40,6 +41,19 @@ public final class QuantizedLinear implements LinearLayer {
     this.bias = bias;
     this.scratch = scratch;
     this.blockValues = blockValues;
+  }
+
+  /**
+   * For a model being built from tensors read for it alone: quantizes each layer linear ({@link #of}) and frees its
+   * float weight at once, so the float model never exists as a whole (QLoRA's load path and the bench's).
+   */
+  public static UnaryOperator<LinearLayer> consuming(DequantBuffer scratch) {
+    return l -> {
+      Linear plain = (Linear) l;
+      QuantizedLinear q = of(plain, scratch);
+      plain.weight().value().close();
+      return q;
+    };
   }
 
   /** Quantizes {@code linear}'s weight (double quantization on) and keeps its bias. */

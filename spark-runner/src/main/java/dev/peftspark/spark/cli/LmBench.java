@@ -5,7 +5,6 @@ import dev.peftspark.core.model.Gpt2Config;
 import dev.peftspark.core.model.Gpt2Model;
 import dev.peftspark.core.model.LlamaConfig;
 import dev.peftspark.core.model.LlamaModel;
-import dev.peftspark.core.nn.Linear;
 import dev.peftspark.core.nn.LinearLayer;
 import dev.peftspark.core.nn.Nd4jSetup;
 import dev.peftspark.core.nn.Param;
@@ -91,15 +90,9 @@ final class LmBench {
     if (m.endsWith("_tuning") && virtualTokens < 1)
       throw new IllegalArgumentException("--virtual-tokens must be >= 1 for " + m + ", got " + virtualTokens);
     long tBuild = System.nanoTime();
-    DequantBuffer scratch = m.equals("qlora") ? new DequantBuffer(DataType.FLOAT) : null;
     // QLoRA quantizes each layer linear as it is built and drops its float weight at once
-    UnaryOperator<LinearLayer> quantize = l -> {
-      if (scratch == null) return l;
-      Linear plain = (Linear) l;
-      QuantizedLinear q = QuantizedLinear.of(plain, scratch);
-      plain.weight().value().close();
-      return q;
-    };
+    UnaryOperator<LinearLayer> quantize = m.equals("qlora") ? QuantizedLinear.consuming(new DequantBuffer(DataType.FLOAT))
+        : UnaryOperator.identity();
     DataType tableType = tableType(m);
     CausalLm lm = build(m.equals("full"), quantize, tableType, seq + promptRows + prefixKeys);
     lm.setGradientCheckpointing(gradientCheckpointing);
