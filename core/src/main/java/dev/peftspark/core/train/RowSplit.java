@@ -16,8 +16,10 @@ import static org.bytedeco.openblas.global.openblas_nolapack.cblas_saxpy;
  * How a step uses its threads ({@code -Dpeft.step.split=rows|ops}). {@code rows} (the default): a micro-batch of at
  * least as many rows as threads is cut into one contiguous part per thread, each part runs forward and backward on
  * its own model replica with everything inside single-threaded, and the replicas' gradients are summed at the end.
- * Why: splitting each product over two threads ran at 46-87 GFLOP per CPU-second against 65-96 on one, and every
- * fused kernel paid a fork/join ({@code ops} is that path, and what runs when there are fewer rows than threads).
+ * Why: every product and fused kernel of the {@code ops} path (also what runs when there are fewer rows than
+ * threads) forks and joins its threads; the parts here join once per micro-batch. Measured: same CPU per step,
+ * ~10% less wall time at low load (BENCHMARKS.md, "Fourth pass: micro-batches per thread"); the per-product
+ * efficiency loss that motivated it did not show.
  */
 public final class RowSplit {
   /** The two ways a step uses its threads. */
