@@ -179,9 +179,8 @@ public final class BertEncoder implements dev.peftspark.core.nn.LinearModules {
     }
 
     LinearLayer linear(String module, int out, int in) {
-      OffHeapNf4 nf4 = weights instanceof PackedTensors p ? p.nf4(module + ".weight") : null;
+      OffHeapNf4 nf4 = weights instanceof PackedTensors p ? p.linearWeight(module, out, in, trainable.test(module + ".weight")) : null;
       if (nf4 == null) return new Linear(module, param(module + ".weight", out, in), param(module + ".bias", out));
-      if (trainable.test(module + ".weight")) throw new IllegalArgumentException(module + ": an NF4 base is frozen; full fine-tuning needs a float base");
       return new QuantizedLinear(module, out, in, nf4, param(module + ".bias", out), scratch);
     }
 

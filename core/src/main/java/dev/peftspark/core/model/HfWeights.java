@@ -105,7 +105,8 @@ final class HfWeights {
    * full-precision tensors are forgotten here, so nothing keeps them alive (they leave the state dict).
    */
   LinearLayer layerLinear(String module, int out, int in, boolean bias) {
-    if (weights instanceof PackedTensors packed && packed.nf4(module + ".weight") != null) return quantized(packed, module, out, in, bias);
+    OffHeapNf4 nf4 = weights instanceof PackedTensors packed ? packed.linearWeight(module, out, in, trainable) : null;
+    if (nf4 != null) return quantized(nf4, module, out, in, bias);
     Linear plain = linear(module, out, in, bias);
     LinearLayer made = layerLinears.apply(plain);
     if (made != plain) this.made.removeAll(plain.params());
@@ -113,14 +114,10 @@ final class HfWeights {
   }
 
   /**
-   * A layer linear on {@code packed}'s shared NF4 weight, as {@link #layerLinear} makes it after quantizing: the
+   * A layer linear on a PackedTensors' shared NF4 weight {@code w}, as {@link #layerLinear} makes it after quantizing: the
    * bias is a frozen float {@link Param} and neither tensor enters the state dict.
    */
-  private QuantizedLinear quantized(PackedTensors packed, String module, int out, int in, boolean bias) {
-    if (trainable) throw new IllegalArgumentException(module + ": an NF4 base is frozen; full fine-tuning needs a float base");
-    OffHeapNf4 w = packed.nf4(module + ".weight");
-    if (w.size() != (long) out * in)
-      throw new IllegalArgumentException("tensor '" + module + ".weight' holds " + w.size() + " NF4 values, expected " + out + "x" + in);
+  private QuantizedLinear quantized(OffHeapNf4 w, String module, int out, int in, boolean bias) {
     if (scratch == null) scratch = new DequantBuffer(dtype);   // one per model, as Qlora.quantizeBase makes
     Param b = bias ? Param.frozen(module + ".bias", value(module + ".bias", out)) : null;
     return new QuantizedLinear(module, out, in, w, b, scratch);

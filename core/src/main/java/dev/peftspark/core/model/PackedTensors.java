@@ -47,6 +47,20 @@ public final class PackedTensors extends AbstractMap<String, INDArray> {
   /** The NF4 weight named {@code name} (e.g. {@code model.layers.0.mlp.up_proj.weight}), or null. */
   public OffHeapNf4 nf4(String name) { return nf4.get(name); }
 
+  /**
+   * The NF4 weight of layer linear {@code module} for a model being built on this base, checked to hold
+   * {@code out × in} values; null when {@code module} is not NF4 here. An NF4 weight is frozen: {@code trainable}
+   * (full fine-tuning) is refused.
+   */
+  public OffHeapNf4 linearWeight(String module, int out, int in, boolean trainable) {
+    OffHeapNf4 w = nf4.get(module + ".weight");
+    if (w == null) return null;
+    if (trainable) throw new IllegalArgumentException(module + ": an NF4 base is frozen; full fine-tuning needs a float base");
+    if (w.size() != (long) out * in)
+      throw new IllegalArgumentException("tensor '" + module + ".weight' holds " + w.size() + " NF4 values, expected " + out + "x" + in);
+    return w;
+  }
+
   /** Every NF4 weight by name. */
   public Map<String, OffHeapNf4> nf4() { return nf4; }
 
