@@ -97,6 +97,7 @@ final class SvgChart {
     if (!(raw > 0) || !Double.isFinite(raw)) return List.of(lo);
     double mag = Math.pow(10, Math.floor(Math.log10(raw)));
     double step = mag * (raw / mag < 1.5 ? 1 : raw / mag < 3 ? 2 : raw / mag < 7 ? 5 : 10);
+    if (!(step > 0) || !Double.isFinite(step)) return List.of(lo);   // a range near Double.MIN_VALUE: 10^k underflows
     double first = Math.ceil(lo / step) * step;
     List<Double> out = new ArrayList<>();
     for (int i = 0; i < MAX_TICKS; i++) {

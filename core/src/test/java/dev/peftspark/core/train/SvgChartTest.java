@@ -23,6 +23,7 @@ class SvgChartTest {
     List<Double> ticks = SvgChart.ticks(lo, hi);
     assertTrue(!ticks.isEmpty() && ticks.size() <= 3, ticks.toString());
     assertEquals(List.of(5.0), SvgChart.ticks(5, 5));
+    for (double t : SvgChart.ticks(0, 5 * Double.MIN_VALUE)) assertTrue(Double.isFinite(t), "tick " + t);
   }
 
   @Test
