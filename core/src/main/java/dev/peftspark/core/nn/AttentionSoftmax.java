@@ -41,7 +41,7 @@ final class AttentionSoftmax {
     }
     // in place on the native dprobs, a row at a time through per-task arrays: no [B, heads, T, K] float[] copies
     // (humongous G1 allocations: 3 MiB at GPT-2 small, 8 MiB at the LLaMA bench shape)
-    FloatBuffer pb = floats(probs), db = floats(dprobs);
+    FloatBuffer pb = NativeFloats.values(probs), db = NativeFloats.values(dprobs);
     int n = (int) t;
     float s = (float) scale;
     Parallel.forRange((int) rows, (from, to) -> {
@@ -72,13 +72,6 @@ final class AttentionSoftmax {
     return (s0 + s1) + (s2 + s3);
   }
 
-  /** A native-order view of a whole c-ordered FLOAT array's values, indexed from 0 (absolute gets and puts only). */
-  private static FloatBuffer floats(INDArray a) {
-    if (a.isView() || a.ordering() != 'c')
-      throw new IllegalArgumentException("expected a whole c-ordered array, got " + a.shapeInfoToString());
-    return a.data().asNioFloat().position((int) a.offset()).slice();
-  }
-
   static INDArray reference(INDArray scores, CausalMask mask, int group) {
     int b = mask.batch(), t = mask.seq();
     long heads = scores.size(1) * group;
@@ -90,7 +83,7 @@ final class AttentionSoftmax {
   /** In place on the native scores (returned as the probabilities), a row at a time through per-task arrays. */
   private static INDArray forwardFloat(INDArray scores, CausalMask mask) {
     int t = mask.seq(), keys = mask.keys();
-    FloatBuffer sb = floats(scores);
+    FloatBuffer sb = NativeFloats.values(scores);
     float[] bias = Floats.read(mask.bias());                               // [B, T, K]: small
     int rows = (int) (scores.length() / keys), rowsPerBatch = (int) (rows / mask.batch());   // kvh · g · T
     Parallel.forRange(rows, (from, to) -> {

@@ -30,6 +30,8 @@ public final class NativeFloats {
 
   /** A native-order view of a whole c-ordered FLOAT array's values, indexed from 0 (absolute gets and puts only). */
   public static FloatBuffer values(INDArray a) {
+    if (a.isView() || a.ordering() != 'c')
+      throw new IllegalArgumentException("expected a whole c-ordered array, got " + a.shapeInfoToString());
     return a.data().asNioFloat().position((int) a.offset()).slice();
   }
 
