@@ -206,15 +206,17 @@ def main(a):
 
     for _ in range(a.warmup):
         step()
-    cpu0, t0, best = time.process_time(), time.perf_counter(), float("inf")
+    cpu0, t0, each = time.process_time(), time.perf_counter(), []
     for _ in range(a.steps):
         s0 = time.perf_counter()
         loss = step()
-        best = min(best, time.perf_counter() - s0)
+        each.append(time.perf_counter() - s0)
+    best = min(each)
     wall = (time.perf_counter() - t0) / a.steps
     cpu = (time.process_time() - cpu0) / a.steps
     print(json.dumps(dict(bench="pytorch-lm", arch=a.arch, method=a.method, batch=a.batch, seq=a.seq, steps=a.steps,
                           step_ms=wall * 1000, step_ms_best=best * 1000, cpu_ms_per_step=cpu * 1000,
+                          step_ms_each=[round(x * 1000, 1) for x in each],
                           tokens_per_s=a.batch * a.seq / wall, trainable=sum(p.numel() for p in trainable),
                           total=sum(p.numel() for p in model.parameters()), loss=loss, peak_rss_mb=peak_rss_mb(),
                           threads=torch.get_num_threads(), torch=torch.__version__)))

@@ -142,13 +142,16 @@ final class LmBench {
     };
     for (int i = 0; i < warmup; i++) step.run();
     var os = (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
-    long cpu0 = os.getProcessCpuTime(), t0 = System.nanoTime();
+    long gc0 = gcMillis(), cpu0 = os.getProcessCpuTime(), t0 = System.nanoTime();
     double best = Double.MAX_VALUE;
+    double[] each = new double[steps];
     for (int i = 0; i < steps; i++) {
       long s0 = System.nanoTime();
       step.run();
-      best = Math.min(best, (System.nanoTime() - s0) / 1e6);
+      each[i] = (System.nanoTime() - s0) / 1e6;
+      best = Math.min(best, each[i]);
     }
+    long gcMs = gcMillis() - gc0;
     double stepS = (System.nanoTime() - t0) / 1e9 / steps;
     double cpuMs = (os.getProcessCpuTime() - cpu0) / 1e6 / steps;
     double flops = usefulFlops(lm, batch, seq, promptRows, prefixKeys);
@@ -163,6 +166,8 @@ final class LmBench {
     out.put("step_ms", stepS * 1000);
     out.put("step_ms_best", best);
     out.put("cpu_ms_per_step", cpuMs);
+    out.put("step_ms_each", java.util.Arrays.stream(each).map(x -> Math.round(x * 10) / 10.0).toArray());
+    out.put("gc_ms", gcMs);   // collector pause time during the timed steps (all collectors)
     out.put("tokens_per_s", batch * seq / stepS);
     out.put("gflops", flops / stepS / 1e9);
     out.put("flops_per_step", flops);
@@ -181,6 +186,12 @@ final class LmBench {
     out.put("gemm_split", dev.peftspark.core.nn.Gemm.splitMode());
     out.put("step_split", split ? "rows" : "ops");   // rows: one micro-batch per thread on model replicas (RowSplit)
     return out;
+  }
+
+  private static long gcMillis() {
+    long ms = 0;
+    for (var gc : ManagementFactory.getGarbageCollectorMXBeans()) ms += Math.max(0, gc.getCollectionTime());
+    return ms;
   }
 
   /** The storage of the embedding table and head: {@code --tables}, or bf16 for QLoRA on LLaMA and f32 otherwise. */

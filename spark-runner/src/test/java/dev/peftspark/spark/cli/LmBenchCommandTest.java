@@ -50,6 +50,14 @@ class LmBenchCommandTest {
     assertTrue(r.get("tokens_per_s").asDouble() > 0 && r.get("step_ms").asDouble() > 0);
     assertEquals(16 / (r.get("step_ms").asDouble() / 1000), r.get("tokens_per_s").asDouble(), 1e-6 * r.get("tokens_per_s").asDouble());
     assertTrue(r.get("gflops").asDouble() > 0);
+    // one time per timed step; the best is their minimum and the mean lies within their range
+    JsonNode each = r.get("step_ms_each");
+    assertEquals(2, each.size());
+    double lo = Math.min(each.get(0).asDouble(), each.get(1).asDouble()), hi = Math.max(each.get(0).asDouble(), each.get(1).asDouble());
+    assertEquals(lo, r.get("step_ms_best").asDouble(), 0.05 + 1e-9);   // the list is rounded to 0.1 ms
+    assertTrue(r.get("step_ms").asDouble() >= lo - 0.05 && r.get("step_ms").asDouble() <= hi + 0.05 + 1.0,
+        "mean " + r.get("step_ms") + " outside the steps' range " + each);   // + 1 ms: the loop's own overhead
+    assertTrue(r.get("gc_ms").asLong() >= 0);
     assertTrue(r.get("peak_rss_mb").asDouble() > 50, "VmHWM covers the JVM: " + r.get("peak_rss_mb"));
     assertTrue(Double.isFinite(r.get("loss").asDouble()) && Math.abs(r.get("loss").asDouble() - Math.log(50)) < 0.5);
   }
