@@ -9,6 +9,8 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.FutureTask;
+import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.ArrayList;
 import java.util.List;
@@ -21,7 +23,9 @@ import java.util.function.IntFunction;
  * spin-wait for ~0.1 s; attention makes hundreds of small products per step (measured ~40 GFLOP per CPU-second
  * with 2 OpenBLAS threads against ~60 with one), and the spinning thread took the core that the Java kernels
  * between products could use. Here each task runs a whole single-threaded product (or loop), and the extra
- * threads park between regions instead of spinning.
+ * threads spin only briefly between regions ({@code -Dpeft.parallel.spin.us}, default 300 µs, as OpenMP's threads
+ * do) and then park: GPT-2 at batch 1 forks and joins hundreds of times a step, and a thread that parked at once
+ * gave its core away and waited for the scheduler at every fork (BENCHMARKS.md, "Spinning briefly at the forks").
  *
  * <p>Regions do not nest (a task runs nested regions inline) and are serialised process-wide, because the
  * OpenBLAS thread count they switch is global. Tasks must not allocate ND4J arrays (workspaces are per thread):
@@ -31,11 +35,6 @@ public final class Parallel {
   private static final ThreadLocal<Boolean> INSIDE = ThreadLocal.withInitial(() -> false);
   private static final Object REGION = new Object();
   private static final List<ExecutorService> PINNED = new ArrayList<>();   // [k]: part k's thread (0 unused: the caller)
-  private static final ExecutorService POOL = Executors.newCachedThreadPool(r -> {
-    Thread t = new Thread(r, "peft-kernels");
-    t.setDaemon(true);
-    return t;
-  });
 
   /**
    * OpenBLAS's own {@code openblas_set_num_threads}, looked up once: the presets' {@code blas_set_num_threads}
@@ -76,7 +75,7 @@ public final class Parallel {
     Runnable worker = inside(() -> {
       for (int i = next.getAndIncrement(); i < n; i = next.getAndIncrement()) body.accept(i);
     });
-    region(threads, t -> POOL.submit(worker), worker);
+    region(threads, t -> spinner(t).submit(worker), worker);
   }
 
   /**
@@ -92,6 +91,56 @@ public final class Parallel {
       return;
     }
     region(n, t -> pinned(t + 1).submit(inside(() -> body.accept(t + 1))), inside(() -> body.accept(0)));
+  }
+
+  /** How long a helper spins for its next task, and the caller for its helpers, before parking (0: park at once). */
+  static final long SPIN_NS = Math.max(0, Long.getLong("peft.parallel.spin.us", 300)) * 1000;
+  private static final List<Spinner> SPINNERS = new ArrayList<>();
+
+  private static synchronized Spinner spinner(int k) {
+    while (SPINNERS.size() <= k) SPINNERS.add(new Spinner(SPINNERS.size()));
+    return SPINNERS.get(k);
+  }
+
+  /**
+   * A helper thread that spins up to {@link #SPIN_NS} for its next task before parking, as OpenMP's threads do: on
+   * a busy host a parked thread gives its core away and waits for the scheduler to hand one back.
+   */
+  private static final class Spinner extends Thread {
+    private volatile FutureTask<?> task;
+
+    Spinner(int k) {
+      super("peft-kernels-" + k);
+      setDaemon(true);
+      start();
+    }
+
+    Future<?> submit(Runnable work) {
+      FutureTask<Void> f = new FutureTask<>(work, null);
+      task = f;
+      LockSupport.unpark(this);
+      return f;
+    }
+
+    @Override
+    public void run() {
+      while (true) {
+        long until = System.nanoTime() + SPIN_NS;
+        FutureTask<?> t;
+        while ((t = task) == null) {
+          if (System.nanoTime() < until) Thread.onSpinWait();
+          else LockSupport.park(this);
+        }
+        task = null;   // before running: the region submits the next task only after this one is done
+        t.run();
+      }
+    }
+  }
+
+  private static void awaitSpinning(Future<?> f) throws InterruptedException, ExecutionException {
+    long until = System.nanoTime() + SPIN_NS;
+    while (!f.isDone() && System.nanoTime() < until) Thread.onSpinWait();
+    f.get();
   }
 
   private static synchronized ExecutorService pinned(int k) {
@@ -126,7 +175,7 @@ public final class Parallel {
       try {
         for (int t = 0; t < helpers.length; t++) helpers[t] = startHelper.apply(t);
         own.run();
-        for (Future<?> f : helpers) f.get();
+        for (Future<?> f : helpers) awaitSpinning(f);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new IllegalStateException("interrupted while waiting for kernel threads", e);

@@ -1,6 +1,7 @@
 package dev.peftspark.core.nn;
 
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.Set;
@@ -90,12 +91,42 @@ class ParallelTest {
   }
 
   @Test
+  @Timeout(60)   // a lost hand-over would hang the region: fail instead
+  void backToBackRegionsAndRegionsAfterAPauseHandEveryTaskOver() throws Exception {
+    // helpers spin between close regions and park after a pause: both hand-overs must run every index once
+    withBlasThreads(2, () -> {
+      AtomicIntegerArray runs = new AtomicIntegerArray(4);
+      Set<String> threads = ConcurrentHashMap.newKeySet();
+      for (int region = 0; region < 400; region++) {
+        if (region % 20 == 0) sleepQuietly(2);   // longer than the spin: the helper has parked
+        Parallel.forEach(4, i -> {
+          runs.incrementAndGet(i);
+          threads.add(Thread.currentThread().getName());
+        });
+      }
+      for (int i = 0; i < 4; i++) assertEquals(400, runs.get(i), "index " + i);
+      assertEquals(2, threads.size(), "the helper took indices: " + threads);
+      assertThrows(IllegalStateException.class, () -> Parallel.forEach(4, i -> { throw new IllegalStateException("x"); }));
+      Parallel.forEach(4, runs::incrementAndGet);   // a failed task leaves its helper usable
+      for (int i = 0; i < 4; i++) assertEquals(401, runs.get(i), "index " + i);
+    });
+  }
+
+  @Test
   void oneBlasThreadRunsInlineInOrder() {
     withBlasThreads(1, () -> {
       StringBuilder order = new StringBuilder();
       Parallel.forEach(5, order::append);
       assertEquals("01234", order.toString());
     });
+  }
+
+  private static void sleepQuietly(long ms) {
+    try {
+      Thread.sleep(ms);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
   }
 
   private static void awaitQuietly(CountDownLatch latch) {
