@@ -67,14 +67,15 @@ final class Bf16Gemm {
   static void gemm(Mat a, boolean transA, Mat b, boolean transB, Mat c, int m, int n, int k, double alpha, double beta) {
     if (c.array().dataType() != DataType.FLOAT)
       throw new IllegalArgumentException("bf16 GEMM takes FLOAT operands, got " + c.array().dataType());
-    Local local = LOCAL.get();
-    Plan plan = local.plan(new Key(m, n, k, transA, transB, a.ld(), b.ld(), c.ld(), (float) alpha, (float) beta));
-    Pointer aBf16 = local.aBuffer.atLeast(2L * m * k), bBf16 = local.bBuffer.atLeast(2L * k * n);
-    Pointer scratch = local.scratch.atLeast(plan.scratchBytes);
-    // this thread's OpenMP team must be one thread: Gemm runs one product per thread already
+    // this thread's OpenMP team must be one thread (Gemm runs one product per thread already), also while the
+    // primitives are created: they fix their thread count then, and would later start that many threads each
     int ompThreads = ND4J.ompGetMaxThreads();
     if (ompThreads != 1) ND4J.setOmpNumThreads(1);
     try {
+      Local local = LOCAL.get();
+      Plan plan = local.plan(new Key(m, n, k, transA, transB, a.ld(), b.ld(), c.ld(), (float) alpha, (float) beta));
+      Pointer aBf16 = local.aBuffer.atLeast(2L * m * k), bBf16 = local.bBuffer.atLeast(2L * k * n);
+      Pointer scratch = local.scratch.atLeast(plan.scratchBytes);
       setHandle(plan.aF32, address(a));
       setHandle(plan.aBf16, aBf16);
       setHandle(plan.bF32, address(b));
@@ -88,11 +89,6 @@ final class Bf16Gemm {
     } finally {
       if (ompThreads != 1) ND4J.setOmpNumThreads(ompThreads);
     }
-  }
-
-  /** The oneDNN implementation chosen for this thread's product of that shape (e.g. brg:avx512_core_amx), for tests and logs. */
-  static String matmulImpl(int m, int n, int k, boolean transA, boolean transB, int lda, int ldb, int ldc, double alpha, double beta) {
-    return LOCAL.get().plan(new Key(m, n, k, transA, transB, lda, ldb, ldc, (float) alpha, (float) beta)).impl;
   }
 
   private record Key(int m, int n, int k, boolean transA, boolean transB, int lda, int ldb, int ldc, float alpha, float beta) {}
