@@ -31,9 +31,10 @@ import static org.bytedeco.dnnl.global.dnnl.*;
 /**
  * {@code c = alpha·op(a)·op(b) + beta·c} on FLOAT matrices computed as BF16 × BF16 → F32 by oneDNN: both operands
  * are rounded to bf16 (round-to-nearest-even) by oneDNN reorders into per-thread buffers, then a matmul primitive
- * multiplies them with FP32 accumulation (AVX512_BF16 / AMX kernels: 1.6-3× OpenBLAS sgemm per thread on this
- * host's shapes). Transposes and row strides are expressed as memory-descriptor strides, beta as a sum post-op,
- * alpha as an output scale. Single-threaded per call, like the OpenBLAS products {@link Gemm} splits over threads.
+ * multiplies them with FP32 accumulation (AMX / AVX512_BF16 kernels: 1.5-2.6× OpenBLAS sgemm per thread on the
+ * LLaMA bench's projections; slower on the head's k = 8000 product). Transposes and row strides are expressed as
+ * memory-descriptor strides, beta as a sum post-op, alpha as an output scale. Single-threaded per call, like the
+ * OpenBLAS products {@link Gemm} splits over threads.
  *
  * <p>Everything oneDNN is per thread (stream, primitives, buffers): primitives are cached per shape in a small
  * LRU map per thread, so none is ever destroyed while another thread runs it.
