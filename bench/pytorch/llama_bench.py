@@ -4,7 +4,7 @@
 A minimal LLaMA (RMSNorm, RoPE rotate_half, grouped-query attention, SwiGLU, untied head) or GPT-2 (learned
 positions, LayerNorm, tanh GELU, fused c_attn, tied head) in plain torch, random weights N(0, 0.02²), synthetic
 token ids, causal attention computed as the full T×T square with a mask (as peft-spark does), next-token
-cross-entropy, AdamW lr 1e-4 on the trainable tensors. Methods: lora (manual LoRA r, alpha 2r on the targeted
+cross-entropy, AdamW lr 1e-4 on the trainable tensors; --autocast bf16 runs forward and loss under CPU autocast. Methods: lora (manual LoRA r, alpha 2r on the targeted
 linears, base frozen) or full. Prints one JSON line with tokens_per_s, step_ms, cpu_ms_per_step, trainable,
 total, peak_rss_mb (VmHWM). Run with Debian's torch: /usr/bin/python3 bench/pytorch/llama_bench.py ... (README.md).
 """
@@ -34,6 +34,8 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--autocast", choices=["off", "bf16"], default="off",
+                   help="bf16: forward and loss under torch.autocast('cpu', bfloat16) (peft-spark's --gemm-precision bf16)")
     return p.parse_args(argv)
 
 
@@ -199,7 +201,8 @@ def main(a):
 
     def step():
         opt.zero_grad(set_to_none=False)
-        loss = model(ids)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.autocast == "bf16"):
+            loss = model(ids)
         loss.backward()
         opt.step()
         return loss.item()
@@ -219,7 +222,8 @@ def main(a):
                           step_ms_each=[round(x * 1000, 1) for x in each],
                           tokens_per_s=a.batch * a.seq / wall, trainable=sum(p.numel() for p in trainable),
                           total=sum(p.numel() for p in model.parameters()), loss=loss, peak_rss_mb=peak_rss_mb(),
-                          threads=torch.get_num_threads(), torch=torch.__version__)))
+                          threads=torch.get_num_threads(), torch=torch.__version__,
+                          autocast=a.autocast)))
 
 
 if __name__ == "__main__":

@@ -53,10 +53,38 @@ public final class Gemm {
 
   static volatile Split split = Split.of(System.getProperty("peft.gemm.split", "per-thread"));
 
+  /**
+   * Arithmetic of FLOAT products, from {@code -Dpeft.gemm.precision=fp32|bf16}: fp32 (the default) is OpenBLAS
+   * sgemm; bf16 rounds both operands to bfloat16 and multiplies them with FP32 accumulation through oneDNN
+   * ({@link Bf16Gemm}), for products from {@link #BF16_MIN} multiply-adds. DOUBLE products never change.
+   */
+  enum Precision {
+    FP32, BF16;
+
+    static Precision of(String name) {
+      return switch (name) {
+        case "fp32" -> FP32;
+        case "bf16" -> BF16;
+        default -> throw new IllegalArgumentException("peft.gemm.precision must be fp32 or bf16, got '" + name + "'");
+      };
+    }
+  }
+
+  static volatile Precision precision = Precision.of(System.getProperty("peft.gemm.precision", "fp32"));
+
+  /** Multiply-adds from which a FLOAT product runs in bf16 when {@link #precision} asks for it. */
+  static final long BF16_MIN = 1L << 20;
+
   private Gemm() {}
 
   /** The {@code peft.gemm.split} mode in force (blocks, per-thread or blas), for benchmark records. */
   public static String splitMode() { return split.name().toLowerCase().replace('_', '-'); }
+
+  /** The {@code peft.gemm.precision} in force (fp32 or bf16), for benchmark records. */
+  public static String precision() { return precision.name().toLowerCase(); }
+
+  /** Sets {@code peft.gemm.precision} for this process (fp32 or bf16; anything else is refused). */
+  public static void setPrecision(String name) { precision = Precision.of(name); }
 
   /**
    * A {@code rows × cols} row-major matrix inside {@code array} (c-ordered, contiguous, FLOAT or DOUBLE): element
@@ -90,14 +118,15 @@ public final class Gemm {
       throw new IllegalArgumentException("GEMM data types differ: " + a.array.dataType() + ", " + b.array.dataType() + ", " + t);
     if (m == 0 || n == 0) return;
     long macs = (long) m * n * k;
+    boolean bf16 = precision == Precision.BF16 && t == DataType.FLOAT && macs >= BF16_MIN;
     int threads = macs >= SPLIT_MIN ? Parallel.threads() : 1;
     Split mode = split;
-    if (threads > 1 && mode == Split.BLAS && macs >= BLAS_THREADS_MIN) {
+    if (threads > 1 && mode == Split.BLAS && macs >= BLAS_THREADS_MIN && !bf16) {
       blas(a, transA, b, transB, c, m, n, k, alpha, beta);   // OpenBLAS's own threads
       return;
     }
     if (threads <= 1) {
-      blas(a, transA, b, transB, c, m, n, k, alpha, beta);
+      product(a, transA, b, transB, c, m, n, k, alpha, beta, bf16);
       return;
     }
     // row blocks of c (or column blocks when c is wide), one single-threaded product each
@@ -108,12 +137,17 @@ public final class Gemm {
       if (from >= to) return;
       if (byRows) {
         Mat ap = transA ? new Mat(a.array, a.offset + from, a.rows, to - from, a.ld) : new Mat(a.array, a.offset + (long) from * a.ld, to - from, a.cols, a.ld);
-        blas(ap, transA, b, transB, new Mat(c.array, c.offset + (long) from * c.ld, to - from, c.cols, c.ld), to - from, n, k, alpha, beta);
+        product(ap, transA, b, transB, new Mat(c.array, c.offset + (long) from * c.ld, to - from, c.cols, c.ld), to - from, n, k, alpha, beta, bf16);
       } else {
         Mat bp = transB ? new Mat(b.array, b.offset + (long) from * b.ld, to - from, b.cols, b.ld) : new Mat(b.array, b.offset + from, b.rows, to - from, b.ld);
-        blas(a, transA, bp, transB, new Mat(c.array, c.offset + from, c.rows, to - from, c.ld), m, to - from, k, alpha, beta);
+        product(a, transA, bp, transB, new Mat(c.array, c.offset + from, c.rows, to - from, c.ld), m, to - from, k, alpha, beta, bf16);
       }
     });
+  }
+
+  private static void product(Mat a, boolean transA, Mat b, boolean transB, Mat c, int m, int n, int k, double alpha, double beta, boolean bf16) {
+    if (bf16) Bf16Gemm.gemm(a, transA, b, transB, c, m, n, k, alpha, beta);
+    else blas(a, transA, b, transB, c, m, n, k, alpha, beta);
   }
 
   private static void blas(Mat a, boolean transA, Mat b, boolean transB, Mat c, int m, int n, int k, double alpha, double beta) {

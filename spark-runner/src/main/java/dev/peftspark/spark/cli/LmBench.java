@@ -60,6 +60,8 @@ final class LmBench {
   @Option(names = "--warmup", defaultValue = "2") int warmup;
   @Option(names = "--threads", description = "BLAS threads (OpenBLAS); default: as configured (OPENBLAS_NUM_THREADS).") Integer threads;
   @Option(names = "--seed", defaultValue = "1") long seed;
+  @Option(names = "--gemm-precision", description = "fp32 | bf16: FLOAT products on OpenBLAS sgemm, or with both operands "
+      + "rounded to bfloat16 and FP32 accumulation on oneDNN (default: -Dpeft.gemm.precision, else fp32).") String gemmPrecision;
   @Option(names = "--workspace", defaultValue = "true", arity = "1",
       description = "Allocate a step's activations from ND4J's reused workspace (fast; it holds every temporary of a "
           + "step at once). false: plain buffers released as they die, for the memory figures of large models "
@@ -82,6 +84,7 @@ final class LmBench {
       Nd4jSetup.ensure();
       Nd4j.factory().blas().setMaxThreads(threads);   // OpenBLAS's pool; element-wise ops keep Nd4jSetup's
     }
+    if (gemmPrecision != null) dev.peftspark.core.nn.Gemm.setPrecision(gemmPrecision.toLowerCase());
     if (steps < 1 || warmup < 0 || batch < 1 || seq < 2) throw new IllegalArgumentException("--steps >= 1, --warmup >= 0, --batch >= 1 and --seq >= 2 are required");
     String m = method.toLowerCase();
     if (!List.of("lora", "dora", "qlora", "ia3", "prompt_tuning", "prefix_tuning", "full").contains(m))
@@ -184,6 +187,7 @@ final class LmBench {
     out.put("workspace", workspace);
     out.put("threads", Nd4j.factory().blas().getMaxThreads());
     out.put("gemm_split", dev.peftspark.core.nn.Gemm.splitMode());
+    out.put("gemm_precision", dev.peftspark.core.nn.Gemm.precision());
     out.put("step_split", split ? "rows" : "ops");   // rows: one micro-batch per thread on model replicas (RowSplit)
     return out;
   }

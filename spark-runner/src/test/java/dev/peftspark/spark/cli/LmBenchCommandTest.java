@@ -79,6 +79,23 @@ class LmBenchCommandTest {
   }
 
   @Test
+  void gemmPrecisionIsRecordedAndBf16KeepsTheLoss() throws Exception {
+    try {
+      JsonNode fp32 = bench(LLAMA);
+      assertEquals("fp32", fp32.get("gemm_precision").asText());
+      // hidden 256, seq 32 × 2: the projections (64 × 256 × 256 multiply-adds) pass the bf16 threshold
+      String[] wide = {"bench", "--arch", "llama", "--hidden", "256", "--layers", "1", "--heads", "4", "--intermediate", "256",
+          "--vocab", "64", "--seq", "32", "--batch", "2", "--steps", "1", "--warmup", "0", "--threads", "1"};
+      JsonNode a = bench(with(wide, "--gemm-precision", "fp32")), b = bench(with(wide, "--gemm-precision", "bf16"));
+      assertEquals("bf16", b.get("gemm_precision").asText());
+      double la = a.get("loss").asDouble(), lb = b.get("loss").asDouble();
+      assertTrue(la != lb && Math.abs(la - lb) <= 3e-3 * la, "bf16 rounds the operands (~1e-3 of the loss): " + la + " vs " + lb);
+    } finally {
+      dev.peftspark.core.nn.Gemm.setPrecision("fp32");
+    }
+  }
+
+  @Test
   void fullTrainsEverythingAndOtherMethodsRun() throws Exception {
     JsonNode full = bench(with(LLAMA, "--method", "full"));
     assertEquals(full.get("total").asLong(), full.get("trainable").asLong());
