@@ -1,5 +1,6 @@
 package dev.peftspark.core.nn;
 
+import dev.peftspark.core.io.HalfFloats;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -36,11 +37,9 @@ class Bf16GemmTest {
     Gemm.precision = precisionBefore;
   }
 
-  /** bfloat16 rounding, round-to-nearest-even on the 16 dropped bits (finite inputs). */
+  /** bfloat16 rounding, round-to-nearest-even (the converter the BF16 checkpoint reader/writer uses). */
   static float bf16(float x) {
-    int bits = Float.floatToRawIntBits(x);
-    bits += 0x7FFF + ((bits >>> 16) & 1);
-    return Float.intBitsToFloat(bits & 0xFFFF0000);
+    return HalfFloats.bf16ToFloat(HalfFloats.floatToBf16(x));
   }
 
   @Test
