@@ -16,8 +16,6 @@ import org.bytedeco.dnnl.dnnl_primitive_attr;
 import org.bytedeco.dnnl.dnnl_primitive_desc;
 import org.bytedeco.dnnl.dnnl_stream;
 import org.nd4j.linalg.api.buffer.DataType;
-import org.nd4j.nativeblas.NativeOps;
-import org.nd4j.nativeblas.NativeOpsHolder;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -45,23 +43,21 @@ final class Bf16Gemm {
   /** Primitive sets kept per thread: a step has a few dozen distinct product shapes. */
   private static final int CACHED_PLANS = 128;
 
-  private static final NativeOps ND4J = loadNd4jFirst();
   private static final dnnl_engine ENGINE = createEngine();
   private static final ThreadLocal<Local> LOCAL = ThreadLocal.withInitial(Local::new);
   private static final Set<String> LOGGED_IMPLS = ConcurrentHashMap.newKeySet();
 
   private Bf16Gemm() {}
 
-  // ND4J's libgomp goes in first, so oneDNN's OpenMP is the same runtime (one thread-count setting, one pool)
-  private static NativeOps loadNd4jFirst() {
-    Nd4jSetup.ensure();
-    return NativeOpsHolder.getInstance().getDeviceNativeOps();
-  }
-
   private static dnnl_engine createEngine() {
-    dnnl_engine engine = new dnnl_engine();
-    check(dnnl_engine_create(engine, dnnl_cpu, 0), "engine_create");
-    return engine;
+    int omp = OneDnnThreads.single();   // loads ND4J (and its libgomp) before the first oneDNN class
+    try {
+      dnnl_engine engine = new dnnl_engine();
+      check(dnnl_engine_create(engine, dnnl_cpu, 0), "engine_create");
+      return engine;
+    } finally {
+      OneDnnThreads.restore(omp);
+    }
   }
 
   /** The product on {@code m × k} by {@code k × n}; operands already checked by {@link Gemm#gemm}. */
@@ -70,8 +66,7 @@ final class Bf16Gemm {
       throw new IllegalArgumentException("bf16 GEMM takes FLOAT operands, got " + c.array().dataType());
     // this thread's OpenMP team must be one thread (Gemm runs one product per thread already), also while the
     // primitives are created: they fix their thread count then, and would later start that many threads each
-    int ompThreads = ND4J.ompGetMaxThreads();
-    if (ompThreads != 1) ND4J.setOmpNumThreads(1);
+    int omp = OneDnnThreads.single();
     try {
       Local local = LOCAL.get();
       Plan plan = local.plan(new Key(m, n, k, transA, transB, a.ld(), b.ld(), c.ld(), (float) alpha, (float) beta));
@@ -88,7 +83,7 @@ final class Bf16Gemm {
       local.execute(plan.matmul, DNNL_ARG_SRC, plan.aBf16, DNNL_ARG_WEIGHTS, plan.bBf16, plan.scratchpad,
           DNNL_ARG_DST, plan.cF32);
     } finally {
-      if (ompThreads != 1) ND4J.setOmpNumThreads(ompThreads);
+      OneDnnThreads.restore(omp);
     }
   }
 

@@ -6,6 +6,8 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
+import java.util.concurrent.atomic.LongAdder;
+
 import static org.bytedeco.openblas.global.openblas_nolapack.CblasNoTrans;
 import static org.bytedeco.openblas.global.openblas_nolapack.CblasRowMajor;
 import static org.bytedeco.openblas.global.openblas_nolapack.CblasTrans;
@@ -13,8 +15,9 @@ import static org.bytedeco.openblas.global.openblas_nolapack.cblas_dgemm;
 import static org.bytedeco.openblas.global.openblas_nolapack.cblas_sgemm;
 
 /**
- * {@code c = alpha·op(a)·op(b) + beta·c} straight to OpenBLAS (the library ND4J itself calls), on row-major
- * matrices that may sit anywhere inside an array with any row stride. {@code Nd4j.gemm} goes through libnd4j's
+ * {@code c = alpha·op(a)·op(b) + beta·c} straight to a BLAS (FLOAT: oneDNN's sgemm or OpenBLAS, see {@link Sgemm};
+ * DOUBLE: OpenBLAS, the library ND4J itself calls), on row-major matrices that may sit anywhere inside an array with
+ * any row stride. {@code Nd4j.gemm} goes through libnd4j's
  * {@code matmul} op: measured 50-200 µs of dispatch per call on this machine, which at attention's hundreds of
  * per-head products per step cost more than their arithmetic; here a call costs one JNI crossing. Strided
  * matrices also let attention read each head straight out of the projections, with no split/merge copies.
@@ -54,9 +57,9 @@ public final class Gemm {
   static volatile Split split = Split.of(System.getProperty("peft.gemm.split", "per-thread"));
 
   /**
-   * Arithmetic of FLOAT products, from {@code -Dpeft.gemm.precision=fp32|bf16}: fp32 (the default) is OpenBLAS
-   * sgemm; bf16 rounds both operands to bfloat16 and multiplies them with FP32 accumulation through oneDNN
-   * ({@link Bf16Gemm}), for products from {@link #BF16_MIN} multiply-adds. DOUBLE products never change.
+   * Arithmetic of FLOAT products, from {@code -Dpeft.gemm.precision=fp32|bf16}: fp32 (the default) is the
+   * {@link Sgemm} library's; bf16 rounds both operands to bfloat16 and multiplies them with FP32 accumulation through
+   * oneDNN ({@link Bf16Gemm}), for products from {@link #BF16_MIN} multiply-adds. DOUBLE products never change.
    */
   enum Precision {
     FP32, BF16;
@@ -75,6 +78,29 @@ public final class Gemm {
   /** Multiply-adds from which a FLOAT product runs in bf16 when {@link #precision} asks for it. */
   static final long BF16_MIN = 1L << 20;
 
+  /**
+   * The library of single-threaded FP32 products, from {@code -Dpeft.gemm.sgemm=onednn|openblas}: oneDNN's
+   * {@code dnnl_sgemm} (the default; 10-30% faster per thread inside a training step on this project's shapes, see
+   * BENCHMARKS.md) or OpenBLAS's {@code cblas_sgemm}. Both accumulate in FP32; results differ by rounding only.
+   * DOUBLE products and OpenBLAS-threaded ones ({@code peft.gemm.split=blas}) are OpenBLAS's either way.
+   */
+  enum Sgemm {
+    ONEDNN, OPENBLAS;
+
+    static Sgemm of(String name) {
+      return switch (name) {
+        case "onednn" -> ONEDNN;
+        case "openblas" -> OPENBLAS;
+        default -> throw new IllegalArgumentException("peft.gemm.sgemm must be onednn or openblas, got '" + name + "'");
+      };
+    }
+  }
+
+  static volatile Sgemm sgemm = Sgemm.of(System.getProperty("peft.gemm.sgemm", "onednn"));
+
+  // thread time inside single-threaded products and their multiply-adds, summed over threads (for benchmarks)
+  private static final LongAdder PRODUCT_NANOS = new LongAdder(), PRODUCT_MACS = new LongAdder();
+
   private Gemm() {}
 
   /** The {@code peft.gemm.split} mode in force (blocks, per-thread or blas), for benchmark records. */
@@ -82,6 +108,18 @@ public final class Gemm {
 
   /** The {@code peft.gemm.precision} in force (fp32 or bf16), for benchmark records. */
   public static String precision() { return precision.name().toLowerCase(); }
+
+  /** The {@code peft.gemm.sgemm} in force (onednn or openblas), for benchmark records. */
+  public static String sgemm() { return sgemm.name().toLowerCase(); }
+
+  /** Sets {@code peft.gemm.sgemm} for this process (onednn or openblas; anything else is refused). */
+  public static void setSgemm(String name) { sgemm = Sgemm.of(name); }
+
+  /** Thread nanoseconds spent in single-threaded products so far, summed over threads. */
+  public static long productNanos() { return PRODUCT_NANOS.sum(); }
+
+  /** Multiply-adds done by those products so far. */
+  public static long productMacs() { return PRODUCT_MACS.sum(); }
 
   /** Sets {@code peft.gemm.precision} for this process (fp32 or bf16; anything else is refused). */
   public static void setPrecision(String name) { precision = Precision.of(name); }
@@ -146,8 +184,12 @@ public final class Gemm {
   }
 
   private static void product(Mat a, boolean transA, Mat b, boolean transB, Mat c, int m, int n, int k, double alpha, double beta, boolean bf16) {
+    long t0 = System.nanoTime();
     if (bf16) Bf16Gemm.gemm(a, transA, b, transB, c, m, n, k, alpha, beta);
+    else if (sgemm == Sgemm.ONEDNN && k > 0 && c.array.dataType() == DataType.FLOAT) OneDnnSgemm.gemm(a, transA, b, transB, c, m, n, k, alpha, beta);
     else blas(a, transA, b, transB, c, m, n, k, alpha, beta);
+    PRODUCT_NANOS.add(System.nanoTime() - t0);
+    PRODUCT_MACS.add((long) m * n * k);
   }
 
   private static void blas(Mat a, boolean transA, Mat b, boolean transB, Mat c, int m, int n, int k, double alpha, double beta) {

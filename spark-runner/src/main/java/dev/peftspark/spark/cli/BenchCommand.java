@@ -2,6 +2,7 @@ package dev.peftspark.spark.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.peftspark.core.model.BertConfig;
+import dev.peftspark.core.nn.Gemm;
 import dev.peftspark.core.nn.Nd4jSetup;
 import dev.peftspark.core.nn.Pooling;
 import dev.peftspark.core.peft.Method;
@@ -70,16 +71,23 @@ final class BenchCommand implements Callable<Integer> {
     int n;
     @Option(names = "--reps", defaultValue = "30", description = "Timed repetitions (default ${DEFAULT-VALUE}).")
     int reps;
+    @Option(names = "--library", defaultValue = "nd4j", description = "nd4j: ND4J's gemm (OpenBLAS on its own threads); "
+        + "onednn | openblas: the training step's path, one single-threaded product per thread (default ${DEFAULT-VALUE}).")
+    String library;
+    @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
 
     @Override
     public Integer call() throws Exception {
       Nd4jSetup.ensure();
+      boolean nd4j = library.equals("nd4j");
+      if (!nd4j) Gemm.setSgemm(library);   // refuses any other name
       INDArray a = Nd4j.rand(DataType.FLOAT, n, n), b = Nd4j.rand(DataType.FLOAT, n, n), c = Nd4j.create(DataType.FLOAT, n, n);
-      for (int i = 0; i < 5; i++) Nd4j.gemm(a, b, c, false, false, 1.0, 0.0);
+      Runnable product = nd4j ? () -> Nd4j.gemm(a, b, c, false, false, 1.0, 0.0) : () -> Gemm.gemm(a, b, c, false, false, 1.0, 0.0);
+      for (int i = 0; i < 5; i++) product.run();
       double best = 0, total = 0;
       for (int i = 0; i < reps; i++) {
         long t = System.nanoTime();
-        Nd4j.gemm(a, b, c, false, false, 1.0, 0.0);
+        product.run();
         double s = (System.nanoTime() - t) / 1e9;
         total += s;
         best = Math.max(best, 2.0 * n * n * n / s / 1e9);
@@ -90,8 +98,10 @@ final class BenchCommand implements Callable<Integer> {
       out.put("gflops", 2.0 * n * n * n * reps / total / 1e9);
       out.put("gflops_best", best);
       out.put("backend", String.valueOf(Nd4j.getExecutioner().getEnvironmentInformation().get("blas.vendor")));
+      out.put("library", library);
       out.put("cpu", Nd4j.getExecutioner().getEnvironmentInformation().get("cores"));
-      System.out.println(JSON.writeValueAsString(out));
+      spec.commandLine().getOut().println(JSON.writeValueAsString(out));
+      spec.commandLine().getOut().flush();
       return 0;
     }
   }

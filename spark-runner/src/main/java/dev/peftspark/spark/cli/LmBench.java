@@ -1,5 +1,6 @@
 package dev.peftspark.spark.cli;
 
+import dev.peftspark.core.nn.Gemm;
 import dev.peftspark.core.model.CausalLm;
 import dev.peftspark.core.model.Gpt2Config;
 import dev.peftspark.core.model.Gpt2Model;
@@ -60,8 +61,10 @@ final class LmBench {
   @Option(names = "--warmup", defaultValue = "2") int warmup;
   @Option(names = "--threads", description = "BLAS threads (OpenBLAS); default: as configured (OPENBLAS_NUM_THREADS).") Integer threads;
   @Option(names = "--seed", defaultValue = "1") long seed;
-  @Option(names = "--gemm-precision", description = "fp32 | bf16: FLOAT products on OpenBLAS sgemm, or with both operands "
+  @Option(names = "--gemm-precision", description = "fp32 | bf16: FLOAT products in FP32 (see --sgemm), or with both operands "
       + "rounded to bfloat16 and FP32 accumulation on oneDNN (default: -Dpeft.gemm.precision, else fp32).") String gemmPrecision;
+  @Option(names = "--sgemm", description = "onednn | openblas: the library of FP32 products (default: -Dpeft.gemm.sgemm, "
+      + "else onednn).") String sgemm;
   @Option(names = "--workspace", defaultValue = "true", arity = "1",
       description = "Allocate a step's activations from ND4J's reused workspace (fast; it holds every temporary of a "
           + "step at once). false: plain buffers released as they die, for the memory figures of large models "
@@ -84,7 +87,8 @@ final class LmBench {
       Nd4jSetup.ensure();
       Nd4j.factory().blas().setMaxThreads(threads);   // OpenBLAS's pool; element-wise ops keep Nd4jSetup's
     }
-    if (gemmPrecision != null) dev.peftspark.core.nn.Gemm.setPrecision(gemmPrecision.toLowerCase());
+    if (gemmPrecision != null) Gemm.setPrecision(gemmPrecision.toLowerCase());
+    if (sgemm != null) Gemm.setSgemm(sgemm.toLowerCase());
     if (steps < 1 || warmup < 0 || batch < 1 || seq < 2) throw new IllegalArgumentException("--steps >= 1, --warmup >= 0, --batch >= 1 and --seq >= 2 are required");
     String m = method.toLowerCase();
     if (!List.of("lora", "dora", "qlora", "ia3", "prompt_tuning", "prefix_tuning", "full").contains(m))
@@ -145,7 +149,7 @@ final class LmBench {
     };
     for (int i = 0; i < warmup; i++) step.run();
     var os = (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
-    long gc0 = gcMillis(), cpu0 = os.getProcessCpuTime(), t0 = System.nanoTime();
+    long gc0 = gcMillis(), cpu0 = os.getProcessCpuTime(), gemm0 = Gemm.productNanos(), macs0 = Gemm.productMacs(), t0 = System.nanoTime();
     double best = Double.MAX_VALUE;
     double[] each = new double[steps];
     for (int i = 0; i < steps; i++) {
@@ -155,6 +159,7 @@ final class LmBench {
       best = Math.min(best, each[i]);
     }
     long gcMs = gcMillis() - gc0;
+    double gemmMs = (Gemm.productNanos() - gemm0) / 1e6 / steps, gemmMacs = (double) (Gemm.productMacs() - macs0) / steps;
     double stepS = (System.nanoTime() - t0) / 1e9 / steps;
     double cpuMs = (os.getProcessCpuTime() - cpu0) / 1e6 / steps;
     double flops = usefulFlops(lm, batch, seq, promptRows, prefixKeys);
@@ -171,6 +176,8 @@ final class LmBench {
     out.put("cpu_ms_per_step", cpuMs);
     out.put("step_ms_each", java.util.Arrays.stream(each).map(x -> Math.round(x * 10) / 10.0).toArray());
     out.put("gc_ms", gcMs);   // collector pause time during the timed steps (all collectors)
+    out.put("gemm_thread_ms_per_step", gemmMs);   // summed over threads: compare with threads × step_ms
+    out.put("gemm_gflops_per_thread", gemmMs > 0 ? 2 * gemmMacs / gemmMs / 1e6 : 0.0);
     out.put("tokens_per_s", batch * seq / stepS);
     out.put("gflops", flops / stepS / 1e9);
     out.put("flops_per_step", flops);
@@ -186,8 +193,9 @@ final class LmBench {
     out.put("build_s", buildS);
     out.put("workspace", workspace);
     out.put("threads", Nd4j.factory().blas().getMaxThreads());
-    out.put("gemm_split", dev.peftspark.core.nn.Gemm.splitMode());
-    out.put("gemm_precision", dev.peftspark.core.nn.Gemm.precision());
+    out.put("gemm_split", Gemm.splitMode());
+    out.put("gemm_precision", Gemm.precision());
+    out.put("sgemm", Gemm.sgemm());
     out.put("step_split", split ? "rows" : "ops");   // rows: one micro-batch per thread on model replicas (RowSplit)
     return out;
   }

@@ -58,6 +58,10 @@ class LmBenchCommandTest {
     assertTrue(r.get("step_ms").asDouble() >= lo - 0.05 && r.get("step_ms").asDouble() <= hi + 0.05 + 1.0,
         "mean " + r.get("step_ms") + " outside the steps' range " + each);   // + 1 ms: the loop's own overhead
     assertTrue(r.get("gc_ms").asLong() >= 0);
+    // time inside the products, summed over threads: positive, and within the threads' share of the timed steps
+    double gemmMs = r.get("gemm_thread_ms_per_step").asDouble();
+    assertTrue(gemmMs > 0 && gemmMs <= r.get("threads").asInt() * hi + 1.0, "gemm_thread_ms_per_step " + gemmMs + ", steps " + each);
+    assertTrue(r.get("gemm_gflops_per_thread").asDouble() > 0);
     assertTrue(r.get("peak_rss_mb").asDouble() > 50, "VmHWM covers the JVM: " + r.get("peak_rss_mb"));
     assertTrue(Double.isFinite(r.get("loss").asDouble()) && Math.abs(r.get("loss").asDouble() - Math.log(50)) < 0.5);
   }
@@ -92,6 +96,32 @@ class LmBenchCommandTest {
       assertTrue(la != lb && Math.abs(la - lb) <= 3e-3 * la, "bf16 rounds the operands (~1e-3 of the loss): " + la + " vs " + lb);
     } finally {
       dev.peftspark.core.nn.Gemm.setPrecision("fp32");
+    }
+  }
+
+  @Test
+  void sgemmLibraryIsRecordedAndOpenBlasGivesTheSameLoss() throws Exception {
+    try {
+      JsonNode onednn = bench(LLAMA), openblas = bench(with(LLAMA, "--sgemm", "openblas"));
+      assertEquals(System.getProperty("peft.gemm.sgemm", "onednn"), onednn.get("sgemm").asText());
+      assertEquals("openblas", openblas.get("sgemm").asText());
+      double loss = onednn.get("loss").asDouble();
+      assertEquals(loss, openblas.get("loss").asDouble(), 1e-5 * loss, "two FP32 libraries: rounding apart");
+    } finally {
+      dev.peftspark.core.nn.Gemm.setSgemm(System.getProperty("peft.gemm.sgemm", "onednn"));
+    }
+  }
+
+  @Test
+  void sgemmPeakRunsOnEachLibrary() throws Exception {
+    try {
+      for (String library : new String[] {"nd4j", "onednn", "openblas"}) {
+        JsonNode r = bench("bench", "sgemm", "--size", "96", "--reps", "2", "--library", library);
+        assertEquals(library, r.get("library").asText());
+        assertTrue(r.get("gflops").asDouble() > 0 && r.get("gflops_best").asDouble() >= r.get("gflops").asDouble() * 0.999, r.toString());
+      }
+    } finally {
+      dev.peftspark.core.nn.Gemm.setSgemm(System.getProperty("peft.gemm.sgemm", "onednn"));
     }
   }
 
