@@ -80,9 +80,10 @@ public final class Gemm {
 
   /**
    * The library of single-threaded FP32 products, from {@code -Dpeft.gemm.sgemm=onednn|openblas}: oneDNN's
-   * {@code dnnl_sgemm} (the default; 10-30% faster per thread inside a training step on this project's shapes, see
-   * BENCHMARKS.md) or OpenBLAS's {@code cblas_sgemm}. Both accumulate in FP32; results differ by rounding only.
-   * DOUBLE products and OpenBLAS-threaded ones ({@code peft.gemm.split=blas}) are OpenBLAS's either way.
+   * {@code dnnl_sgemm} (the default; 5-22% less time in products inside the LLaMA bench's step, in each of seven
+   * same-jar pairs, see BENCHMARKS.md) or OpenBLAS's {@code cblas_sgemm}. Both accumulate in FP32; results differ
+   * by rounding only. DOUBLE products and OpenBLAS-threaded ones ({@code peft.gemm.split=blas}) are OpenBLAS's
+   * either way.
    */
   enum Sgemm {
     ONEDNN, OPENBLAS;

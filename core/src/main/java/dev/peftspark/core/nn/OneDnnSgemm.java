@@ -8,8 +8,9 @@ import static org.bytedeco.dnnl.global.dnnl.dnnl_sgemm;
 /**
  * {@code c = alpha·op(a)·op(b) + beta·c} on FLOAT matrices by oneDNN's {@code dnnl_sgemm} (row-major, FP32
  * throughout, its JIT AVX-512/AVX2 kernels), single-threaded per call like every product {@link Gemm} splits over
- * threads. Measured per product on this machine, one thread: 78-100 GFLOP/s against OpenBLAS 0.3.19's 54-95 on
- * the LLaMA bench's shapes, 97-100 against 54-64 on attention's 64-wide per-head products.
+ * threads. Inside the LLaMA bench's step: 70-81 GFLOP/s per thread against OpenBLAS 0.3.19's 58-68; one product
+ * alone (Bf16GemmBench, thread CPU time): 94-122 against 89-106 on the projections, 64-97 against 52-89 on
+ * attention's 64-wide blocks (BENCHMARKS.md, "FP32 products on oneDNN's sgemm").
  */
 final class OneDnnSgemm {
   private OneDnnSgemm() {}

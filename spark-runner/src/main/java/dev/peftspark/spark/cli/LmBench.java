@@ -1,11 +1,11 @@
 package dev.peftspark.spark.cli;
 
-import dev.peftspark.core.nn.Gemm;
 import dev.peftspark.core.model.CausalLm;
 import dev.peftspark.core.model.Gpt2Config;
 import dev.peftspark.core.model.Gpt2Model;
 import dev.peftspark.core.model.LlamaConfig;
 import dev.peftspark.core.model.LlamaModel;
+import dev.peftspark.core.nn.Gemm;
 import dev.peftspark.core.nn.LinearLayer;
 import dev.peftspark.core.nn.Nd4jSetup;
 import dev.peftspark.core.nn.Param;
