@@ -149,7 +149,9 @@ final class LmBench {
     };
     for (int i = 0; i < warmup; i++) step.run();
     var os = (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
-    long gc0 = gcMillis(), cpu0 = os.getProcessCpuTime(), gemm0 = Gemm.productNanos(), macs0 = Gemm.productMacs(), t0 = System.nanoTime();
+    var jit = ManagementFactory.getCompilationMXBean();
+    long gc0 = gcMillis(), jit0 = jit.getTotalCompilationTime(), cpu0 = os.getProcessCpuTime();
+    long gemm0 = Gemm.productNanos(), macs0 = Gemm.productMacs(), t0 = System.nanoTime();
     double best = Double.MAX_VALUE;
     double[] each = new double[steps];
     for (int i = 0; i < steps; i++) {
@@ -158,7 +160,7 @@ final class LmBench {
       each[i] = (System.nanoTime() - s0) / 1e6;
       best = Math.min(best, each[i]);
     }
-    long gcMs = gcMillis() - gc0;
+    long gcMs = gcMillis() - gc0, jitMs = jit.getTotalCompilationTime() - jit0;
     double gemmMs = (Gemm.productNanos() - gemm0) / 1e6 / steps, gemmMacs = (double) (Gemm.productMacs() - macs0) / steps;
     double stepS = (System.nanoTime() - t0) / 1e9 / steps;
     double cpuMs = (os.getProcessCpuTime() - cpu0) / 1e6 / steps;
@@ -176,6 +178,7 @@ final class LmBench {
     out.put("cpu_ms_per_step", cpuMs);
     out.put("step_ms_each", java.util.Arrays.stream(each).map(x -> Math.round(x * 10) / 10.0).toArray());
     out.put("gc_ms", gcMs);   // collector pause time during the timed steps (all collectors)
+    out.put("jit_ms", jitMs);   // JIT compiler threads' time during the timed steps: CPU the steps did not get
     out.put("gemm_thread_ms_per_step", gemmMs);   // summed over threads: compare with threads × step_ms
     out.put("gemm_gflops_per_thread", gemmMs > 0 ? 2 * gemmMacs / gemmMs / 1e6 : 0.0);
     out.put("tokens_per_s", batch * seq / stepS);

@@ -57,7 +57,7 @@ class LmBenchCommandTest {
     assertEquals(lo, r.get("step_ms_best").asDouble(), 0.05 + 1e-9);   // the list is rounded to 0.1 ms
     assertTrue(r.get("step_ms").asDouble() >= lo - 0.05 && r.get("step_ms").asDouble() <= hi + 0.05 + 1.0,
         "mean " + r.get("step_ms") + " outside the steps' range " + each);   // + 1 ms: the loop's own overhead
-    assertTrue(r.get("gc_ms").asLong() >= 0);
+    assertTrue(r.get("gc_ms").asLong() >= 0 && r.get("jit_ms").asLong() >= 0);
     // time inside the products, summed over threads: positive, and within the threads' share of the timed steps
     double gemmMs = r.get("gemm_thread_ms_per_step").asDouble();
     assertTrue(gemmMs > 0 && gemmMs <= r.get("threads").asInt() * hi + 1.0, "gemm_thread_ms_per_step " + gemmMs + ", steps " + each);
