@@ -110,6 +110,9 @@ public final class Gemm {
   /** The {@code peft.gemm.precision} in force (fp32 or bf16), for benchmark records. */
   public static String precision() { return precision.name().toLowerCase(); }
 
+  /** Sets {@code peft.gemm.precision} for this process (fp32 or bf16; anything else is refused). */
+  public static void setPrecision(String name) { precision = Precision.of(name); }
+
   /** The {@code peft.gemm.sgemm} in force (onednn or openblas), for benchmark records. */
   public static String sgemm() { return sgemm.name().toLowerCase(); }
 
@@ -121,9 +124,6 @@ public final class Gemm {
 
   /** Multiply-adds done by those products so far. */
   public static long productMacs() { return PRODUCT_MACS.sum(); }
-
-  /** Sets {@code peft.gemm.precision} for this process (fp32 or bf16; anything else is refused). */
-  public static void setPrecision(String name) { precision = Precision.of(name); }
 
   /**
    * A {@code rows × cols} row-major matrix inside {@code array} (c-ordered, contiguous, FLOAT or DOUBLE): element
@@ -225,14 +225,15 @@ public final class Gemm {
     return c;
   }
 
-  private static boolean direct(INDArray x) {
+  /** A 2-D, c-ordered, densely packed FLOAT or DOUBLE array: rows of {@code size(1)} elements back to back. */
+  static boolean direct(INDArray x) {
     DataType t = x.dataType();
     return x.rank() == 2 && x.ordering() == 'c' && x.elementWiseStride() == 1 && x.length() > 0
         && x.stride(1) == 1 && x.stride(0) == x.size(1) && (t == DataType.FLOAT || t == DataType.DOUBLE);
   }
 
   // addressPointer() is the array's first element: a view's buffer already starts at the view's offset()
-  private static FloatPointer floats(Mat x) {
+  static FloatPointer floats(Mat x) {
     return new FloatPointer(x.array.data().addressPointer()).position(x.offset);
   }
 

@@ -102,7 +102,7 @@ public final class LmHeadLoss {
    * new c-order arrays). Per-row ND4J views and assigns cost ~30 ms of CPU per step at the LLaMA bench's 1,020 rows.
    */
   private static void scatterRows(INDArray dh, INDArray dHidden, int[] rows, int from) {
-    if (dh.dataType() != dHidden.dataType() || dh.size(1) != dHidden.size(1) || !dense(dh) || !dense(dHidden))
+    if (dh.dataType() != dHidden.dataType() || dh.size(1) != dHidden.size(1) || !Gemm.direct(dh) || !Gemm.direct(dHidden))
       throw new IllegalStateException("expected dense c-order gradients of one type, got " + dh.shapeInfoToString()
           + " and " + dHidden.shapeInfoToString());
     int width = dh.dataType().width(), rowBytes = (int) dh.size(1) * width;
@@ -113,10 +113,6 @@ public final class LmHeadLoss {
       src.get((int) (srcBase + (long) r * rowBytes), row);
       dst.put((int) (dstBase + (long) rows[from + r] * rowBytes), row);
     }
-  }
-
-  private static boolean dense(INDArray a) {
-    return a.rank() == 2 && a.ordering() == 'c' && a.stride(1) == 1 && a.stride(0) == a.size(1);
   }
 
   /**

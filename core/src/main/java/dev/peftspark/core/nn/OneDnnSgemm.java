@@ -1,7 +1,6 @@
 package dev.peftspark.core.nn;
 
 import dev.peftspark.core.nn.Gemm.Mat;
-import org.bytedeco.javacpp.FloatPointer;
 
 import static org.bytedeco.dnnl.global.dnnl.dnnl_sgemm;
 
@@ -20,17 +19,12 @@ final class OneDnnSgemm {
     int omp = OneDnnThreads.single();
     try {
       int status = dnnl_sgemm((byte) (transA ? 'T' : 'N'), (byte) (transB ? 'T' : 'N'), m, n, k, (float) alpha,
-          floats(a), a.ld(), floats(b), b.ld(), (float) beta, floats(c), c.ld());
+          Gemm.floats(a), a.ld(), Gemm.floats(b), b.ld(), (float) beta, Gemm.floats(c), c.ld());
       if (status != 0)
         throw new IllegalStateException("dnnl_sgemm failed (status " + status + ") on " + m + "×" + n + "×" + k
             + ", lda " + a.ld() + ", ldb " + b.ld() + ", ldc " + c.ld());
     } finally {
       OneDnnThreads.restore(omp);
     }
-  }
-
-  // addressPointer() is the array's first element: a view's buffer already starts at the view's offset()
-  private static FloatPointer floats(Mat x) {
-    return new FloatPointer(x.array().data().addressPointer()).position(x.offset());
   }
 }
