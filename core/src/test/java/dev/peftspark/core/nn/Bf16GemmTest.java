@@ -50,63 +50,32 @@ class Bf16GemmTest {
   }
 
   private INDArray random(long rows, long cols) {
-    float[] v = new float[(int) (rows * cols)];
-    for (int i = 0; i < v.length; i++) v[i] = (float) rng.nextDouble(-1, 1);
-    return Nd4j.createFromArray(v).reshape(rows, cols);
-  }
-
-  private static double at(float[] flat, Gemm.Mat x, boolean trans, int i, int j, boolean round) {
-    int r = trans ? j : i, c = trans ? i : j;
-    float v = flat[(int) (x.offset() + (long) r * x.ld() + c)];
-    return round ? bf16(v) : v;
+    return StridedProduct.random(rows, cols, rng);
   }
 
   /**
-   * One product with odd sizes, every operand at an offset inside a bigger array with a row stride wider than the
-   * matrix; {@code viaGemm}: through {@link Gemm#gemm} with the switch on (sizes above its thresholds), else direct.
+   * One product ({@link StridedProduct}: odd sizes, operands at offsets inside wider arrays); {@code viaGemm}:
+   * through {@link Gemm#gemm} with the switch on (sizes above its thresholds), else direct.
    */
   private void checkProduct(int m, int n, int k, boolean ta, boolean tb, double alpha, double beta, boolean viaGemm) {
-    int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 5, ldc = n + 2;
-    int aRows = ta ? k : m, bRows = tb ? n : k;
-    INDArray a = random(aRows + 2, lda), b = random(bRows + 1, ldb), c = random(m + 3, ldc);
-    Gemm.Mat am = new Gemm.Mat(a, lda + 1, aRows, ta ? m : k, lda);
-    Gemm.Mat bm = new Gemm.Mat(b, 2, bRows, tb ? k : n, ldb);
-    Gemm.Mat cm = new Gemm.Mat(c, 2L * ldc + 1, m, n, ldc);
-    float[] af = a.data().asFloat(), bf = b.data().asFloat(), c0 = c.data().asFloat();
+    StridedProduct p = new StridedProduct(m, n, k, ta, tb, rng);
+    String what = p.describe(alpha, beta);
     if (viaGemm) {
       Gemm.precision = Gemm.Precision.BF16;
-      Gemm.gemm(am, ta, bm, tb, cm, alpha, beta);
+      Gemm.gemm(p.a, ta, p.b, tb, p.c, alpha, beta);
     } else {
-      Bf16Gemm.gemm(am, ta, bm, tb, cm, m, n, k, alpha, beta);
+      Bf16Gemm.gemm(p.a, ta, p.b, tb, p.c, m, n, k, alpha, beta);
     }
-    float[] c1 = c.data().asFloat();
-    double[] rounded = new double[m * n], exact = new double[m * n];
-    double scale = 0;
+    float[] got = p.result(what);
+    double toRounded = 0, toExact = 0, scale = 0;
     for (int i = 0; i < m; i++) {
       for (int j = 0; j < n; j++) {
-        double s = 0, e = 0;
-        for (int p = 0; p < k; p++) {
-          s += at(af, am, ta, i, p, true) * at(bf, bm, tb, p, j, true);
-          e += at(af, am, ta, i, p, false) * at(bf, bm, tb, p, j, false);
-        }
-        double old = c0[(int) (cm.offset() + (long) i * ldc + j)];
-        rounded[i * n + j] = alpha * s + beta * old;
-        exact[i * n + j] = alpha * e + beta * old;
-        scale = Math.max(scale, Math.abs(rounded[i * n + j]));
+        double rounded = p.expected(i, j, alpha, beta, x -> bf16((float) x)), exact = p.expected(i, j, alpha, beta, x -> x);
+        scale = Math.max(scale, Math.abs(rounded));
+        toRounded = Math.max(toRounded, Math.abs(got[i * n + j] - rounded));
+        toExact = Math.max(toExact, Math.abs(got[i * n + j] - exact));
       }
     }
-    double toRounded = 0, toExact = 0;
-    for (int idx = 0; idx < c0.length; idx++) {
-      long rel = idx - cm.offset();
-      int i = (int) Math.floorDiv(rel, ldc), j = (int) Math.floorMod(rel, ldc);
-      if (rel < 0 || i >= m || j >= n) {
-        assertEquals(c0[idx], c1[idx], "element " + idx + " outside c is untouched");
-        continue;
-      }
-      toRounded = Math.max(toRounded, Math.abs(c1[idx] - rounded[i * n + j]));
-      toExact = Math.max(toExact, Math.abs(c1[idx] - exact[i * n + j]));
-    }
-    String what = m + "×" + n + "×" + k + " ta=" + ta + " tb=" + tb + " alpha=" + alpha + " beta=" + beta;
     // FP32 accumulation of k exact bf16 products: a few ulp of the largest partial sums
     assertTrue(toRounded <= 1e-5 * scale, what + ": off the bf16 reference by " + toRounded + " (max |c| " + scale + ")");
     // rounding each operand to 8 mantissa bits moves the product by ~1e-3 relative: proof the bf16 path ran

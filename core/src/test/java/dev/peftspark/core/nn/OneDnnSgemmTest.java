@@ -34,51 +34,30 @@ class OneDnnSgemmTest {
     Gemm.sgemm = sgemmBefore;
   }
 
-  /** c's values after one product; every operand sits at an offset inside a bigger array with a wider row stride. */
+  /** c's values after one product ({@link StridedProduct}), checked against the double reference. */
   private float[] product(int m, int n, int k, boolean ta, boolean tb, double alpha, double beta, Gemm.Sgemm library,
                           boolean direct, long seed) {
-    SplittableRandom values = new SplittableRandom(seed);   // same seed, same operands for either library
-    int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 5, ldc = n + 2, aRows = ta ? k : m, bRows = tb ? n : k;
-    INDArray a = random(aRows + 2, lda, values), b = random(bRows + 1, ldb, values), c = random(m + 3, ldc, values);
-    Gemm.Mat am = new Gemm.Mat(a, lda + 1, aRows, ta ? m : k, lda), bm = new Gemm.Mat(b, 2, bRows, tb ? k : n, ldb);
-    Gemm.Mat cm = new Gemm.Mat(c, 2L * ldc + 1, m, n, ldc);
-    float[] af = a.data().asFloat(), bf = b.data().asFloat(), c0 = c.data().asFloat();
+    StridedProduct p = new StridedProduct(m, n, k, ta, tb, new SplittableRandom(seed));   // same seed, same operands
     if (direct) {
-      OneDnnSgemm.gemm(am, ta, bm, tb, cm, m, n, k, alpha, beta);
+      OneDnnSgemm.gemm(p.a, ta, p.b, tb, p.c, m, n, k, alpha, beta);
     } else {
       Gemm.sgemm = library;
-      Gemm.gemm(am, ta, bm, tb, cm, alpha, beta);
+      Gemm.gemm(p.a, ta, p.b, tb, p.c, alpha, beta);
     }
-    float[] c1 = c.data().asFloat();
-    String what = library + (direct ? " direct " : " via Gemm ") + m + "×" + n + "×" + k + " ta=" + ta + " tb=" + tb + " alpha=" + alpha + " beta=" + beta;
+    String what = library + (direct ? " direct " : " via Gemm ") + p.describe(alpha, beta);
+    float[] got = p.result(what);
     double worst = 0, scale = 0;
-    for (int idx = 0; idx < c0.length; idx++) {
-      long rel = idx - cm.offset();
-      int i = (int) Math.floorDiv(rel, ldc), j = (int) Math.floorMod(rel, ldc);
-      if (rel < 0 || i >= m || j >= n) {
-        assertEquals(c0[idx], c1[idx], what + ": element " + idx + " outside c is untouched");
-        continue;
+    for (int i = 0; i < m; i++) {
+      for (int j = 0; j < n; j++) {
+        double expected = p.expected(i, j, alpha, beta, x -> x);
+        worst = Math.max(worst, Math.abs(got[i * n + j] - expected));
+        scale = Math.max(scale, Math.abs(expected));
       }
-      double s = 0;
-      for (int p = 0; p < k; p++) {
-        double x = af[(int) (am.offset() + (ta ? (long) p * lda + i : (long) i * lda + p))];
-        double y = bf[(int) (bm.offset() + (tb ? (long) j * ldb + p : (long) p * ldb + j))];
-        s += x * y;
-      }
-      double expected = alpha * s + beta * c0[idx];
-      worst = Math.max(worst, Math.abs(c1[idx] - expected));
-      scale = Math.max(scale, Math.abs(expected));
     }
     // FP32 accumulation error is bounded by ~k·u·Σ|a·b| (u = 6e-8); this sits near that bound and far below what a wrong
     // element, transpose, alpha or beta gives (errors of order |c|; a 0.1% error in beta fails it)
     assertTrue(worst <= 4e-7 * k * Math.max(1, scale), what + ": off the double reference by " + worst + " (max |c| " + scale + ")");
-    return c1;
-  }
-
-  private static INDArray random(long rows, long cols, SplittableRandom r) {
-    float[] v = new float[(int) (rows * cols)];
-    for (int i = 0; i < v.length; i++) v[i] = (float) r.nextDouble(-1, 1);
-    return Nd4j.createFromArray(v).reshape(rows, cols);
+    return got;
   }
 
   @Test
@@ -122,7 +101,7 @@ class OneDnnSgemmTest {
   @Test
   void doubleProductsStayOnOpenBlasBitForBit() {
     SplittableRandom values = new SplittableRandom(9);
-    INDArray a = random(300, 200, values).castTo(DataType.DOUBLE), b = random(200, 150, values).castTo(DataType.DOUBLE);
+    INDArray a = StridedProduct.random(300, 200, values).castTo(DataType.DOUBLE), b = StridedProduct.random(200, 150, values).castTo(DataType.DOUBLE);
     Gemm.sgemm = Gemm.Sgemm.OPENBLAS;
     double[] openblas = Gemm.mm(a, b, false, false).data().asDouble();
     Gemm.sgemm = Gemm.Sgemm.ONEDNN;
