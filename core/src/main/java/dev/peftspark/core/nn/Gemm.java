@@ -44,14 +44,7 @@ public final class Gemm {
     /** Products from {@link #BLAS_THREADS_MIN} go whole to OpenBLAS's own threads (one packing, shared); smaller ones as BLOCKS. */
     BLAS;
 
-    static Split of(String name) {
-      return switch (name) {
-        case "blocks" -> BLOCKS;
-        case "per-thread" -> PER_THREAD;
-        case "blas" -> BLAS;
-        default -> throw new IllegalArgumentException("peft.gemm.split must be blocks, per-thread or blas, got '" + name + "'");
-      };
-    }
+    static Split of(String name) { return choice(Split.class, "peft.gemm.split", name); }
   }
 
   static volatile Split split = Split.of(System.getProperty("peft.gemm.split", "per-thread"));
@@ -64,13 +57,7 @@ public final class Gemm {
   enum Precision {
     FP32, BF16;
 
-    static Precision of(String name) {
-      return switch (name) {
-        case "fp32" -> FP32;
-        case "bf16" -> BF16;
-        default -> throw new IllegalArgumentException("peft.gemm.precision must be fp32 or bf16, got '" + name + "'");
-      };
-    }
+    static Precision of(String name) { return choice(Precision.class, "peft.gemm.precision", name); }
   }
 
   static volatile Precision precision = Precision.of(System.getProperty("peft.gemm.precision", "fp32"));
@@ -88,13 +75,7 @@ public final class Gemm {
   enum Sgemm {
     ONEDNN, OPENBLAS;
 
-    static Sgemm of(String name) {
-      return switch (name) {
-        case "onednn" -> ONEDNN;
-        case "openblas" -> OPENBLAS;
-        default -> throw new IllegalArgumentException("peft.gemm.sgemm must be onednn or openblas, got '" + name + "'");
-      };
-    }
+    static Sgemm of(String name) { return choice(Sgemm.class, "peft.gemm.sgemm", name); }
   }
 
   static volatile Sgemm sgemm = Sgemm.of(System.getProperty("peft.gemm.sgemm", "onednn"));
@@ -104,17 +85,29 @@ public final class Gemm {
 
   private Gemm() {}
 
+  /** A switch's constant as its property spells it: lower case, '-' for '_' (PER_THREAD is per-thread). */
+  private static String nameOf(Enum<?> value) { return value.name().toLowerCase().replace('_', '-'); }
+
+  /** The constant of {@code type} whose {@link #nameOf} is {@code name}; otherwise an error naming the property and the choices. */
+  private static <E extends Enum<E>> E choice(Class<E> type, String property, String name) {
+    E[] all = type.getEnumConstants();
+    for (E e : all) if (nameOf(e).equals(name)) return e;
+    StringBuilder choices = new StringBuilder();
+    for (int i = 0; i < all.length; i++) choices.append(i == 0 ? "" : i == all.length - 1 ? " or " : ", ").append(nameOf(all[i]));
+    throw new IllegalArgumentException(property + " must be " + choices + ", got '" + name + "'");
+  }
+
   /** The {@code peft.gemm.split} mode in force (blocks, per-thread or blas), for benchmark records. */
-  public static String splitMode() { return split.name().toLowerCase().replace('_', '-'); }
+  public static String splitMode() { return nameOf(split); }
 
   /** The {@code peft.gemm.precision} in force (fp32 or bf16), for benchmark records. */
-  public static String precision() { return precision.name().toLowerCase(); }
+  public static String precision() { return nameOf(precision); }
 
   /** Sets {@code peft.gemm.precision} for this process (fp32 or bf16; anything else is refused). */
   public static void setPrecision(String name) { precision = Precision.of(name); }
 
   /** The {@code peft.gemm.sgemm} in force (onednn or openblas), for benchmark records. */
-  public static String sgemm() { return sgemm.name().toLowerCase(); }
+  public static String sgemm() { return nameOf(sgemm); }
 
   /** Sets {@code peft.gemm.sgemm} for this process (onednn or openblas; anything else is refused). */
   public static void setSgemm(String name) { sgemm = Sgemm.of(name); }
