@@ -34,6 +34,10 @@ public record LlamaConfig(
     if (numAttentionHeads % numKeyValueHeads != 0)
       throw new IllegalArgumentException("num_attention_heads " + numAttentionHeads + " is not a multiple of num_key_value_heads " + numKeyValueHeads);
     if (headDim % 2 != 0) throw new IllegalArgumentException("head dimension " + headDim + " must be even for rotary embeddings");
+    // a zero size would only fail later, deep inside weight loading or initialisation, without naming the field
+    if (vocabSize < 1 || hiddenSize < 1 || intermediateSize < 1)
+      throw new IllegalArgumentException("vocab_size, hidden_size and intermediate_size must be at least 1, got "
+          + vocabSize + ", " + hiddenSize + ", " + intermediateSize);
   }
 
   /** A plain LLaMA shape (head_dim = hidden / heads, no biases, theta 10000, eps 1e-6). */
