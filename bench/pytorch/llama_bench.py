@@ -4,8 +4,8 @@
 A minimal LLaMA (RMSNorm, RoPE rotate_half, grouped-query attention, SwiGLU, untied head) or GPT-2 (learned
 positions, LayerNorm, tanh GELU, fused c_attn, tied head) in plain torch, random weights N(0, 0.02²), synthetic
 token ids, causal attention computed as the full T×T square with a mask (as peft-spark does), next-token
-cross-entropy, AdamW lr 1e-4 on the trainable tensors; --autocast bf16 runs forward and loss under CPU autocast. Methods: lora (manual LoRA r, alpha 2r on the targeted
-linears, base frozen) or full. Prints one JSON line with tokens_per_s, step_ms, cpu_ms_per_step, trainable,
+cross-entropy, AdamW lr 1e-4 on the trainable tensors; --autocast bf16 runs forward and loss under CPU autocast.
+Methods: lora (manual LoRA r, alpha 2r on the targeted linears, base frozen) or full. Prints one JSON line with tokens_per_s, step_ms, cpu_ms_per_step, trainable,
 total, peak_rss_mb (VmHWM). Run with Debian's torch: /usr/bin/python3 bench/pytorch/llama_bench.py ... (README.md).
 """
 import argparse
