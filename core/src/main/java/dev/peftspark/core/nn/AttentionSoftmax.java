@@ -29,9 +29,9 @@ final class AttentionSoftmax {
 
   /**
    * dL/dscores·{@code scale} from the probabilities and dL/dprobs: {@code p ∘ (dp − Σ dp∘p) · scale} per row, written
-   * over {@code dprobs} (both paths).
+   * over {@code dprobs} (both paths); {@code seq} is the mask's rows per example.
    */
-  static INDArray backward(INDArray probs, INDArray dprobs, double scale) {
+  static INDArray backward(INDArray probs, INDArray dprobs, double scale, int seq) {
     long t = probs.size(3), rows = probs.length() / t;
     if (probs.dataType() != DataType.FLOAT) {
       INDArray p2 = probs.reshape('c', rows, t);
@@ -45,30 +45,38 @@ final class AttentionSoftmax {
     int n = (int) t;
     float s = (float) scale;
     Parallel.forRange((int) rows, (from, to) -> {
-      float[] p = new float[n], d = new float[n];
+      float[] p = new float[n], d = new float[n], zeros = new float[n];
       for (int r = from; r < to; r++) {
-        int o = r * n;
-        pb.get(o, p);
-        db.get(o, d);
-        float dot = dot(d, p);
-        for (int j = 0; j < n; j++) d[j] = p[j] * (d[j] - dot) * s;
-        db.put(o, d);
+        int o = r * n, span = span(n, seq, r);
+        pb.get(o, p, 0, span);
+        db.get(o, d, 0, span);
+        float dot = dot(d, p, span);
+        for (int j = 0; j < span; j++) d[j] = p[j] * (d[j] - dot) * s;
+        db.put(o, d, 0, span);
+        db.put(o + span, zeros, 0, n - span);       // p is 0 there
       }
     });
     return dprobs;
   }
 
+  /**
+   * Keys {@code [0, span)} of row {@code r} can be visible: a query never sees a key after itself
+   * ({@link CausalMask}), so every later entry of its row is exactly 0 and is written as such, not computed.
+   * Rows are query positions {@code 0..seq-1} over and over; the prefix keys ({@code keys - seq}) come first.
+   */
+  static int span(int keys, int seq, int r) { return keys - seq + r % seq + 1; }
+
   /** Σ d∘p as four interleaved float sums (one running sum waits on each addition's latency). */
-  private static float dot(float[] d, float[] p) {
+  private static float dot(float[] d, float[] p, int n) {
     float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     int j = 0;
-    for (; j + 3 < d.length; j += 4) {
+    for (; j + 3 < n; j += 4) {
       s0 += d[j] * p[j];
       s1 += d[j + 1] * p[j + 1];
       s2 += d[j + 2] * p[j + 2];
       s3 += d[j + 3] * p[j + 3];
     }
-    for (; j < d.length; j++) s0 += d[j] * p[j];
+    for (; j < n; j++) s0 += d[j] * p[j];
     return (s0 + s1) + (s2 + s3);
   }
 
@@ -80,41 +88,55 @@ final class AttentionSoftmax {
     return Nd4j.exec(new SoftMax(scores, scores, -1))[0];
   }
 
-  /** In place on the native scores (returned as the probabilities), a row at a time through per-task arrays. */
+  /**
+   * In place on the native scores (returned as the probabilities) through per-task arrays. Each row's visible span
+   * is shifted by its maximum, then the spans of several rows are packed end to end so that one bulk exp covers
+   * them: a causal row is 128 keys on average, too short for C2's vectorised loop body on its own. A masked entry
+   * inside a span ({@link CausalMask#MASKED}, −1e9: padding, another packed document) leaves x + b − max far below
+   * exp's underflow, so it comes out exactly 0, as in the reference.
+   */
   private static INDArray forwardFloat(INDArray scores, CausalMask mask) {
     int t = mask.seq(), keys = mask.keys();
     FloatBuffer sb = NativeFloats.values(scores);
     float[] bias = Floats.read(mask.bias());                               // [B, T, K]: small
     int rows = (int) (scores.length() / keys), rowsPerBatch = (int) (rows / mask.batch());   // kvh · g · T
     Parallel.forRange(rows, (from, to) -> {
-      float[] x = new float[keys], b = new float[keys];
-      for (int r = from; r < to; r++) {
-        int o = r * keys;
-        int bo = ((r / rowsPerBatch) * t + r % t) * keys;                 // bias row [b, i] of this query
-        // the row and its bias copied first, so that every loop below indexes its arrays alike and vectorises
-        sb.get(o, x);
-        System.arraycopy(bias, bo, b, 0, keys);
-        softmaxRow(x, b);
-        sb.put(o, x);
+      float[] packed = new float[Math.max(PACKED, keys)], x = new float[keys], b = new float[keys], zeros = new float[keys];
+      for (int r0 = from, r1; r0 < to; r0 = r1) {
+        int used = 0;
+        for (r1 = r0; r1 < to && (r1 == r0 || used + span(keys, t, r1) <= packed.length); r1++) {
+          int span = span(keys, t, r1), bo = ((r1 / rowsPerBatch) * t + r1 % t) * keys;   // bias row [b, i] of this query
+          // the row and its bias copied first, so that every loop indexes its arrays alike and vectorises
+          sb.get(r1 * keys, x, 0, span);
+          System.arraycopy(bias, bo, b, 0, span);
+          shiftByMax(x, b, span);
+          System.arraycopy(x, 0, packed, used, span);
+          used += span;
+        }
+        Floats.exp(packed, 0, used);
+        for (int r = r0, at = 0; r < r1; r++) {
+          int span = span(keys, t, r);
+          float inv = (float) (1 / Floats.sum(packed, at, at + span));
+          for (int j = at; j < at + span; j++) packed[j] *= inv;
+          sb.put(r * keys, packed, at, span);
+          sb.put(r * keys + span, zeros, 0, keys - span);                // masked: exactly 0, as exp gives
+          at += span;
+        }
       }
     });
     return scores;
   }
 
-  /**
-   * {@code x = softmax(x + b)}. A masked entry's bias ({@link CausalMask#MASKED}, −1e9) leaves x + b − max far below
-   * exp's underflow, so it comes out exactly 0, as in the reference; a row with every key masked is uniform, as there.
-   */
-  static void softmaxRow(float[] x, float[] b) {
-    int n = x.length;
+  /** Floats packed per bulk exp: Floats' own block, so one call is one pass. */
+  private static final int PACKED = 2048;
+
+  /** {@code x = x + b − max(x + b)} over the first {@code n} entries. */
+  private static void shiftByMax(float[] x, float[] b, int n) {
     float max = Float.NEGATIVE_INFINITY;
     for (int j = 0; j < n; j++) {
       x[j] += b[j];
       max = Math.max(max, x[j]);
     }
     for (int j = 0; j < n; j++) x[j] -= max;
-    Floats.exp(x, 0, n);
-    float inv = (float) (1 / Floats.sum(x, 0, n));
-    for (int j = 0; j < n; j++) x[j] *= inv;
   }
 }

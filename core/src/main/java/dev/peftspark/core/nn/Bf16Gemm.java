@@ -60,10 +60,35 @@ final class Bf16Gemm {
     }
   }
 
+  /**
+   * Depth of one product: a deeper one (an LM head's dL/dhidden, k = the vocabulary) runs as slices of this depth
+   * summed into c. oneDNN 2.5's AMX matmul streams all of a k × n weight per block of rows: at the LLaMA bench's
+   * 510 × 8000 × 512, 62 ms per call in one piece against ~3 ms per 1024-deep slice (BENCHMARKS.md).
+   */
+  static final int K_SLICE = 1024;
+
   /** The product on {@code m × k} by {@code k × n}; operands already checked by {@link Gemm#gemm}. */
   static void gemm(Mat a, boolean transA, Mat b, boolean transB, Mat c, int m, int n, int k, double alpha, double beta) {
     if (c.array().dataType() != DataType.FLOAT)
       throw new IllegalArgumentException("bf16 GEMM takes FLOAT operands, got " + c.array().dataType());
+    if (k > 2 * K_SLICE) {
+      for (int k0 = 0; k0 < k; k0 += K_SLICE) {
+        int depth = Math.min(K_SLICE, k - k0);
+        product(depthSlice(a, !transA, k0, depth), transA, depthSlice(b, transB, k0, depth), transB, c, m, n, depth,
+            alpha, k0 == 0 ? beta : 1.0);
+      }
+      return;
+    }
+    product(a, transA, b, transB, c, m, n, k, alpha, beta);
+  }
+
+  /** Depth {@code k0 .. k0 + depth} of an operand whose depth runs along its columns ({@code byColumns}) or rows. */
+  private static Mat depthSlice(Mat x, boolean byColumns, int k0, int depth) {
+    return byColumns ? new Mat(x.array(), x.offset() + k0, x.rows(), depth, x.ld())
+        : new Mat(x.array(), x.offset() + (long) k0 * x.ld(), depth, x.cols(), x.ld());
+  }
+
+  private static void product(Mat a, boolean transA, Mat b, boolean transB, Mat c, int m, int n, int k, double alpha, double beta) {
     // this thread's OpenMP team must be one thread (Gemm runs one product per thread already), also while the
     // primitives are created: they fix their thread count then, and would later start that many threads each
     int omp = OneDnnThreads.single();

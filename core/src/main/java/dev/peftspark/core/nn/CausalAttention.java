@@ -324,7 +324,7 @@ public final class CausalAttention {
       Gemm.gemm(rows(dctx, bi, h, r0, r1), false, rows(v, bi, kv, 0, r1), true, block(dprobs, bi, h, r0, r1, nv, r1), 1.0, 0.0);
       Gemm.gemm(block(probs, bi, h, r0, r1, nv, r1), true, rows(dctx, bi, h, r0, r1), false, rows(dv, bi, kv, 0, r1), 1.0, beta);
     });
-    INDArray dscores = outsideWorkspaces(() -> AttentionSoftmax.backward(probs, dprobs, 1.0 / Math.sqrt(headDim)));
+    INDArray dscores = outsideWorkspaces(() -> AttentionSoftmax.backward(probs, dprobs, 1.0 / Math.sqrt(headDim), t));
     boolean shared = dscores.data().address() == dprobs.data().address();   // the double path writes in place
     if (!shared) dprobs.close();
     kvBlocks(b, t, g, (bi, kv, h, r0, r1, beta) -> {

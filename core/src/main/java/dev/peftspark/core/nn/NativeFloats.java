@@ -72,4 +72,51 @@ public final class NativeFloats {
       b.put(ZEROS, 0, b.limit());
     });
   }
+
+  /** A kernel over {@code rows} whole rows, {@code first ..}, staged in per-thread arrays ({@code in[i]}, {@code out[j]}). */
+  public interface RowKernel { void apply(float[][] in, float[][] out, int first, int rows); }
+
+  /** Floats per staging array: a block of rows of every operand stays in L2 (in L1 at width 512 and two operands). */
+  static final int STAGE = 1 << 12;
+  private static final ThreadLocal<float[][]> STAGING = ThreadLocal.withInitial(() -> new float[0][]);
+
+  /**
+   * Row-wise kernels in single precision without [N, H] copies on the Java heap: blocks of whole rows of the
+   * c-ordered FLOAT arrays {@code in} ({@code rows × width} each) are copied into small per-thread arrays, the
+   * kernel writes the block of each {@code out} array, which is copied back; blocks are shared by {@link Parallel}'s
+   * threads. An {@code out} array may be one of {@code in} (a block is read before it is written).
+   */
+  public static void streamRows(int rows, int width, INDArray[] in, INDArray[] out, RowKernel kernel) {
+    FloatBuffer[] src = new FloatBuffer[in.length], dst = new FloatBuffer[out.length];
+    for (int i = 0; i < in.length; i++) src[i] = rowsOf(in[i], rows, width);
+    for (int j = 0; j < out.length; j++) dst[j] = rowsOf(out[j], rows, width);
+    int perBlock = Math.max(1, STAGE / width), blocks = (rows + perBlock - 1) / perBlock;
+    Parallel.forRange(blocks, (b0, b1) -> {
+      float[][] st = staging(in.length + out.length, perBlock * width);
+      float[][] ins = java.util.Arrays.copyOfRange(st, 0, in.length), outs = java.util.Arrays.copyOfRange(st, in.length, in.length + out.length);
+      for (int b = b0; b < b1; b++) {
+        int first = b * perBlock, n = Math.min(perBlock, rows - first), at = first * width, len = n * width;
+        for (int i = 0; i < src.length; i++) src[i].get(at, ins[i], 0, len);
+        kernel.apply(ins, outs, first, n);
+        for (int j = 0; j < dst.length; j++) dst[j].put(at, outs[j], 0, len);
+      }
+    });
+  }
+
+  private static FloatBuffer rowsOf(INDArray a, int rows, int width) {
+    if (a.dataType() != DataType.FLOAT || a.length() != (long) rows * width)
+      throw new IllegalArgumentException("expected " + rows + " × " + width + " FLOAT values, got " + a.dataType() + " " + java.util.Arrays.toString(a.shape()));
+    return values(a);
+  }
+
+  /** This thread's {@code count} staging arrays of at least {@code size} floats (grown, never shrunk). */
+  private static float[][] staging(int count, int size) {
+    float[][] st = STAGING.get();
+    if (st.length < count || st[0].length < size) {
+      int n = Math.max(count, st.length), len = Math.max(size, st.length == 0 ? 0 : st[0].length);
+      st = new float[n][len];
+      STAGING.set(st);
+    }
+    return st;
+  }
 }

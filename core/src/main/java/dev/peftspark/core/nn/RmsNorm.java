@@ -51,45 +51,52 @@ public final class RmsNorm {
    */
   private INDArray forwardFloat(INDArray x) {
     int n = (int) x.size(0), h = (int) x.size(1);
-    float[] v = Floats.read(x), w = Floats.read(weight.value), xh = new float[v.length], r = new float[n];
-    Parallel.forRange(n, (from, to) -> {
-      for (int row = from; row < to; row++) {
+    float[] w = Floats.read(weight.value), r = new float[n];
+    INDArray y = Nd4j.createUninitialized(DataType.FLOAT, new long[] {n, h}, 'c');
+    INDArray xh = Nd4j.createUninitialized(DataType.FLOAT, new long[] {n, h}, 'c');   // kept until backward
+    NativeFloats.streamRows(n, h, new INDArray[] {NativeFloats.cOrdered(x)}, new INDArray[] {y, xh}, (in, out, first, rows) -> {
+      float[] v = in[0], yv = out[0], xv = out[1];
+      for (int row = 0; row < rows; row++) {
         int o = row * h;
         double sq = 0;
         for (int j = 0; j < h; j++) sq += v[o + j] * v[o + j];
         float rs = (float) (1.0 / Math.sqrt(sq / h + eps));
-        r[row] = rs;
+        r[first + row] = rs;
         for (int j = 0; j < h; j++) {
-          xh[o + j] = v[o + j] * rs;
-          v[o + j] = xh[o + j] * w[j];
+          xv[o + j] = v[o + j] * rs;
+          yv[o + j] = xv[o + j] * w[j];
         }
       }
     });
-    xhat = Floats.write(xh, x.shape());   // kept off the Java heap until backward, as on the double path
+    xhat = xh;
     rstdF = r;
-    return Floats.write(v, x.shape());
+    return y;
   }
 
   private INDArray backwardFloat(INDArray dy) {
     int n = (int) dy.size(0), h = (int) dy.size(1);
-    float[] d = Floats.read(dy), w = Floats.read(weight.value), xh = Floats.read(xhat), r = rstdF;
+    INDArray dyc = NativeFloats.cOrdered(dy);
+    float[] w = Floats.read(weight.value), r = rstdF;
     if (weight.isTrainable()) {                 // rows summed in order: the same sum whatever the threads
+      float[] d = Floats.read(dyc), xh = Floats.read(xhat);
       double[] dw = new double[h];
       for (int row = 0; row < n; row++) for (int j = 0; j < h; j++) dw[j] += d[row * h + j] * xh[row * h + j];
       weight.grad.addi(Nd4j.createFromArray(dw).castTo(weight.grad.dataType()).reshape(weight.grad.shape()));
     }
     // dx = rstd · (dxhat − xhat · mean(dxhat ∘ xhat)), dxhat = dy ∘ w
-    Parallel.forRange(n, (from, to) -> {
-      for (int row = from; row < to; row++) {
+    INDArray dx = Nd4j.createUninitialized(DataType.FLOAT, new long[] {n, h}, 'c');
+    NativeFloats.streamRows(n, h, new INDArray[] {dyc, xhat}, new INDArray[] {dx}, (in, out, first, rows) -> {
+      float[] d = in[0], xh = in[1], dv = out[0];
+      for (int row = 0; row < rows; row++) {
         int o = row * h;
         double dot = 0;
         for (int j = 0; j < h; j++) dot += d[o + j] * w[j] * xh[o + j];
-        float mean = (float) (dot / h), rs = r[row];
-        for (int j = 0; j < h; j++) d[o + j] = (d[o + j] * w[j] - xh[o + j] * mean) * rs;
+        float mean = (float) (dot / h), rs = r[first + row];
+        for (int j = 0; j < h; j++) dv[o + j] = (d[o + j] * w[j] - xh[o + j] * mean) * rs;
       }
     });
     xhat = null;
     rstdF = null;
-    return Floats.write(d, dy.shape());
+    return dx;
   }
 }

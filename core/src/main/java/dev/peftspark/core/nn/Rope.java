@@ -15,8 +15,15 @@ public final class Rope {
   private final int headDim;
   private final double[] invFreq;   // [hd/2]
 
-  /** Tables for one batch of positions: {@code cos = [c, c]}, {@code sin = [-s, s]}, each {@code [N, hd]}. */
-  public record Tables(INDArray cos, INDArray sin) {}
+  /**
+   * Tables for one batch of positions, {@code cos = [c, c]} and {@code sin = [-s, s]} per position. Single precision
+   * keeps {@code hd} floats per position from the batch's lowest to its highest ({@code cosRows}, {@code sinRows}),
+   * and for each of the batch's rows its table row ({@code tableRow}); other types {@code [N, hd]} arrays, a row per
+   * row of the batch, for the ND4J reference path (null in single precision).
+   */
+  public record Tables(int[] tableRow, float[] cosRows, float[] sinRows, INDArray cos, INDArray sin) {
+    boolean isFloat() { return cosRows != null; }
+  }
 
   public Rope(int headDim, double[] invFreq) {
     if (headDim % 2 != 0) throw new IllegalArgumentException("rotary embedding needs an even head dimension, got " + headDim);
@@ -40,6 +47,27 @@ public final class Rope {
 
   public Tables tables(int[] positions, DataType dtype) {
     int half = headDim / 2, n = positions.length;
+    if (dtype == DataType.FLOAT) {
+      int lo = Integer.MAX_VALUE, hi = 0;
+      for (int p : positions) {
+        lo = Math.min(lo, p);
+        hi = Math.max(hi, p);
+      }
+      int rows = n == 0 ? 0 : hi - lo + 1;
+      float[] cos = new float[rows * headDim], sin = new float[rows * headDim];
+      int[] tableRow = new int[n];
+      for (int r = 0; r < n; r++) tableRow[r] = positions[r] - lo;
+      for (int p = 0; p < rows; p++) {
+        for (int i = 0; i < half; i++) {
+          double angle = (double) (lo + p) * invFreq[i];
+          float c = (float) Math.cos(angle), s = (float) Math.sin(angle);
+          cos[p * headDim + i] = cos[p * headDim + half + i] = c;
+          sin[p * headDim + i] = -s;
+          sin[p * headDim + half + i] = s;
+        }
+      }
+      return new Tables(tableRow, cos, sin, null, null);
+    }
     double[] cos = new double[n * headDim], sin = new double[n * headDim];
     for (int r = 0; r < n; r++) {
       for (int i = 0; i < half; i++) {
@@ -51,7 +79,7 @@ public final class Rope {
         sin[r * headDim + half + i] = s;
       }
     }
-    return new Tables(Nd4j.createFromArray(cos).reshape(n, headDim).castTo(dtype),
+    return new Tables(null, null, null, Nd4j.createFromArray(cos).reshape(n, headDim).castTo(dtype),
         Nd4j.createFromArray(sin).reshape(n, headDim).castTo(dtype));
   }
 
@@ -60,7 +88,9 @@ public final class Rope {
    * which is the backward: dL/dx from dL/dy.
    */
   public INDArray rotate(INDArray x, Tables t, boolean inverse) {
-    if (x.dataType() == DataType.FLOAT && t.cos().dataType() == DataType.FLOAT) return rotateFloat(x, t, inverse);
+    if (t.isFloat() != (x.dataType() == DataType.FLOAT))
+      throw new IllegalArgumentException("rotary tables " + (t.isFloat() ? "FLOAT" : t.cos().dataType()) + " for " + x.dataType() + " values");
+    if (t.isFloat()) return rotateFloat(x, t, inverse);
     long n = x.size(0);
     int heads = (int) (x.size(1) / headDim), half = headDim / 2;
     INDArray x4 = x.reshape('c', n, heads, 2, half);
@@ -84,22 +114,25 @@ public final class Rope {
    */
   private INDArray rotateFloat(INDArray x, Tables t, boolean inverse) {
     int n = (int) x.size(0), width = (int) x.size(1), half = headDim / 2;
-    if (t.cos().size(0) != n || t.cos().size(1) != headDim || width % headDim != 0)
-      throw new IllegalArgumentException("rotary tables " + java.util.Arrays.toString(t.cos().shape()) + " do not fit " + n + " rows of " + width);
-    float[] v = Floats.read(x), c = Floats.read(t.cos()), s = Floats.read(t.sin()), y = new float[v.length];
+    if (t.tableRow().length != n || width % headDim != 0)
+      throw new IllegalArgumentException("rotary tables for " + t.tableRow().length + " positions do not fit " + n + " rows of " + width);
+    float[] c = t.cosRows(), s = t.sinRows();
+    int[] pos = t.tableRow();
     float sign = inverse ? -1f : 1f;
-    Parallel.forRange(n, (from, to) -> {
-      for (int r = from; r < to; r++) {
-        int tb = r * headDim;
-        for (int o = r * width; o < (r + 1) * width; o += headDim) {
+    INDArray y = Nd4j.createUninitialized(DataType.FLOAT, new long[] {n, width}, 'c');
+    NativeFloats.streamRows(n, width, new INDArray[] {NativeFloats.cOrdered(x)}, new INDArray[] {y}, (in, out, first, rows) -> {
+      float[] v = in[0], r = out[0];
+      for (int row = 0; row < rows; row++) {
+        int tb = pos[first + row] * headDim;
+        for (int o = row * width; o < (row + 1) * width; o += headDim) {
           for (int i = 0; i < half; i++) {
             float a = v[o + i], b = v[o + half + i];
-            y[o + i] = a * c[tb + i] + sign * b * s[tb + i];
-            y[o + half + i] = b * c[tb + half + i] + sign * a * s[tb + half + i];
+            r[o + i] = a * c[tb + i] + sign * b * s[tb + i];
+            r[o + half + i] = b * c[tb + half + i] + sign * a * s[tb + half + i];
           }
         }
       }
     });
-    return Floats.write(y, n, width);
+    return y;
   }
 }

@@ -92,6 +92,17 @@ class Bf16GemmTest {
       }
   }
 
+  /** Deeper than two slices: summed slice by slice into c (alpha on each, beta on the first only), any transpose. */
+  @Test
+  void deepProductsRunAsSlicesSummedIntoC() {
+    int k = 2 * Bf16Gemm.K_SLICE + 37;   // two full slices and a short one
+    for (boolean ta : new boolean[] {false, true})
+      for (boolean tb : new boolean[] {false, true}) {
+        checkProduct(13, 11, k, ta, tb, 1.0, 0.0, false);
+        checkProduct(13, 11, k, ta, tb, -0.5, 1.0, false);
+      }
+  }
+
   @Test
   void theSwitchRoutesLargeFloatProductsThroughBf16SingleAndSplitOverThreads() {
     int before = Nd4j.factory().blas().getMaxThreads();

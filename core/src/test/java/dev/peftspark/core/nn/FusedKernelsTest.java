@@ -19,7 +19,7 @@ class FusedKernelsTest {
 
   @Test
   void rmsNormFloatMatchesDouble() {
-    int n = 23, h = 10;
+    int n = 23, h = 1000;   // several blocks of rows (NativeFloats.streamRows), the last one short
     INDArray w = GradCheck.randn(rng, h).muli(0.3).addi(1), x = GradCheck.randn(rng, n, h).muli(2).addi(0.5), dy = GradCheck.randn(rng, n, h);
     RmsNorm ref = norm(w, DataType.DOUBLE), fast = norm(w, DataType.FLOAT);
     INDArray yFast = fast.forward(x.castTo(DataType.FLOAT));
@@ -69,14 +69,16 @@ class FusedKernelsTest {
   @Test
   void ropeFloatMatchesDoubleBothWays() {
     Rope rope = new Rope(8, 500.0);
-    int[] positions = new int[19];
-    for (int i = 0; i < positions.length; i++) positions[i] = (i * 7) % 13;
-    INDArray x = GradCheck.randn(rng, positions.length, 24);   // 3 heads of 8
-    for (boolean inverse : new boolean[] {false, true}) {
-      INDArray ref = rope.rotate(x, rope.tables(positions, DataType.DOUBLE), inverse);
-      INDArray fast = rope.rotate(x.castTo(DataType.FLOAT), rope.tables(positions, DataType.FLOAT), inverse);
-      assertEquals(DataType.FLOAT, fast.dataType());
-      assertClose("rope inverse=" + inverse, ref, fast);
+    for (int first : new int[] {0, 100}) {   // positions from 0 (training), from 100 (a decoding step)
+      int[] positions = new int[19];
+      for (int i = 0; i < positions.length; i++) positions[i] = first + (i * 7) % 13;
+      INDArray x = GradCheck.randn(rng, positions.length, 1000);   // 125 heads of 8: several blocks of rows
+      for (boolean inverse : new boolean[] {false, true}) {
+        INDArray ref = rope.rotate(x, rope.tables(positions, DataType.DOUBLE), inverse);
+        INDArray fast = rope.rotate(x.castTo(DataType.FLOAT), rope.tables(positions, DataType.FLOAT), inverse);
+        assertEquals(DataType.FLOAT, fast.dataType());
+        assertClose("rope from " + first + " inverse=" + inverse, ref, fast);
+      }
     }
   }
 

@@ -44,6 +44,36 @@ class NativeFloatsTest {
     for (int i = 0; i < w.length; i++) assertEquals(i >= off && i < off + n ? -(i + 1) : i + 1, w[i], "whole[" + i + "]");
   }
 
+  /**
+   * Rows in blocks on two threads, a block of rows that does not divide the count, one output written over an
+   * input: every row's kernel sees its own row and index, and every output row lands where it belongs.
+   */
+  @Test
+  void streamRowsGivesEachRowItsIndexAndWritesEveryOutput() {
+    int width = 1000, rows = 3 * (NativeFloats.STAGE / width) + 2;   // 4 rows per block: 14 rows, the last block 2
+    INDArray a = Nd4j.rand(DataType.FLOAT, rows, width), b = Nd4j.rand(DataType.FLOAT, rows, width);
+    float[] a0 = a.dup().data().asFloat(), b0 = b.data().asFloat();
+    INDArray sum = Nd4j.createUninitialized(DataType.FLOAT, new long[] {rows, width}, 'c');
+    int before = Nd4j.factory().blas().getMaxThreads();
+    Nd4j.factory().blas().setMaxThreads(2);
+    try {
+      NativeFloats.streamRows(rows, width, new INDArray[] {a, b}, new INDArray[] {sum, a}, (in, out, first, n) -> {
+        for (int i = 0; i < n * width; i++) {
+          out[0][i] = in[0][i] + in[1][i];
+          out[1][i] = first + i / width;      // the row's index, over its input
+        }
+      });
+    } finally {
+      Nd4j.factory().blas().setMaxThreads(before);
+    }
+    float[] s = sum.data().asFloat(), idx = a.data().asFloat();
+    for (int i = 0; i < rows * width; i++) {
+      assertEquals(a0[i] + b0[i], s[i], "sum[" + i + "]");
+      assertEquals(i / width, idx[i], "row of element " + i);
+    }
+    assertThrows(IllegalArgumentException.class, () -> NativeFloats.streamRows(rows, width + 1, new INDArray[] {a}, new INDArray[0], (in, out, f, n) -> {}));
+  }
+
   @Test
   void zeroClearsOnlyTheView() {
     int n = NativeFloats.CHUNK + 9, off = 2;
