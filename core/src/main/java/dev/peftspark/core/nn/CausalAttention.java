@@ -1,5 +1,6 @@
 package dev.peftspark.core.nn;
 
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
 import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
@@ -128,9 +129,14 @@ public final class CausalAttention {
     projectHeads(x, tables);
     pk = nv > 0 ? prefixHeads(0).castTo(x.dataType()) : null;
     pv = nv > 0 ? prefixHeads(1).castTo(x.dataType()) : null;
-    // zeros: the products below skip the blocks above the diagonal, which the mask hides anyway; outside any arena:
-    // the largest temporary, closed as soon as the softmax has read it
-    INDArray scores = outsideWorkspaces(() -> Nd4j.zeros(x.dataType(), b, kvHeads, (long) g * t, keys));   // = [B, heads, T, K]
+    // = [B, heads, T, K]. The products below skip the blocks above the diagonal. Single precision: the softmax reads
+    // each row's visible span only, writes every entry and returns these very scores as the probabilities kept for
+    // backward, so they come uninitialised from the step's arena (reused every step: no memset, no fresh pages).
+    // The double reference reads whole rows (zeros above the diagonal) into new probabilities: the scores, the
+    // largest temporary, live outside any arena and are closed as soon as the softmax has read them.
+    long[] shape = {b, kvHeads, (long) g * t, keys};
+    INDArray scores = x.dataType() == DataType.FLOAT ? Nd4j.createUninitialized(DataType.FLOAT, shape, 'c')
+        : outsideWorkspaces(() -> Nd4j.zeros(x.dataType(), shape));
     double scale = 1.0 / Math.sqrt(headDim);
     INDArray ctx = Nd4j.createUninitialized(x.dataType(), new long[] {(long) b * t, (long) heads * headDim}, 'c');
     Heads ctxH = new Heads(ctx, 0, heads * headDim);
