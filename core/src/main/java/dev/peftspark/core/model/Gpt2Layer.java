@@ -6,6 +6,7 @@ import dev.peftspark.core.nn.CausalMask;
 import dev.peftspark.core.nn.GeluTanh;
 import dev.peftspark.core.nn.LayerNorm;
 import dev.peftspark.core.nn.LinearLayer;
+import dev.peftspark.core.nn.NativeFloats;
 import dev.peftspark.core.nn.Param;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -31,8 +32,8 @@ public final class Gpt2Layer {
   public CausalAttention attention() { return attention; }
 
   public INDArray forward(INDArray x, CausalMask mask) {
-    INDArray h = attention.forward(ln1.forward(x), mask, null).addi(x);
-    return proj.forward(gelu.forward(fc.forward(ln2.forward(h)))).addi(h);
+    INDArray h = NativeFloats.addInPlace(attention.forward(ln1.forward(x), mask, null), x);
+    return NativeFloats.addInPlace(proj.forward(gelu.forward(fc.forward(ln2.forward(h)))), h);
   }
 
   /** The cached decoding path (see {@link CausalAttention#step}): {@code x [n, H]} of new tokens only. */
@@ -42,12 +43,12 @@ public final class Gpt2Layer {
   }
 
   public INDArray backward(INDArray dy, boolean needInputGrad) {
-    INDArray dh = ln2.backward(fc.backward(gelu.backward(proj.backward(dy, true)), true)).addi(dy);
+    INDArray dh = NativeFloats.addInPlace(ln2.backward(fc.backward(gelu.backward(proj.backward(dy, true)), true)), dy);
     boolean needNormGrad = needInputGrad || ln1.gamma().isTrainable() || ln1.beta().isTrainable();
     INDArray da = attention.backward(dh, needNormGrad);
     if (!needNormGrad) return null;
     INDArray dx = ln1.backward(da);
-    return needInputGrad ? dx.addi(dh) : null;
+    return needInputGrad ? NativeFloats.addInPlace(dx, dh) : null;
   }
 
   /** This layer for {@link LayerCheckpoints}, with the batch's mask bound. */

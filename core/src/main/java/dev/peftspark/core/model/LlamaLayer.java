@@ -4,6 +4,7 @@ import dev.peftspark.core.nn.AttentionCache;
 import dev.peftspark.core.nn.CausalAttention;
 import dev.peftspark.core.nn.CausalMask;
 import dev.peftspark.core.nn.LinearLayer;
+import dev.peftspark.core.nn.NativeFloats;
 import dev.peftspark.core.nn.Param;
 import dev.peftspark.core.nn.RmsNorm;
 import dev.peftspark.core.nn.Rope;
@@ -32,8 +33,8 @@ public final class LlamaLayer {
   public SwiGlu mlp() { return mlp; }
 
   public INDArray forward(INDArray x, CausalMask mask, Rope.Tables tables) {
-    INDArray h = attention.forward(inputNorm.forward(x), mask, tables).addi(x);
-    return mlp.forward(postNorm.forward(h)).addi(h);
+    INDArray h = NativeFloats.addInPlace(attention.forward(inputNorm.forward(x), mask, tables), x);
+    return NativeFloats.addInPlace(mlp.forward(postNorm.forward(h)), h);
   }
 
   /** The cached decoding path (see {@link CausalAttention#step}): {@code x [n, H]} of new tokens only. */
@@ -43,12 +44,12 @@ public final class LlamaLayer {
   }
 
   public INDArray backward(INDArray dy, boolean needInputGrad) {
-    INDArray dh = postNorm.backward(mlp.backward(dy, true)).addi(dy);
+    INDArray dh = NativeFloats.addInPlace(postNorm.backward(mlp.backward(dy, true)), dy);
     boolean needNormGrad = needInputGrad || inputNorm.weight().isTrainable();
     INDArray da = attention.backward(dh, needNormGrad);
     if (!needNormGrad) return null;
     INDArray dx = inputNorm.backward(da);
-    return needInputGrad ? dx.addi(dh) : null;
+    return needInputGrad ? NativeFloats.addInPlace(dx, dh) : null;
   }
 
   /** This layer for {@link LayerCheckpoints}, with the batch's mask and rotary tables bound. */

@@ -374,6 +374,6 @@ public final class CausalAttention {
     INDArray dxk = key.backward(dkx, needInputGrad);
     INDArray dxv = value.backward(dv.array(), needInputGrad);
     if (!needInputGrad) return null;
-    return dx.addi(dxk).addi(dxv);
+    return NativeFloats.addInPlace(NativeFloats.addInPlace(dx, dxk), dxv);
   }
 }

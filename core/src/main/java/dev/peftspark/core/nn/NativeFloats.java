@@ -119,4 +119,29 @@ public final class NativeFloats {
     }
     return st;
   }
+
+  /**
+   * {@code a += b} for two arrays of one shape, returned: a pass of plain Java loops over their native memory on
+   * {@link Parallel}'s threads when both are whole c-ordered FLOAT arrays (the same float sums as ND4J's, without
+   * its op object, random op id and single-threaded pass per call), ND4J's {@code addi} otherwise.
+   */
+  public static INDArray addInPlace(INDArray a, INDArray b) {
+    if (a.dataType() != DataType.FLOAT || b.dataType() != DataType.FLOAT || !java.util.Arrays.equals(a.shape(), b.shape())
+        || a.isView() || b.isView() || a.ordering() != 'c' || b.ordering() != 'c' || a.length() > Integer.MAX_VALUE)
+      return a.addi(b);
+    FloatBuffer x = values(a), y = values(b);
+    int n = (int) a.length(), blocks = (n + STAGE - 1) / STAGE;
+    Parallel.forRange(blocks, (b0, b1) -> {
+      float[][] st = staging(2, STAGE);
+      float[] u = st[0], v = st[1];
+      for (int k = b0; k < b1; k++) {
+        int at = k * STAGE, len = Math.min(STAGE, n - at);
+        x.get(at, u, 0, len);
+        y.get(at, v, 0, len);
+        for (int i = 0; i < len; i++) u[i] += v[i];
+        x.put(at, u, 0, len);
+      }
+    });
+    return a;
+  }
 }

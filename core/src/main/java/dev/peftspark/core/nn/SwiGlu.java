@@ -83,7 +83,7 @@ public final class SwiGlu {
     dg.close();
     INDArray dxu = up.backward(du, needInputGrad);
     du.close();
-    return needInputGrad ? dx.addi(dxu) : null;
+    return needInputGrad ? NativeFloats.addInPlace(dx, dxu) : null;
   }
 
   /**

@@ -11,6 +11,7 @@ import java.nio.FloatBuffer;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -72,6 +73,29 @@ class NativeFloatsTest {
       assertEquals(i / width, idx[i], "row of element " + i);
     }
     assertThrows(IllegalArgumentException.class, () -> NativeFloats.streamRows(rows, width + 1, new INDArray[] {a}, new INDArray[0], (in, out, f, n) -> {}));
+  }
+
+  /** The same float sums as ND4J's addi, over several blocks on two threads; views and doubles go to ND4J. */
+  @Test
+  void addInPlaceGivesNd4jsSums() {
+    int n = 5 * NativeFloats.STAGE + 7;
+    INDArray a = Nd4j.rand(DataType.FLOAT, 3, n), b = Nd4j.rand(DataType.FLOAT, 3, n).subi(0.5);
+    float[] expected = a.dup().addi(b).data().asFloat();
+    int before = Nd4j.factory().blas().getMaxThreads();
+    Nd4j.factory().blas().setMaxThreads(2);
+    try {
+      assertSame(a, NativeFloats.addInPlace(a, b));
+    } finally {
+      Nd4j.factory().blas().setMaxThreads(before);
+    }
+    assertArrayEquals(expected, a.data().asFloat());
+    INDArray whole = Nd4j.rand(DataType.FLOAT, 4, 6), row = whole.getRow(1), other = Nd4j.ones(DataType.FLOAT, 6);
+    float[] w0 = whole.data().asFloat();
+    NativeFloats.addInPlace(row, other);                       // a view: ND4J's addi, only that row changes
+    float[] w = whole.data().asFloat();
+    for (int i = 0; i < w.length; i++) assertEquals(i / 6 == 1 ? w0[i] + 1 : w0[i], w[i], "element " + i);
+    INDArray d = Nd4j.ones(DataType.DOUBLE, 5);
+    assertArrayEquals(new double[] {2, 2, 2, 2, 2}, NativeFloats.addInPlace(d, Nd4j.ones(DataType.DOUBLE, 5)).toDoubleVector());
   }
 
   @Test

@@ -1,5 +1,6 @@
 package dev.peftspark.core.peft.lora;
 
+import dev.peftspark.core.nn.NativeFloats;
 import dev.peftspark.core.nn.Dropout;
 import dev.peftspark.core.nn.Gemm;
 import dev.peftspark.core.nn.LinearLayer;
@@ -96,7 +97,8 @@ public final class LoraLinear implements LinearLayer {
     INDArray dh = Gemm.mm(dy, b.value(), false, false).muli(scaling);            // [N, r]
     if (a.isTrainable()) Gemm.gemm(dh, xd, a.grad(), true, false, 1.0, 1.0);      // dA += dhᵀ xd
     INDArray dx = base.backward(dy, needInputGrad);
-    if (needInputGrad) dx.addi(dropout.backward(Gemm.mm(dh, a.value(), false, false)));
+    if (needInputGrad && dropout.active()) dx.addi(dropout.backward(Gemm.mm(dh, a.value(), false, false)));
+    else if (needInputGrad) Gemm.gemm(dh, a.value(), dx, false, false, 1.0, 1.0);      // dx += dh A
     xd = null;
     h = null;
     return dx;
