@@ -63,7 +63,7 @@ final class Bf16Gemm {
   /**
    * Depth of one product: a deeper one (an LM head's dL/dhidden, k = the vocabulary) runs as slices of this depth
    * summed into c. oneDNN 2.5's AMX matmul streams all of a k × n weight per block of rows: at the LLaMA bench's
-   * 510 × 8000 × 512, 62 ms per call in one piece against ~3 ms per 1024-deep slice (BENCHMARKS.md).
+   * 510 × 8000 × 512 in the step, 62 ms per call in one piece, 7.6 ms (median) per 1024-deep slice (BENCHMARKS.md).
    */
   static final int K_SLICE = 1024;
 

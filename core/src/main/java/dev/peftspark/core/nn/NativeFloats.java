@@ -8,8 +8,9 @@ import java.nio.FloatBuffer;
 
 /**
  * Java loops straight over the native memory of contiguous FLOAT arrays (flat parameter, gradient and optimizer
- * buffers), cut into chunks that {@link Parallel}'s threads share: no {@code float[]} copy on the Java heap (at
- * full fine-tuning's 20.8 M parameters one copy is 83 MB) and no chain of single-threaded libnd4j passes.
+ * buffers; activations a block of rows at a time), cut into chunks that {@link Parallel}'s threads share: no
+ * {@code float[]} copy on the Java heap (at full fine-tuning's 20.8 M parameters one copy is 83 MB) and no chain of
+ * single-threaded libnd4j passes.
  */
 public final class NativeFloats {
   /** Elements per chunk: 1 MiB of floats, a few per thread on large buffers, each within NIO's int indices. */
