@@ -5,13 +5,12 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
-import java.nio.FloatBuffer;
 
 /**
  * GPT-2's GELU ("gelu_new"): {@code 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))}.
  *
  * <p>Two paths: double precision runs ND4J's element-wise ops (the reference, checked against finite differences);
- * single precision fused loops over chunks on {@link Parallel}'s threads, both directions on a rational tanh (plain
+ * single precision fused loops over blocks of rows on {@link Parallel}'s threads, both directions on a rational tanh (plain
  * float arithmetic, which the JIT vectorises: measured ~8× faster per element than a scalar {@link Floats#exp}).
  * {@code GeluTanhTest} holds both to the reference.
  */
@@ -60,73 +59,45 @@ public final class GeluTanh {
     return x * p / q;
   }
 
-  /** Elements {@code [lo, hi)} of {@code v} replaced by gelu_new of themselves (kept small: C2 vectorises it only unrolled). */
-  private static void forwardRange(float[] v, int lo, int hi) {
-    for (int i = lo; i < hi; i++) {
+  /** {@code y[i] = gelu_new(v[i])} for {@code i < k} (kept small: C2 vectorises it only unrolled). */
+  private static void forwardRange(float[] v, float[] y, int k) {
+    for (int i = 0; i < k; i++) {
       float x = v[i];
-      v[i] = 0.5f * x * (1f + tanhRational(CF * (x + KF * x * x * x)));
+      y[i] = 0.5f * x * (1f + tanhRational(CF * (x + KF * x * x * x)));
     }
   }
 
   /**
-   * Chunks of the native arrays are staged through small per-thread arrays (as in {@link SwiGlu}): no [N, I]
-   * {@code float[]} copies on the Java heap (3 MiB each at GPT-2 small's MLP, humongous G1 allocations).
+   * Blocks of the native arrays are staged through small per-thread arrays ({@link NativeFloats#streamElements}):
+   * no [N, I] {@code float[]} copies on the Java heap (3 MiB each at GPT-2 small's MLP, humongous G1 allocations).
    */
   private INDArray forwardFloat(INDArray x) {
     INDArray xc = NativeFloats.cOrdered(x), out = Nd4j.createUninitialized(DataType.FLOAT, x.shape(), 'c');
-    FloatBuffer in = NativeFloats.values(xc), o = NativeFloats.values(out);
-    long len = x.length();
-    Parallel.forRange(chunks(len), (c0, c1) -> {
-      float[] v = STAGING.get()[0];
-      for (int c = c0; c < c1; c++) {
-        int at = c * CHUNK, k = (int) Math.min(CHUNK, len - at);
-        in.get(at, v, 0, k);
-        forwardRange(v, 0, k);
-        o.put(at, v, 0, k);
-      }
-    });
+    NativeFloats.streamElements(new INDArray[] {xc}, new INDArray[] {out}, (in, o, first, k) -> forwardRange(in[0], o[0], k));
     input = xc;
     return out;
   }
 
   /**
-   * d/dx = 0.5 (1 + t) + 0.5 x (1 − t)(1 + t) C (1 + 3K x²) over elements {@code [lo, hi)}, in two loops (one loop
-   * is too large for C2 to unroll) with one index for all three arrays (else it cannot rule out aliasing): both vectorise.
+   * {@code o = d ∘ gelu_new'(v)}, gelu_new' = 0.5 (1 + t) + 0.5 x (1 − t)(1 + t) C (1 + 3K x²), over {@code i < k}, in
+   * two loops (one loop is too large for C2 to unroll; t goes through {@code o}) with one index for all three
+   * arrays (else it cannot rule out aliasing): both vectorise.
    */
-  private static void backwardRange(float[] d, float[] v, float[] t, int lo, int hi) {
-    for (int i = lo; i < hi; i++) {
+  private static void backwardRange(float[] d, float[] v, float[] o, int k) {
+    for (int i = 0; i < k; i++) {
       float x = v[i];
-      t[i] = tanhRational(CF * (x + KF * x * x * x));
+      o[i] = tanhRational(CF * (x + KF * x * x * x));
     }
-    for (int i = lo; i < hi; i++) {
-      float x = v[i], ti = t[i];
-      d[i] *= 0.5f * (1f + ti) + 0.5f * x * (1f - ti) * (1f + ti) * CF * (1f + 3f * KF * x * x);
+    for (int i = 0; i < k; i++) {
+      float x = v[i], ti = o[i];
+      o[i] = d[i] * (0.5f * (1f + ti) + 0.5f * x * (1f - ti) * (1f + ti) * CF * (1f + 3f * KF * x * x));
     }
   }
 
   private INDArray backwardFloat(INDArray dy) {
     INDArray dc = NativeFloats.cOrdered(dy), dx = Nd4j.createUninitialized(DataType.FLOAT, dy.shape(), 'c');
-    FloatBuffer din = NativeFloats.values(dc), xin = NativeFloats.values(input), o = NativeFloats.values(dx);
-    long len = dy.length();
-    Parallel.forRange(chunks(len), (c0, c1) -> {
-      float[][] st = STAGING.get();
-      float[] d = st[0], v = st[1], t = st[2];
-      for (int c = c0; c < c1; c++) {
-        int at = c * CHUNK, k = (int) Math.min(CHUNK, len - at);
-        din.get(at, d, 0, k);
-        xin.get(at, v, 0, k);
-        backwardRange(d, v, t, 0, k);
-        o.put(at, d, 0, k);
-      }
-    });
+    NativeFloats.streamElements(new INDArray[] {dc, input}, new INDArray[] {dx}, (in, o, first, k) -> backwardRange(in[0], in[1], o[0], k));
     input = null;
     return dx;
   }
-
-  /** Values per bulk copy between native memory and a thread's staging arrays. */
-  private static final int CHUNK = 1 << 13;
-  private static final ThreadLocal<float[][]> STAGING = ThreadLocal.withInitial(() -> new float[3][CHUNK]);
-
-  private static int chunks(long n) { return (int) ((n + CHUNK - 1) / CHUNK); }
-
 }

@@ -104,6 +104,17 @@ public final class NativeFloats {
     });
   }
 
+  /**
+   * Element-wise kernels: {@link #streamRows} over the arrays seen as rows of their last dimension (all of one
+   * length; a block holds whole rows); the kernel's last argument is then the count of values in the block,
+   * {@code first} the index of its first value.
+   */
+  public static void streamElements(INDArray[] in, INDArray[] out, RowKernel kernel) {
+    INDArray shape = out[0];
+    int width = (int) shape.size(shape.rank() - 1), rows = (int) (shape.length() / width);
+    streamRows(rows, width, in, out, (i, o, first, n) -> kernel.apply(i, o, first * width, n * width));
+  }
+
   private static FloatBuffer rowsOf(INDArray a, int rows, int width) {
     if (a.dataType() != DataType.FLOAT || a.length() != (long) rows * width)
       throw new IllegalArgumentException("expected " + rows + " × " + width + " FLOAT values, got " + a.dataType() + " " + java.util.Arrays.toString(a.shape()));
@@ -123,25 +134,16 @@ public final class NativeFloats {
 
   /**
    * {@code a += b} for two arrays of one shape, returned: a pass of plain Java loops over their native memory on
-   * {@link Parallel}'s threads when both are whole c-ordered FLOAT arrays (the same float sums as ND4J's, without
+   * {@link Parallel}'s threads when both are whole c-ordered FLOAT matrices (the same float sums as ND4J's, without
    * its op object, random op id and single-threaded pass per call), ND4J's {@code addi} otherwise.
    */
   public static INDArray addInPlace(INDArray a, INDArray b) {
     if (a.dataType() != DataType.FLOAT || b.dataType() != DataType.FLOAT || !java.util.Arrays.equals(a.shape(), b.shape())
-        || a.isView() || b.isView() || a.ordering() != 'c' || b.ordering() != 'c' || a.length() > Integer.MAX_VALUE)
+        || a.isView() || b.isView() || a.ordering() != 'c' || b.ordering() != 'c' || a.length() > Integer.MAX_VALUE || a.rank() != 2)
       return a.addi(b);
-    FloatBuffer x = values(a), y = values(b);
-    int n = (int) a.length(), blocks = (n + STAGE - 1) / STAGE;
-    Parallel.forRange(blocks, (b0, b1) -> {
-      float[][] st = staging(2, STAGE);
-      float[] u = st[0], v = st[1];
-      for (int k = b0; k < b1; k++) {
-        int at = k * STAGE, len = Math.min(STAGE, n - at);
-        x.get(at, u, 0, len);
-        y.get(at, v, 0, len);
-        for (int i = 0; i < len; i++) u[i] += v[i];
-        x.put(at, u, 0, len);
-      }
+    streamElements(new INDArray[] {a, b}, new INDArray[] {a}, (in, out, first, n) -> {
+      float[] u = in[0], v = in[1], w = out[0];
+      for (int i = 0; i < n; i++) w[i] = u[i] + v[i];
     });
     return a;
   }

@@ -5,7 +5,6 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
-import java.nio.FloatBuffer;
 import java.util.List;
 import java.util.function.UnaryOperator;
 
@@ -45,27 +44,17 @@ public final class SwiGlu {
       INDArray dh = down.backward(dy, true);
       if (g.dataType() == DataType.FLOAT) {
         // σ(g) recomputed rather than kept: what stays between forward and backward is g and u, off the Java heap;
-        // read and written in native memory a chunk at a time through small per-thread arrays (four [N, I]
+        // read and written in native memory a block at a time through small per-thread arrays (four [N, I]
         // float[] copies would set the Java heap's size: 23 MiB at TinyLlama's shape)
         INDArray dhc = NativeFloats.cOrdered(dh);
         du = Nd4j.createUninitialized(DataType.FLOAT, dh.shape(), 'c');
-        FloatBuffer d = NativeFloats.values(dhc), gg = NativeFloats.values(g), uu = NativeFloats.values(u), duF = NativeFloats.values(du);
-        Parallel.forRange(chunks(dh.length()), (c0, c1) -> {
-          float[][] st = STAGING.get();
-          float[] dd = st[0], xx = st[1], uv = st[2], out = st[3];
-          for (int c = c0; c < c1; c++) {
-            int at = c * CHUNK, k = (int) Math.min(CHUNK, dh.length() - at);
-            d.get(at, dd, 0, k);
-            gg.get(at, xx, 0, k);
-            uu.get(at, uv, 0, k);
-            negatedExp(xx, out, k);                                 // e^−g, bulk (vectorised)
-            for (int i = 0; i < k; i++) {
-              float x = xx[i], sg = 1f / (1f + out[i]);
-              out[i] = dd[i] * x * sg;                             // dh ∘ silu(g)
-              dd[i] *= uv[i] * sg * (1f + x * (1f - sg));          // dh ∘ u ∘ dsilu/dg
-            }
-            duF.put(at, out, 0, k);
-            d.put(at, dd, 0, k);
+        NativeFloats.streamElements(new INDArray[] {dhc, g, u}, new INDArray[] {du, dhc}, (in, out, first, k) -> {
+          float[] dd = in[0], xx = in[1], uv = in[2], e = out[0], dgv = out[1];
+          negatedExp(xx, e, k);                                     // e^−g, bulk (vectorised)
+          for (int i = 0; i < k; i++) {
+            float x = xx[i], sg = 1f / (1f + e[i]);
+            e[i] = dd[i] * x * sg;                                  // dh ∘ silu(g)
+            dgv[i] = dd[i] * (uv[i] * sg * (1f + x * (1f - sg)));    // dh ∘ (u ∘ dsilu/dg)
           }
         });
         dg = dhc;
@@ -93,18 +82,10 @@ public final class SwiGlu {
   private INDArray forwardFloat(INDArray gx, INDArray ux) {
     INDArray gc = NativeFloats.cOrdered(gx), uc = NativeFloats.cOrdered(ux);
     INDArray h = Nd4j.createUninitialized(DataType.FLOAT, gx.shape(), 'c');
-    FloatBuffer gg = NativeFloats.values(gc), uu = NativeFloats.values(uc), out = NativeFloats.values(h);
-    Parallel.forRange(chunks(gx.length()), (c0, c1) -> {
-      float[][] st = STAGING.get();
-      float[] xx = st[1], uv = st[2], y = st[3];
-      for (int c = c0; c < c1; c++) {
-        int at = c * CHUNK, k = (int) Math.min(CHUNK, gx.length() - at);
-        gg.get(at, xx, 0, k);
-        uu.get(at, uv, 0, k);
-        negatedExp(xx, y, k);
-        for (int i = 0; i < k; i++) y[i] = xx[i] / (1f + y[i]) * uv[i];   // silu(g) ∘ u = g / (1 + e^−g) ∘ u
-        out.put(at, y, 0, k);
-      }
+    NativeFloats.streamElements(new INDArray[] {gc, uc}, new INDArray[] {h}, (in, out, first, k) -> {
+      float[] xx = in[0], uv = in[1], y = out[0];
+      negatedExp(xx, y, k);
+      for (int i = 0; i < k; i++) y[i] = xx[i] / (1f + y[i]) * uv[i];   // silu(g) ∘ u = g / (1 + e^−g) ∘ u
     });
     g = gc;
     u = uc;
@@ -117,10 +98,5 @@ public final class SwiGlu {
     Floats.exp(out, 0, k);
   }
 
-  /** Values per bulk copy between native memory and a thread's staging arrays. */
-  private static final int CHUNK = 1 << 13;
-  private static final ThreadLocal<float[][]> STAGING = ThreadLocal.withInitial(() -> new float[4][CHUNK]);
-
-  private static int chunks(long n) { return (int) ((n + CHUNK - 1) / CHUNK); }
 
 }
