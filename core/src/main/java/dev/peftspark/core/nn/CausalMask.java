@@ -45,8 +45,9 @@ public record CausalMask(int batch, int seq, INDArray bias, int[] positions, int
       throw new IllegalArgumentException("virtual rows " + virtual + " and prefix keys " + prefix + ": at most one kind, never negative");
     int nv = virtual + prefix, batch = mask.length, tokens = mask[0].length, seq = virtual + tokens, keys = prefix + seq;
     int[] segments = new int[batch * seq], positions = new int[batch * seq];
-    double[] bias = new double[batch * seq * keys];
-    java.util.Arrays.fill(bias, MASKED);
+    // -1e9 is exact in single precision, so one float[] serves both data types
+    float[] bias = new float[batch * seq * keys];
+    java.util.Arrays.fill(bias, (float) MASKED);
     for (int b = 0; b < batch; b++) {
       if (mask[b].length != tokens)
         throw new IllegalArgumentException("ragged attention mask: row " + b + " has " + mask[b].length + " entries, expected " + tokens);
@@ -57,37 +58,39 @@ public record CausalMask(int batch, int seq, INDArray bias, int[] positions, int
         run[t] = s != 0 && t > 0 && mask[b][t - 1] == s ? run[t - 1] + 1 : 0;
       }
       for (int i = 0; i < seq; i++) {
-        int row = b * seq + i;
+        int row = b * seq + i, t = i - virtual, from = row * keys;
         boolean isVirtual = i < virtual;
-        int t = i - virtual, s = isVirtual ? VIRTUAL : mask[b][t];
+        int s = isVirtual ? VIRTUAL : mask[b][t];
         segments[row] = s;
-        positions[row] = isVirtual ? i : s == 0 ? 0 : nv + run[t];
-        int qp = positions[row];
-        for (int k = 0; k < keys; k++) {
-          boolean allowed;
-          if (k == prefix + i) allowed = true;                                     // itself
-          else if (s == 0) allowed = false;                                        // padding sees only itself
-          else {
-            int kr = k - prefix;                                                   // key row within the example
-            boolean keyVirtual = k < prefix || kr < virtual;
-            int kp = k < prefix ? k : kr < virtual ? kr : nv + run[kr - virtual];   // the key's position
-            // virtual keys: every earlier position; real keys: earlier tokens of the query's own segment run
-            boolean visible = keyVirtual ? kp < qp : kr < i && kr - virtual >= t - run[t];
-            allowed = visible && (slidingWindow <= 0 || kp > qp - slidingWindow);
-          }
-          if (allowed) bias[(row * keys) + k] = 0;
+        int qp = positions[row] = isVirtual ? i : s == 0 ? 0 : nv + run[t];
+        bias[from + prefix + i] = 0;                                   // itself
+        if (s == 0) continue;                                          // padding sees only itself
+        // keys visible to a query form ranges (each column's rule is spelled out in CausalMaskTest's reference):
+        // virtual keys (prefix keys, then prompt rows) at every earlier position, and the earlier tokens of its own
+        // segment run; a sliding window keeps only positions above qp - window
+        int lowest = slidingWindow > 0 ? qp - slidingWindow + 1 : 0;
+        fill(bias, from + Math.max(0, lowest), from + Math.min(prefix, qp));
+        fill(bias, from + prefix + Math.max(0, lowest), from + prefix + Math.min(virtual, qp));
+        if (!isVirtual) {
+          // the run's keys sit at rows i - run[t] .. i - 1, positions qp - run[t] .. qp - 1
+          int firstRow = i - run[t];
+          if (slidingWindow > 0) firstRow = Math.max(firstRow, i - slidingWindow + 1);
+          fill(bias, from + prefix + firstRow, from + prefix + i);
         }
       }
     }
     return new CausalMask(batch, seq, biasArray(bias, dtype, batch, seq, keys), positions, segments, virtual, prefix);
   }
 
+  /** Zeroes (allows) entries {@code from .. to - 1}; nothing when the range is empty. */
+  private static void fill(float[] bias, int from, int to) {
+    if (from < to) java.util.Arrays.fill(bias, from, to, 0f);
+  }
+
   /** FLOAT through one bulk copy (ND4J's {@code createFromArray} copies element by element: ms per step at seq 256). */
-  private static INDArray biasArray(double[] bias, DataType dtype, long... shape) {
-    if (dtype != DataType.FLOAT) return Nd4j.createFromArray(bias).reshape(shape).castTo(dtype);
-    float[] f = new float[bias.length];
-    for (int i = 0; i < f.length; i++) f[i] = (float) bias[i];
-    return Floats.write(f, shape);
+  private static INDArray biasArray(float[] bias, DataType dtype, long... shape) {
+    INDArray f = Floats.write(bias, shape);
+    return dtype == DataType.FLOAT ? f : f.castTo(dtype);
   }
 
   /** Key columns per example: {@code prefix + seq}. */

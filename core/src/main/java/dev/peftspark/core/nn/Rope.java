@@ -14,12 +14,16 @@ import org.nd4j.linalg.indexing.NDArrayIndex;
 public final class Rope {
   private final int headDim;
   private final double[] invFreq;   // [hd/2]
+  // single-precision cos and sin rows for positions 0 .. n-1 ([n·hd] each), kept across batches and grown on
+  // demand: computed per batch they cost more than the rotations (libm's cos and sin)
+  private volatile float[][] floatRows = {new float[0], new float[0]};
 
   /**
    * Tables for one batch of positions, {@code cos = [c, c]} and {@code sin = [-s, s]} per position. Single precision
-   * keeps {@code hd} floats per position from the batch's lowest to its highest ({@code cosRows}, {@code sinRows}),
-   * and for each of the batch's rows its table row ({@code tableRow}); other types {@code [N, hd]} arrays, a row per
-   * row of the batch, for the ND4J reference path (null in single precision).
+   * reads {@code hd} floats per position from 0 to at least the batch's highest ({@code cosRows}, {@code sinRows}:
+   * the Rope's kept rows, shared and never written) at each of the batch's rows' table row ({@code tableRow}, its
+   * position); other types {@code [N, hd]} arrays, a row per row of the batch, for the ND4J reference path (null in
+   * single precision).
    */
   public record Tables(int[] tableRow, float[] cosRows, float[] sinRows, INDArray cos, INDArray sin) {
     boolean isFloat() { return cosRows != null; }
@@ -48,25 +52,13 @@ public final class Rope {
   public Tables tables(int[] positions, DataType dtype) {
     int half = headDim / 2, n = positions.length;
     if (dtype == DataType.FLOAT) {
-      int lo = Integer.MAX_VALUE, hi = 0;
+      int hi = 0;
       for (int p : positions) {
-        lo = Math.min(lo, p);
+        if (p < 0) throw new IllegalArgumentException("negative position " + p);
         hi = Math.max(hi, p);
       }
-      int rows = n == 0 ? 0 : hi - lo + 1;
-      float[] cos = new float[rows * headDim], sin = new float[rows * headDim];
-      int[] tableRow = new int[n];
-      for (int r = 0; r < n; r++) tableRow[r] = positions[r] - lo;
-      for (int p = 0; p < rows; p++) {
-        for (int i = 0; i < half; i++) {
-          double angle = (double) (lo + p) * invFreq[i];
-          float c = (float) Math.cos(angle), s = (float) Math.sin(angle);
-          cos[p * headDim + i] = cos[p * headDim + half + i] = c;
-          sin[p * headDim + i] = -s;
-          sin[p * headDim + half + i] = s;
-        }
-      }
-      return new Tables(tableRow, cos, sin, null, null);
+      float[][] cs = floatRows(hi + 1);
+      return new Tables(positions.clone(), cs[0], cs[1], null, null);
     }
     double[] cos = new double[n * headDim], sin = new double[n * headDim];
     for (int r = 0; r < n; r++) {
@@ -81,6 +73,26 @@ public final class Rope {
     }
     return new Tables(null, null, null, Nd4j.createFromArray(cos).reshape(n, headDim).castTo(dtype),
         Nd4j.createFromArray(sin).reshape(n, headDim).castTo(dtype));
+  }
+
+  /** {@code {cos, sin}} rows for at least positions {@code 0 .. n-1}: the kept ones, or new ones that replace them. */
+  private float[][] floatRows(int n) {
+    float[][] kept = floatRows;
+    if (kept[0].length >= n * headDim) return kept;
+    int rows = Math.max(n, 2 * kept[0].length / headDim), half = headDim / 2;
+    float[] cos = new float[rows * headDim], sin = new float[rows * headDim];
+    for (int p = 0; p < rows; p++) {
+      for (int i = 0; i < half; i++) {
+        double angle = (double) p * invFreq[i];
+        float c = (float) Math.cos(angle), s = (float) Math.sin(angle);
+        cos[p * headDim + i] = cos[p * headDim + half + i] = c;
+        sin[p * headDim + i] = -s;
+        sin[p * headDim + half + i] = s;
+      }
+    }
+    float[][] grown = {cos, sin};
+    floatRows = grown;   // replicas may race here: each builds the same values
+    return grown;
   }
 
   /**

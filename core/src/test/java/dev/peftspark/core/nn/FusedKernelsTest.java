@@ -69,7 +69,9 @@ class FusedKernelsTest {
   @Test
   void ropeFloatMatchesDoubleBothWays() {
     Rope rope = new Rope(8, 500.0);
-    for (int first : new int[] {0, 100}) {   // positions from 0 (training), from 100 (a decoding step)
+    // positions from 0 (training), from 100 (a decoding step); the one Rope's kept single-precision rows grow,
+    // are read again below their end, and grow past twice their size
+    for (int first : new int[] {0, 100, 5, 1000}) {
       int[] positions = new int[19];
       for (int i = 0; i < positions.length; i++) positions[i] = first + (i * 7) % 13;
       INDArray x = GradCheck.randn(rng, positions.length, 1000);   // 125 heads of 8: several blocks of rows
