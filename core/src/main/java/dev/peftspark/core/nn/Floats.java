@@ -103,24 +103,43 @@ public final class Floats {
   }
 
   /**
-   * {@link #exp(float[], int, int)}'s argument range: the lower end gives n = −127, whose 2^n bits are those of 0 (so
+   * {@link #expByPolynomial}'s argument range: the lower end gives n = −127, whose 2^n bits are those of 0 (so
    * e^x is 0 from about −87.68 down), the upper end n = 128, whose bits are those of +∞ (so e^x is +∞ from about
    * 88.38 up; {@code Math.exp} overflows from 88.72).
    */
   private static final float EXP_LOW = -88f, EXP_HIGH = 89f;
 
   /**
-   * {@code v[i] = e^v[i]} for {@code from <= i < to}: the same Cephes polynomial as {@link #exp(float)}, within 1 ulp
-   * of {@code Math.exp} from the smallest normal result (x ≈ −87.34) to 88.37, 0 below about −87.68 (subnormal
-   * results in between), +∞ from 88.38 and NaN for NaN. Several times faster per element than the scalar call: the
+   * Whether {@link #exp(float[], int, int)} runs on the Vector API ({@link VectorExp}): when the JVM resolved
+   * {@code jdk.incubator.vector} and {@code -Dpeft.exp} is not {@code polynomial}; otherwise {@link #expByPolynomial}.
+   */
+  static final boolean VECTOR_EXP = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()
+      && !"polynomial".equals(System.getProperty("peft.exp"));
+
+  /** "vector" or "polynomial": which bulk exp runs (for benchmark records). */
+  public static String expKind() { return VECTOR_EXP ? "vector" : "polynomial"; }
+
+  /**
+   * {@code v[i] = e^v[i]} for {@code from <= i < to}, within 1 ulp of {@code Math.exp} over normal results, 0 for
+   * masked scores (−1e9), NaN for NaN: {@link VectorExp} where the JVM has the Vector API, else the polynomial below.
+   */
+  public static void exp(float[] v, int from, int to) {
+    if (from < 0 || to > v.length || from > to)
+      throw new IndexOutOfBoundsException("range [" + from + ", " + to + ") of " + v.length + " values");
+    if (VECTOR_EXP) VectorExp.exp(v, from, to);
+    else expByPolynomial(v, from, to);
+  }
+
+  /**
+   * {@link #exp(float[], int, int)} without the Vector API: the same Cephes polynomial as {@link #exp(float)},
+   * within 1 ulp of {@code Math.exp} from the smallest normal result (x ≈ −87.34) to 88.37, 0 below about −87.68
+   * (subnormal results in between), +∞ from 88.38 and NaN for NaN. Several times faster per element than the scalar call: the
    * work runs as short branch-free loops over per-thread blocks, which C2 vectorises, and the one step it does not
    * vectorise (float bits to int and back, for 2^n) is a bulk copy through a direct buffer seen as floats and as
    * ints. Each block is copied in first so that every loop indexes all its arrays alike (with differing index
    * expressions C2 cannot rule out aliasing and leaves the loop scalar).
    */
-  public static void exp(float[] v, int from, int to) {
-    if (from < 0 || to > v.length || from > to)
-      throw new IndexOutOfBoundsException("range [" + from + ", " + to + ") of " + v.length + " values");
+  static void expByPolynomial(float[] v, int from, int to) {
     ExpScratch s = EXP_SCRATCH.get();
     for (int at = from; at < to; at += EXP_BLOCK) {
       int k = Math.min(EXP_BLOCK, to - at);

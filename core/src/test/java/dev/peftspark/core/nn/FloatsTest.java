@@ -15,7 +15,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Floats.write into an existing buffer (in place, at the view's offset, only into what it can fill), the scalar
- * Floats.exp and the bulk one (same accuracy; its own limits).
+ * Floats.exp and both bulk ones: the Vector API's and the polynomial (same accuracy; each its own limits).
  */
 class FloatsTest {
   @Test
@@ -68,12 +68,48 @@ class FloatsTest {
     assertTrue(Float.isNaN(Floats.exp(Float.NaN)));
   }
 
+  /** Surefire runs with conf/jvm.options: the module is there, so the fast path is the one every other test exercises. */
+  @Test
+  void bulkExpRunsOnTheVectorApiWithTheProjectsJvmOptions() {
+    assertTrue(Floats.VECTOR_EXP, "conf/jvm.options resolves jdk.incubator.vector");
+    assertEquals("vector", Floats.expKind());
+  }
+
+  @Test
+  void vectorExpIsWithinOneUlpOfMathExpOverNormalResults() {
+    int n = (int) ((88.7f + 87.33f) / 0.000731f);
+    float[] x = new float[n + 2], v = new float[n + 2];
+    for (int i = 0; i < n; i++) x[i + 1] = v[i + 1] = -87.33f + i * 0.000731f;
+    v[0] = v[n + 1] = 7f;
+    VectorExp.exp(v, 1, n + 1);                        // an odd count: the masked tail too
+    assertEquals(7f, v[0], "outside the range: untouched");
+    assertEquals(7f, v[n + 1], "outside the range: untouched");
+    double worst = 0;
+    for (int i = 1; i <= n; i++) worst = Math.max(worst, Math.abs(v[i] - Math.exp(x[i])) / Math.exp(x[i]));
+    assertTrue(worst <= Math.ulp(1f), "max relative error " + worst);
+  }
+
+  @Test
+  void vectorExpLimits() {
+    float[] v = {0f, -1e9f, Float.NEGATIVE_INFINITY, -87.5f, 88.8f, 100f, Float.POSITIVE_INFINITY, Float.NaN, -3f};
+    VectorExp.exp(v, 0, v.length);
+    assertEquals(1f, v[0]);
+    assertEquals(0f, v[1], "a masked score");
+    assertEquals(0f, v[2]);
+    assertEquals(Math.exp(-87.5f), v[3], 2e-45, "subnormal");
+    assertEquals(Float.POSITIVE_INFINITY, v[4], "overflows where (float) Math.exp does");
+    assertEquals(Float.POSITIVE_INFINITY, v[5]);
+    assertEquals(Float.POSITIVE_INFINITY, v[6]);
+    assertTrue(Float.isNaN(v[7]));
+    assertEquals((float) Math.exp(-3.0), v[8], Math.ulp((float) Math.exp(-3.0)));
+  }
+
   @Test
   void bulkExpIsWithinOneUlpOfMathExpFromTheSmallestNormalResultTo88_37() {
     int n = (int) ((88.37f + 87.33f) / 0.000731f);
     float[] x = new float[n], v = new float[n];
     for (int i = 0; i < n; i++) x[i] = v[i] = -87.33f + i * 0.000731f;
-    Floats.exp(v, 0, n);                               // several blocks, the last one partial
+    Floats.expByPolynomial(v, 0, n);                   // several blocks, the last one partial
     double worst = 0;
     float worstAt = 0;
     for (int i = 0; i < n; i++) {
@@ -90,7 +126,7 @@ class FloatsTest {
   void bulkExpLimitsAndRange() {
     float[] v = {7f, 0f, -1e9f, Float.NEGATIVE_INFINITY, -87.7f, -87.5f, 88.3f, 88.4f, 100f, Float.POSITIVE_INFINITY,
         Float.NaN, 7f};
-    Floats.exp(v, 1, v.length - 1);
+    Floats.expByPolynomial(v, 1, v.length - 1);
     assertEquals(7f, v[0], "outside the range: untouched");
     assertEquals(7f, v[v.length - 1], "outside the range: untouched");
     assertEquals(1f, v[1]);

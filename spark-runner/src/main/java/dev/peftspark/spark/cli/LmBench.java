@@ -5,6 +5,7 @@ import dev.peftspark.core.model.Gpt2Config;
 import dev.peftspark.core.model.Gpt2Model;
 import dev.peftspark.core.model.LlamaConfig;
 import dev.peftspark.core.model.LlamaModel;
+import dev.peftspark.core.nn.Floats;
 import dev.peftspark.core.nn.Gemm;
 import dev.peftspark.core.nn.LinearLayer;
 import dev.peftspark.core.nn.Nd4jSetup;
@@ -197,6 +198,7 @@ final class LmBench {
     out.put("gemm_split", Gemm.splitMode());
     out.put("gemm_precision", Gemm.precision());
     out.put("sgemm", Gemm.sgemm());
+    out.put("exp", Floats.expKind());
     out.put("step_split", split ? "rows" : "ops");   // rows: one micro-batch per thread on model replicas (RowSplit)
     return out;
   }

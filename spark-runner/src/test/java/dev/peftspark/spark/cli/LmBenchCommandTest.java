@@ -104,6 +104,7 @@ class LmBenchCommandTest {
     try {
       JsonNode onednn = bench(LLAMA), openblas = bench(with(LLAMA, "--sgemm", "openblas"));
       assertEquals(System.getProperty("peft.gemm.sgemm", "onednn"), onednn.get("sgemm").asText());
+      assertEquals("vector", onednn.get("exp").asText(), "the Vector API exp, as conf/jvm.options sets up");
       assertEquals("openblas", openblas.get("sgemm").asText());
       double loss = onednn.get("loss").asDouble();
       assertEquals(loss, openblas.get("loss").asDouble(), 1e-5 * loss, "two FP32 libraries: rounding apart");
