@@ -91,7 +91,7 @@ public final class NativeFloats {
     FloatBuffer[] src = new FloatBuffer[in.length], dst = new FloatBuffer[out.length];
     for (int i = 0; i < in.length; i++) src[i] = rowsOf(in[i], rows, width);
     for (int j = 0; j < out.length; j++) dst[j] = rowsOf(out[j], rows, width);
-    int perBlock = Math.max(1, STAGE / width), blocks = (rows + perBlock - 1) / perBlock;
+    int perBlock = rowsPerBlock(width), blocks = (rows + perBlock - 1) / perBlock;
     Parallel.forRange(blocks, (b0, b1) -> {
       float[][] st = staging(in.length + out.length, perBlock * width);
       float[][] ins = java.util.Arrays.copyOfRange(st, 0, in.length), outs = java.util.Arrays.copyOfRange(st, in.length, in.length + out.length);
@@ -103,6 +103,12 @@ public final class NativeFloats {
       }
     });
   }
+
+  /**
+   * Rows per block of {@link #streamRows} at {@code width}: fixed by the width alone, never by the threads, so
+   * a kernel may keep one partial result per block ({@code first / rowsPerBlock}) and add them up in order.
+   */
+  public static int rowsPerBlock(int width) { return Math.max(1, STAGE / width); }
 
   /**
    * Element-wise kernels: {@link #streamRows} over the arrays seen as rows of their last dimension (all of one

@@ -77,16 +77,22 @@ public final class RmsNorm {
     int n = (int) dy.size(0), h = (int) dy.size(1);
     INDArray dyc = NativeFloats.cOrdered(dy);
     float[] w = Floats.read(weight.value), r = rstdF;
-    if (weight.isTrainable()) {                 // rows summed in order: the same sum whatever the threads
-      float[] d = Floats.read(dyc), xh = Floats.read(xhat);
-      double[] dw = new double[h];
-      for (int row = 0; row < n; row++) for (int j = 0; j < h; j++) dw[j] += d[row * h + j] * xh[row * h + j];
-      weight.grad.addi(Nd4j.createFromArray(dw).castTo(weight.grad.dataType()).reshape(weight.grad.shape()));
-    }
+    // dL/dweight = Σ_rows dy ∘ xhat, in double: each block of rows sums its own rows in order, then the blocks are
+    // added in order (blocks have a fixed size, so the sum is the same whatever the threads)
+    boolean weightGrad = weight.isTrainable();
+    int perBlock = NativeFloats.rowsPerBlock(h);
+    double[] blockSums = weightGrad ? new double[(n + perBlock - 1) / perBlock * h] : null;
     // dx = rstd · (dxhat − xhat · mean(dxhat ∘ xhat)), dxhat = dy ∘ w
     INDArray dx = Nd4j.createUninitialized(DataType.FLOAT, new long[] {n, h}, 'c');
     NativeFloats.streamRows(n, h, new INDArray[] {dyc, xhat}, new INDArray[] {dx}, (in, out, first, rows) -> {
       float[] d = in[0], xh = in[1], dv = out[0];
+      if (weightGrad) {
+        int at = first / perBlock * h;
+        for (int row = 0; row < rows; row++) {
+          int o = row * h;
+          for (int j = 0; j < h; j++) blockSums[at + j] += d[o + j] * xh[o + j];
+        }
+      }
       for (int row = 0; row < rows; row++) {
         int o = row * h;
         double dot = 0;
@@ -95,6 +101,11 @@ public final class RmsNorm {
         for (int j = 0; j < h; j++) dv[o + j] = (d[o + j] * w[j] - xh[o + j] * mean) * rs;
       }
     });
+    if (weightGrad) {
+      double[] dw = new double[h];
+      for (int b = 0; b < blockSums.length; b += h) for (int j = 0; j < h; j++) dw[j] += blockSums[b + j];
+      weight.grad.addi(Nd4j.createFromArray(dw).castTo(weight.grad.dataType()).reshape(weight.grad.shape()));
+    }
     xhat = null;
     rstdF = null;
     return dx;

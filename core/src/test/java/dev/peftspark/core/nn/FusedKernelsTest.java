@@ -7,6 +7,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import java.util.List;
 import java.util.SplittableRandom;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -27,6 +28,28 @@ class FusedKernelsTest {
     assertClose("y", ref.forward(x), yFast);
     assertClose("dx", ref.backward(dy), fast.backward(dy.castTo(DataType.FLOAT)));
     assertClose("dw", ref.weight().grad(), fast.weight().grad());
+  }
+
+  /** dL/dweight sums fixed blocks of rows in order: one thread and two give the same bits. */
+  @Test
+  void rmsNormWeightGradientDoesNotDependOnTheThreads() {
+    int n = 37, h = 512;
+    INDArray w = GradCheck.randn(rng, h).castTo(DataType.FLOAT), x = GradCheck.randn(rng, n, h).castTo(DataType.FLOAT);
+    INDArray dy = GradCheck.randn(rng, n, h).castTo(DataType.FLOAT);
+    int before = org.nd4j.linalg.factory.Nd4j.factory().blas().getMaxThreads();
+    float[][] grads = new float[2][];
+    try {
+      for (int threads = 1; threads <= 2; threads++) {
+        org.nd4j.linalg.factory.Nd4j.factory().blas().setMaxThreads(threads);
+        RmsNorm norm = norm(w, DataType.FLOAT);
+        norm.forward(x);
+        norm.backward(dy);
+        grads[threads - 1] = norm.weight().grad().toFloatVector();
+      }
+    } finally {
+      org.nd4j.linalg.factory.Nd4j.factory().blas().setMaxThreads(before);
+    }
+    assertArrayEquals(grads[0], grads[1]);
   }
 
   @Test
