@@ -107,7 +107,7 @@ public final class Floats {
    * e^x is 0 from about −87.68 down), the upper end n = 128, whose bits are those of +∞ (so e^x is +∞ from about
    * 88.38 up; {@code Math.exp} overflows from 88.72).
    */
-  private static final float EXP_LOW = -88f, EXP_HIGH = 89f;
+  static final float EXP_LOW = -88f, EXP_HIGH = 89f;
 
   /**
    * Whether {@link #exp(float[], int, int)} runs on the Vector API ({@link VectorExp}): when the JVM resolved
@@ -120,8 +120,9 @@ public final class Floats {
   public static String expKind() { return VECTOR_EXP ? "vector" : "polynomial"; }
 
   /**
-   * {@code v[i] = e^v[i]} for {@code from <= i < to}, within 1 ulp of {@code Math.exp} over normal results, 0 for
-   * masked scores (−1e9), NaN for NaN: {@link VectorExp} where the JVM has the Vector API, else the polynomial below.
+   * {@code v[i] = e^v[i]} for {@code from <= i < to} as {@link #expByPolynomial} computes it (within 1 ulp of
+   * {@code Math.exp} over normal results, 0 for masked scores, NaN for NaN): on the Vector API's lanes
+   * ({@link VectorExp}, the same bits) where the JVM has it, else through the per-thread blocks below.
    */
   public static void exp(float[] v, int from, int to) {
     if (from < 0 || to > v.length || from > to)
