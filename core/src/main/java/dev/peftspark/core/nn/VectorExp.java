@@ -10,9 +10,9 @@ import jdk.incubator.vector.VectorSpecies;
  * {@link Floats#expByPolynomial}'s operations, in the same order, on the Vector API's lanes: results bit for bit
  * equal to it, so a run repeats exactly whichever tier the JIT has reached (the API's own {@code EXP} is Intel's SVML
  * once C2 compiles it but {@code Math.exp} before, 1 ulp apart: reruns drifted). The float-to-int step that C2 leaves
- * scalar in plain Java is a lane reinterpretation here, so no copies through a direct buffer: ~4× less time per value
- * on this machine's AVX-512. Loaded only when the JVM resolved {@code jdk.incubator.vector} ({@code --add-modules},
- * in conf/jvm.options).
+ * scalar in plain Java is a lane reinterpretation here, so no copies through a direct buffer (~50 thread-ms less per
+ * LLaMA bench step outside the products). Loaded only when the JVM resolved {@code jdk.incubator.vector}
+ * ({@code --add-modules}, in conf/jvm.options).
  */
 final class VectorExp {
   private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
