@@ -73,7 +73,7 @@ public final class GeluTanh {
    */
   private INDArray forwardFloat(INDArray x) {
     INDArray xc = NativeFloats.cOrdered(x), out = Nd4j.createUninitialized(DataType.FLOAT, x.shape(), 'c');
-    NativeFloats.streamElements(new INDArray[] {xc}, new INDArray[] {out}, (in, o, first, k) -> forwardRange(in[0], o[0], k));
+    NativeFloats.streamElements(new INDArray[] {xc}, new INDArray[] {out}, (in, o, k) -> forwardRange(in[0], o[0], k));
     input = xc;
     return out;
   }
@@ -96,7 +96,7 @@ public final class GeluTanh {
 
   private INDArray backwardFloat(INDArray dy) {
     INDArray dc = NativeFloats.cOrdered(dy), dx = Nd4j.createUninitialized(DataType.FLOAT, dy.shape(), 'c');
-    NativeFloats.streamElements(new INDArray[] {dc, input}, new INDArray[] {dx}, (in, o, first, k) -> backwardRange(in[0], in[1], o[0], k));
+    NativeFloats.streamElements(new INDArray[] {dc, input}, new INDArray[] {dx}, (in, o, k) -> backwardRange(in[0], in[1], o[0], k));
     input = null;
     return dx;
   }

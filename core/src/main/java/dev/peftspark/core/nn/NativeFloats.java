@@ -110,15 +110,52 @@ public final class NativeFloats {
    */
   public static int rowsPerBlock(int width) { return Math.max(1, STAGE / width); }
 
+  /** A kernel over {@code count} values of each operand, staged in per-thread arrays ({@code in[i]}, {@code out[j]}). */
+  public interface ElementKernel { void apply(float[][] in, float[][] out, int count); }
+
   /**
-   * Element-wise kernels: {@link #streamRows} over the arrays seen as rows of their last dimension (all of one
-   * length; a block holds whole rows); the kernel's last argument is then the count of values in the block,
-   * {@code first} the index of its first value.
+   * Element-wise kernels in single precision over {@link #contiguous} arrays of one length (views at an offset
+   * too, past 2^31 elements too): blocks of {@link #STAGE} values of every {@code in} array are copied into small
+   * per-thread arrays, the kernel writes the block of each {@code out} array, which is copied back; blocks are
+   * shared by {@link Parallel}'s threads and never cross a {@link #chunk}. An {@code out} array may be one of
+   * {@code in}: it then shares that input's staging array, so the kernel reads value {@code i} of it before it
+   * writes value {@code i} (the block is updated in place: three fewer arrays in cache for AdamW). Bulk copies into heap arrays because C2 vectorises loops
+   * over arrays, not over direct buffers; blocks small enough that the staging stays in L2 between the copies.
    */
-  public static void streamElements(INDArray[] in, INDArray[] out, RowKernel kernel) {
-    INDArray shape = out[0];
-    int width = (int) shape.size(shape.rank() - 1), rows = (int) (shape.length() / width);
-    streamRows(rows, width, in, out, (i, o, first, n) -> kernel.apply(i, o, first * width, n * width));
+  public static void streamElements(INDArray[] in, INDArray[] out, ElementKernel kernel) {
+    long length = out[0].length();
+    for (INDArray a : concat(in, out))
+      if (!contiguous(a) || a.length() != length)
+        throw new IllegalArgumentException("expected contiguous FLOAT arrays of " + length + " values, got " + a.dataType()
+            + " " + java.util.Arrays.toString(a.shape()) + " order " + a.ordering() + " ews " + a.elementWiseStride());
+    long blockCount = (length + STAGE - 1) / STAGE;
+    if (blockCount > Integer.MAX_VALUE) throw new IllegalArgumentException("too many elements: " + length);
+    Parallel.forRange((int) blockCount, (b0, b1) -> {
+      float[][] st = staging(in.length + out.length, STAGE);
+      float[][] ins = java.util.Arrays.copyOfRange(st, 0, in.length), outs = java.util.Arrays.copyOfRange(st, in.length, in.length + out.length);
+      for (int j = 0; j < out.length; j++)
+        for (int i = 0; i < in.length; i++) if (out[j] == in[i]) outs[j] = ins[i];
+      FloatBuffer[] src = new FloatBuffer[in.length], dst = new FloatBuffer[out.length];
+      int viewed = -1;                                         // the chunk that src and dst view now
+      for (int b = b0; b < b1; b++) {
+        long at = (long) b * STAGE;
+        int c = (int) (at / CHUNK), off = (int) (at - (long) c * CHUNK), len = (int) Math.min(STAGE, length - at);
+        if (c != viewed) {
+          for (int i = 0; i < in.length; i++) src[i] = chunk(in[i], c);
+          for (int j = 0; j < out.length; j++) dst[j] = chunk(out[j], c);
+          viewed = c;
+        }
+        for (int i = 0; i < src.length; i++) src[i].get(off, ins[i], 0, len);
+        kernel.apply(ins, outs, len);
+        for (int j = 0; j < dst.length; j++) dst[j].put(off, outs[j], 0, len);
+      }
+    });
+  }
+
+  private static INDArray[] concat(INDArray[] a, INDArray[] b) {
+    INDArray[] all = java.util.Arrays.copyOf(a, a.length + b.length);
+    System.arraycopy(b, 0, all, a.length, b.length);
+    return all;
   }
 
   private static FloatBuffer rowsOf(INDArray a, int rows, int width) {
@@ -140,14 +177,13 @@ public final class NativeFloats {
 
   /**
    * {@code a += b} for two arrays of one shape, returned: a pass of plain Java loops over their native memory on
-   * {@link Parallel}'s threads when both are whole c-ordered FLOAT matrices (the same float sums as ND4J's, without
-   * its op object, random op id and single-threaded pass per call), ND4J's {@code addi} otherwise.
+   * {@link Parallel}'s threads when both are {@link #contiguous} (the same float sums as ND4J's, without its op
+   * object, random op id and single-threaded pass per call), ND4J's {@code addi} otherwise.
    */
   public static INDArray addInPlace(INDArray a, INDArray b) {
-    if (a.dataType() != DataType.FLOAT || b.dataType() != DataType.FLOAT || !java.util.Arrays.equals(a.shape(), b.shape())
-        || a.isView() || b.isView() || a.ordering() != 'c' || b.ordering() != 'c' || a.length() > Integer.MAX_VALUE || a.rank() != 2)
+    if (!contiguous(a) || !contiguous(b) || !java.util.Arrays.equals(a.shape(), b.shape()))
       return a.addi(b);
-    streamElements(new INDArray[] {a, b}, new INDArray[] {a}, (in, out, first, n) -> {
+    streamElements(new INDArray[] {a, b}, new INDArray[] {a}, (in, out, n) -> {
       float[] u = in[0], v = in[1], w = out[0];
       for (int i = 0; i < n; i++) w[i] = u[i] + v[i];
     });

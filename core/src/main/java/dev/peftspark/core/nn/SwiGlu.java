@@ -48,7 +48,7 @@ public final class SwiGlu {
         // float[] copies would set the Java heap's size: 23 MiB at TinyLlama's shape)
         INDArray dhc = NativeFloats.cOrdered(dh);
         du = Nd4j.createUninitialized(DataType.FLOAT, dh.shape(), 'c');
-        NativeFloats.streamElements(new INDArray[] {dhc, g, u}, new INDArray[] {du, dhc}, (in, out, first, k) -> {
+        NativeFloats.streamElements(new INDArray[] {dhc, g, u}, new INDArray[] {du, dhc}, (in, out, k) -> {
           float[] dd = in[0], xx = in[1], uv = in[2], e = out[0], dgv = out[1];
           negatedExp(xx, e, k);                                     // e^−g, bulk (vectorised)
           for (int i = 0; i < k; i++) {
@@ -82,7 +82,7 @@ public final class SwiGlu {
   private INDArray forwardFloat(INDArray gx, INDArray ux) {
     INDArray gc = NativeFloats.cOrdered(gx), uc = NativeFloats.cOrdered(ux);
     INDArray h = Nd4j.createUninitialized(DataType.FLOAT, gx.shape(), 'c');
-    NativeFloats.streamElements(new INDArray[] {gc, uc}, new INDArray[] {h}, (in, out, first, k) -> {
+    NativeFloats.streamElements(new INDArray[] {gc, uc}, new INDArray[] {h}, (in, out, k) -> {
       float[] xx = in[0], uv = in[1], y = out[0];
       negatedExp(xx, y, k);
       for (int i = 0; i < k; i++) y[i] = xx[i] / (1f + y[i]) * uv[i];   // silu(g) ∘ u = g / (1 + e^−g) ∘ u

@@ -1,12 +1,10 @@
 package dev.peftspark.core.optim;
 
 import dev.peftspark.core.nn.NativeFloats;
-import dev.peftspark.core.nn.Parallel;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
-import java.nio.FloatBuffer;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -14,9 +12,9 @@ import java.util.Map;
  * AdamW (Loshchilov &amp; Hutter; PyTorch's torch.optim.AdamW): bias-corrected moments and decoupled weight decay
  * {@code p -= lr·wd·p}, applied only where {@code decayMask} is 1 (matrices; not biases or norms, as HF does).
  *
- * <p>Single precision runs as one fused loop per chunk of the flat native buffers on {@link Parallel}'s threads,
- * in float arithmetic as PyTorch's float AdamW does, in the reference's order of operations: as libnd4j's eleven
- * single-threaded passes it measured ~20% of a full fine-tuning step. (Computing each element in double instead
+ * <p>Single precision runs as one fused loop over blocks of the flat native buffers on every thread
+ * ({@link NativeFloats#streamElements}), in float arithmetic as PyTorch's float AdamW does, in the reference's
+ * order of operations: as libnd4j's eleven single-threaded passes it measured ~20% of a full fine-tuning step. (Computing each element in double instead
  * would match the double reference bit for bit, but C2 does not vectorise the conversions: 4× slower, measured.)
  * The ND4J ops are the reference ({@code OptimizerTest} holds the fused step to them run in double, to a few float
  * roundings) and the path for other types and layouts.
@@ -27,10 +25,6 @@ public final class AdamW implements Optimizer {
   private final INDArray decayMask;   // [size] 1 where weight decay applies
   private final double weightDecay, beta1, beta2, eps;
   private long t;
-
-  /** Elements per block of the fused loop: its five per-thread scratch arrays (p, g, m, v, decay mask), 80 KiB, stay in L2. */
-  private static final int BLOCK = 1 << 12;
-  private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[5][BLOCK]);
 
   AdamW(long size, INDArray decayMask, double weightDecay, double beta1, double beta2, double eps) {
     this.m = Nd4j.zeros(decayMask.dataType(), size);
@@ -63,37 +57,22 @@ public final class AdamW implements Optimizer {
     float a1 = (float) (1 - beta1), a2 = (float) (1 - beta2), invC2 = (float) (1 / c2), stepSize = (float) (lr / c1);
     float e = (float) eps;
     boolean decay = weightDecay > 0;
-    Parallel.forEach(NativeFloats.chunks(p.length()), c -> {
-      FloatBuffer pb = NativeFloats.chunk(p, c), gb = NativeFloats.chunk(g, c);
-      FloatBuffer mb = NativeFloats.chunk(m, c), vb = NativeFloats.chunk(v, c);
-      int len = pb.limit();
-      float[][] s = SCRATCH.get();
-      float[] ps = s[0], gs = s[1], ms = s[2], vs = s[3], ds = s[4];
-      FloatBuffer db = decay ? NativeFloats.chunk(decayMask, c) : null;
-      // blocks small enough that the five scratch arrays stay in L2 between the copy in and the copy out (whole
-      // 1 MiB chunks did not: 5 MiB of scratch went back and forth to L3 and memory); bulk copies into heap
-      // scratch because C2 vectorises the loop over arrays, not over direct buffers
-      for (int at = 0; at < len; at += BLOCK) {
-        int k = Math.min(BLOCK, len - at);
-        pb.get(at, ps, 0, k);
-        gb.get(at, gs, 0, k);
-        mb.get(at, ms, 0, k);
-        vb.get(at, vs, 0, k);
-        if (decay) {
-          db.get(at, ds, 0, k);
-          for (int i = 0; i < k; i++) ps[i] -= ps[i] * ds[i] * lrWd;
-        }
-        for (int i = 0; i < k; i++) {
-          float gi = gs[i];
-          float mi = ms[i] * b1 + gi * a1;
-          float vi = vs[i] * b2 + gi * gi * a2;
-          ps[i] -= mi / ((float) Math.sqrt(vi * invC2) + e) * stepSize;
-          ms[i] = mi;
-          vs[i] = vi;
-        }
-        pb.put(at, ps, 0, k);
-        mb.put(at, ms, 0, k);
-        vb.put(at, vs, 0, k);
+    INDArray[] in = decay ? new INDArray[] {p, g, m, v, decayMask} : new INDArray[] {p, g, m, v};
+    NativeFloats.streamElements(in, new INDArray[] {p, m, v}, (s, o, k) -> {
+      float[] ps = s[0], gs = s[1], ms = s[2], vs = s[3], po = o[0], mo = o[1], vo = o[2];
+      if (decay) {
+        float[] ds = s[4];
+        for (int i = 0; i < k; i++) po[i] = ps[i] - ps[i] * ds[i] * lrWd;
+      } else if (po != ps) {
+        System.arraycopy(ps, 0, po, 0, k);
+      }
+      for (int i = 0; i < k; i++) {
+        float gi = gs[i];
+        float mi = ms[i] * b1 + gi * a1;
+        float vi = vs[i] * b2 + gi * gi * a2;
+        po[i] -= mi / ((float) Math.sqrt(vi * invC2) + e) * stepSize;
+        mo[i] = mi;
+        vo[i] = vi;
       }
     });
   }

@@ -75,7 +75,37 @@ class NativeFloatsTest {
     assertThrows(IllegalArgumentException.class, () -> NativeFloats.streamRows(rows, width + 1, new INDArray[] {a}, new INDArray[0], (in, out, f, n) -> {}));
   }
 
-  /** The same float sums as ND4J's addi, over several blocks on two threads; views and doubles go to ND4J. */
+  /**
+   * Blocks of values over views at an offset, across chunk boundaries, on two threads, one output written over
+   * its input: every value is seen once, every output lands where it belongs and nothing outside the views moves.
+   */
+  @Test
+  void streamElementsCoversViewsAcrossChunks() {
+    int n = 2 * NativeFloats.CHUNK + 3 * NativeFloats.STAGE + 5, off = 3;
+    INDArray whole = ramp(n + off + 4), view = whole.get(NDArrayIndex.interval(off, off + n));
+    INDArray other = Nd4j.rand(DataType.FLOAT, n), sum = Nd4j.createUninitialized(DataType.FLOAT, n);
+    float[] o = other.toFloatVector();
+    int before = Nd4j.factory().blas().getMaxThreads();
+    Nd4j.factory().blas().setMaxThreads(2);
+    try {
+      NativeFloats.streamElements(new INDArray[] {view, other}, new INDArray[] {sum, view}, (in, out, k) -> {
+        for (int i = 0; i < k; i++) {
+          out[0][i] = in[0][i] + in[1][i];
+          out[1][i] = -in[0][i];
+        }
+      });
+    } finally {
+      Nd4j.factory().blas().setMaxThreads(before);
+    }
+    float[] w = whole.toFloatVector(), s = sum.toFloatVector();
+    for (int i = 0; i < n; i++) assertEquals(off + i + 1 + o[i], s[i], "sum[" + i + "]");
+    for (int i = 0; i < w.length; i++) assertEquals(i >= off && i < off + n ? -(i + 1) : i + 1, w[i], "whole[" + i + "]");
+    assertThrows(IllegalArgumentException.class, () -> NativeFloats.streamElements(new INDArray[] {other}, new INDArray[] {ramp(n - 1)}, (in, out, k) -> {}));
+    INDArray column = Nd4j.create(DataType.FLOAT, 4, 3).get(NDArrayIndex.all(), NDArrayIndex.point(1));
+    assertThrows(IllegalArgumentException.class, () -> NativeFloats.streamElements(new INDArray[] {column}, new INDArray[] {ramp(4)}, (in, out, k) -> {}));
+  }
+
+  /** The same float sums as ND4J's addi, over several blocks on two threads; strided views and doubles go to ND4J. */
   @Test
   void addInPlaceGivesNd4jsSums() {
     int n = 5 * NativeFloats.STAGE + 7;
@@ -91,9 +121,14 @@ class NativeFloatsTest {
     assertArrayEquals(expected, a.data().asFloat());
     INDArray whole = Nd4j.rand(DataType.FLOAT, 4, 6), row = whole.getRow(1), other = Nd4j.ones(DataType.FLOAT, 6);
     float[] w0 = whole.data().asFloat();
-    NativeFloats.addInPlace(row, other);                       // a view: ND4J's addi, only that row changes
+    NativeFloats.addInPlace(row, other);                       // a contiguous view: only that row changes
     float[] w = whole.data().asFloat();
     for (int i = 0; i < w.length; i++) assertEquals(i / 6 == 1 ? w0[i] + 1 : w0[i], w[i], "element " + i);
+    INDArray m = Nd4j.rand(DataType.FLOAT, 4, 6);
+    float[] m0 = m.data().asFloat();
+    NativeFloats.addInPlace(m.getColumn(2), Nd4j.ones(DataType.FLOAT, 4));   // strided: ND4J's addi
+    float[] m1 = m.data().asFloat();
+    for (int i = 0; i < m1.length; i++) assertEquals(i % 6 == 2 ? m0[i] + 1 : m0[i], m1[i], "m[" + i + "]");
     INDArray d = Nd4j.ones(DataType.DOUBLE, 5);
     assertArrayEquals(new double[] {2, 2, 2, 2, 2}, NativeFloats.addInPlace(d, Nd4j.ones(DataType.DOUBLE, 5)).toDoubleVector());
   }
