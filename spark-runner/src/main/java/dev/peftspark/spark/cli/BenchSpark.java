@@ -4,6 +4,7 @@ import dev.peftspark.core.config.JobConfig;
 import dev.peftspark.core.config.JobConfigLoader;
 import dev.peftspark.core.train.StepMetrics;
 import dev.peftspark.core.train.TrainListener;
+import dev.peftspark.spark.dist.ExecutorSettings;
 import dev.peftspark.spark.dist.SparkFitter;
 import dev.peftspark.spark.job.ClassificationJob;
 import java.lang.management.ManagementFactory;
@@ -56,7 +57,7 @@ final class BenchSpark implements Callable<Integer> {
         .set("spark.ui.enabled", "false").set("spark.driver.host", "127.0.0.1")
         .set("spark.driver.bindAddress", "127.0.0.1");
     List<Run> local = new ArrayList<>(), spark = new ArrayList<>();
-    try (JavaSparkContext sc = new JavaSparkContext(conf)) {
+    try (JavaSparkContext sc = new JavaSparkContext(ExecutorSettings.forward(conf))) {
       for (int r = 0; r < rounds; r++) {
         List<String> order = new ArrayList<>(List.of("local"));
         for (int d : depths) order.add("spark-" + d);

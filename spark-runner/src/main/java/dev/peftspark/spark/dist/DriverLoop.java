@@ -69,7 +69,7 @@ final class DriverLoop {
   private static JavaSparkContext start(JobConfig cfg) {
     SparkConf conf = new SparkConf().setAppName("peft-spark " + cfg.method() + " " + cfg.outputDir());
     if (!conf.contains("spark.master")) conf.setMaster(cfg.spark().master());
-    return new JavaSparkContext(conf);
+    return new JavaSparkContext(ExecutorSettings.forward(conf));
   }
 
   DriverLoop(JavaSparkContext sc, JobConfig cfg, ParamSet ps, GradientUpdate update, int partitions,

@@ -2,6 +2,7 @@ package dev.peftspark.spark.ml;
 
 import dev.peftspark.core.config.JobConfig;
 import dev.peftspark.datasets.DemoData;
+import dev.peftspark.spark.dist.ExecutorSettings;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaRDD;
@@ -49,7 +50,7 @@ public final class PredictJob {
     SparkConf conf = new SparkConf().setAppName("peft-spark predict " + input);
     if (!conf.contains("spark.master")) conf.setMaster(cfg.spark().master());
     boolean owned = org.apache.spark.SparkContext$.MODULE$.getActive().isEmpty();   // a running context is used, not stopped
-    SparkSession spark = SparkSession.builder().config(conf).getOrCreate();
+    SparkSession spark = SparkSession.builder().config(ExecutorSettings.forward(conf)).getOrCreate();
     try {
       return run(spark, cfg, adapter, input, output, format, keyCol);
     } finally {

@@ -99,6 +99,8 @@ class StandaloneClusterIT {
     }
   }
 
+  static final String DRIVER_SETTING = "peft.parallel.spin.us=300";
+
   /** SparkSubmit in client mode: this machine's JVM is the driver, the workers' executors do the steps. */
   static Process submit(Path out, Path log, String... sets) throws IOException {
     Path cfg = out.resolveSibling(out.getFileName() + ".yaml");
@@ -116,6 +118,7 @@ class StandaloneClusterIT {
         "--class", "dev.peftspark.spark.cli.Main", SparkSubmitIT.fatJar().toString(), "train", "--config",
         cfg.toString());
     List<String> all = new ArrayList<>(cmd);
+    all.add(1, "-D" + DRIVER_SETTING);   // a driver -Dpeft.* setting (the default's value): it must reach the executors
     for (String s : sets) all.addAll(List.of("--set", s));
     return start(all, log);
   }
@@ -158,6 +161,8 @@ class StandaloneClusterIT {
     await("step 4", 300, () -> Files.exists(killed.resolve("checkpoints/step-4")));
     List<ProcessHandle> execs = executors();
     assertEquals(2, execs.size(), "two executor JVMs");
+    for (ProcessHandle e : execs)
+      assertTrue(commandLine(e).contains("-D" + DRIVER_SETTING), "the driver's -Dpeft.* setting reached the executor: " + commandLine(e));
     assertTrue(execs.get(0).destroyForcibly());
     finish(p, log);
     assertTrue(logHas(log, "Lost executor"), "the driver saw the executor die");
