@@ -73,7 +73,13 @@ public final class GeluTanh {
    */
   private INDArray forwardFloat(INDArray x) {
     INDArray xc = NativeFloats.cOrdered(x), out = Nd4j.createUninitialized(DataType.FLOAT, x.shape(), 'c');
-    NativeFloats.streamElements(new INDArray[] {xc}, new INDArray[] {out}, (in, o, k) -> forwardRange(in[0], o[0], k));
+    NativeFloats.streamElements(new INDArray[] {xc}, new INDArray[] {out}, (blocks, from, to) -> {
+      for (int b = from; b < to; b++) {
+        int k = blocks.load(b);
+        forwardRange(blocks.in[0], blocks.out[0], k);
+        blocks.store(b, k);
+      }
+    });
     input = xc;
     return out;
   }
@@ -96,7 +102,13 @@ public final class GeluTanh {
 
   private INDArray backwardFloat(INDArray dy) {
     INDArray dc = NativeFloats.cOrdered(dy), dx = Nd4j.createUninitialized(DataType.FLOAT, dy.shape(), 'c');
-    NativeFloats.streamElements(new INDArray[] {dc, input}, new INDArray[] {dx}, (in, o, k) -> backwardRange(in[0], in[1], o[0], k));
+    NativeFloats.streamElements(new INDArray[] {dc, input}, new INDArray[] {dx}, (blocks, from, to) -> {
+      for (int b = from; b < to; b++) {
+        int k = blocks.load(b);
+        backwardRange(blocks.in[0], blocks.in[1], blocks.out[0], k);
+        blocks.store(b, k);
+      }
+    });
     input = null;
     return dx;
   }

@@ -110,19 +110,70 @@ public final class NativeFloats {
    */
   public static int rowsPerBlock(int width) { return Math.max(1, STAGE / width); }
 
-  /** A kernel over {@code count} values of each operand, staged in per-thread arrays ({@code in[i]}, {@code out[j]}). */
-  public interface ElementKernel { void apply(float[][] in, float[][] out, int count); }
+  /**
+   * One thread's share of {@link #streamElements}: block {@code b} of every operand staged in {@link #in} and
+   * {@link #out}. An output that is one of the inputs shares that input's staging array (the block is updated in
+   * place: three fewer arrays in cache for AdamW), so a kernel reads value {@code i} of it before writing value
+   * {@code i}.
+   */
+  public static final class Blocks {
+    /** Staging arrays of the inputs and outputs, {@link #STAGE} values each. */
+    public final float[][] in, out;
+    private final INDArray[] inputs, outputs;
+    private final long length;
+    private final FloatBuffer[] src, dst;
+    private int viewed = -1;                 // the chunk that src and dst view now
+
+    private Blocks(INDArray[] inputs, INDArray[] outputs, long length) {
+      this.inputs = inputs;
+      this.outputs = outputs;
+      this.length = length;
+      float[][] st = staging(inputs.length + outputs.length, STAGE);
+      in = java.util.Arrays.copyOfRange(st, 0, inputs.length);
+      out = java.util.Arrays.copyOfRange(st, inputs.length, inputs.length + outputs.length);
+      for (int j = 0; j < outputs.length; j++)
+        for (int i = 0; i < inputs.length; i++) if (outputs[j] == inputs[i]) out[j] = in[i];
+      src = new FloatBuffer[inputs.length];
+      dst = new FloatBuffer[outputs.length];
+    }
+
+    /** Copies block {@code b} of every input into {@link #in}; returns its count of values. */
+    public int load(int b) {
+      long at = (long) b * STAGE;
+      int c = (int) (at / CHUNK), off = (int) (at - (long) c * CHUNK), len = (int) Math.min(STAGE, length - at);
+      if (c != viewed) {
+        for (int i = 0; i < inputs.length; i++) src[i] = chunk(inputs[i], c);
+        for (int j = 0; j < outputs.length; j++) dst[j] = chunk(outputs[j], c);
+        viewed = c;
+      }
+      for (int i = 0; i < src.length; i++) src[i].get(off, in[i], 0, len);
+      return len;
+    }
+
+    /** Copies the first {@code count} values of each of {@link #out} into block {@code b} of its output. */
+    public void store(int b, int count) {
+      int off = (int) ((long) b * STAGE % CHUNK);   // block b's chunk is the one load(b) viewed
+      for (int j = 0; j < dst.length; j++) dst[j].put(off, out[j], 0, count);
+    }
+  }
+
+  /**
+   * The blocks {@code [from, to)} of one thread, each to be {@link Blocks#load loaded}, computed and
+   * {@link Blocks#store stored}: the loop over blocks is the caller's own code, so that C2 compiles every kernel with its
+   * loop on its own (one loop shared by all kernels was compiled with the first kernels inlined, then recompiled,
+   * at ~40 KB and ~170 ms each, as new kernels came through it).
+   */
+  public interface BlockLoop { void run(Blocks blocks, int from, int to); }
 
   /**
    * Element-wise kernels in single precision over {@link #contiguous} arrays of one length (views at an offset
    * too, past 2^31 elements too): blocks of {@link #STAGE} values of every {@code in} array are copied into small
    * per-thread arrays, the kernel writes the block of each {@code out} array, which is copied back; blocks are
-   * shared by {@link Parallel}'s threads and never cross a {@link #chunk}. An {@code out} array may be one of
-   * {@code in}: it then shares that input's staging array, so the kernel reads value {@code i} of it before it
-   * writes value {@code i} (the block is updated in place: three fewer arrays in cache for AdamW). Bulk copies into heap arrays because C2 vectorises loops
-   * over arrays, not over direct buffers; blocks small enough that the staging stays in L2 between the copies.
+   * shared by {@link Parallel}'s threads and never cross a {@link #chunk}. Bulk copies into heap arrays because C2
+   * vectorises loops over arrays, not over direct buffers; blocks small enough that the staging stays in L2
+   * between the copies.
    */
-  public static void streamElements(INDArray[] in, INDArray[] out, ElementKernel kernel) {
+  public static void streamElements(INDArray[] in, INDArray[] out, BlockLoop loop) {
     long length = out[0].length();
     for (INDArray a : concat(in, out))
       if (!contiguous(a) || a.length() != length)
@@ -130,26 +181,7 @@ public final class NativeFloats {
             + " " + java.util.Arrays.toString(a.shape()) + " order " + a.ordering() + " ews " + a.elementWiseStride());
     long blockCount = (length + STAGE - 1) / STAGE;
     if (blockCount > Integer.MAX_VALUE) throw new IllegalArgumentException("too many elements: " + length);
-    Parallel.forRange((int) blockCount, (b0, b1) -> {
-      float[][] st = staging(in.length + out.length, STAGE);
-      float[][] ins = java.util.Arrays.copyOfRange(st, 0, in.length), outs = java.util.Arrays.copyOfRange(st, in.length, in.length + out.length);
-      for (int j = 0; j < out.length; j++)
-        for (int i = 0; i < in.length; i++) if (out[j] == in[i]) outs[j] = ins[i];
-      FloatBuffer[] src = new FloatBuffer[in.length], dst = new FloatBuffer[out.length];
-      int viewed = -1;                                         // the chunk that src and dst view now
-      for (int b = b0; b < b1; b++) {
-        long at = (long) b * STAGE;
-        int c = (int) (at / CHUNK), off = (int) (at - (long) c * CHUNK), len = (int) Math.min(STAGE, length - at);
-        if (c != viewed) {
-          for (int i = 0; i < in.length; i++) src[i] = chunk(in[i], c);
-          for (int j = 0; j < out.length; j++) dst[j] = chunk(out[j], c);
-          viewed = c;
-        }
-        for (int i = 0; i < src.length; i++) src[i].get(off, ins[i], 0, len);
-        kernel.apply(ins, outs, len);
-        for (int j = 0; j < dst.length; j++) dst[j].put(off, outs[j], 0, len);
-      }
-    });
+    Parallel.forRange((int) blockCount, (b0, b1) -> loop.run(new Blocks(in, out, length), b0, b1));
   }
 
   private static INDArray[] concat(INDArray[] a, INDArray[] b) {
@@ -183,9 +215,13 @@ public final class NativeFloats {
   public static INDArray addInPlace(INDArray a, INDArray b) {
     if (!contiguous(a) || !contiguous(b) || !java.util.Arrays.equals(a.shape(), b.shape()))
       return a.addi(b);
-    streamElements(new INDArray[] {a, b}, new INDArray[] {a}, (in, out, n) -> {
-      float[] u = in[0], v = in[1], w = out[0];
-      for (int i = 0; i < n; i++) w[i] = u[i] + v[i];
+    streamElements(new INDArray[] {a, b}, new INDArray[] {a}, (blocks, from, to) -> {
+      float[] u = blocks.in[0], v = blocks.in[1], w = blocks.out[0];
+      for (int k = from; k < to; k++) {
+        int n = blocks.load(k);
+        for (int i = 0; i < n; i++) w[i] = u[i] + v[i];
+        blocks.store(k, n);
+      }
     });
     return a;
   }

@@ -48,13 +48,17 @@ public final class SwiGlu {
         // float[] copies would set the Java heap's size: 23 MiB at TinyLlama's shape)
         INDArray dhc = NativeFloats.cOrdered(dh);
         du = Nd4j.createUninitialized(DataType.FLOAT, dh.shape(), 'c');
-        NativeFloats.streamElements(new INDArray[] {dhc, g, u}, new INDArray[] {du, dhc}, (in, out, k) -> {
-          float[] dd = in[0], xx = in[1], uv = in[2], e = out[0], dgv = out[1];
-          negatedExp(xx, e, k);                                     // e^−g, bulk (vectorised)
-          for (int i = 0; i < k; i++) {
-            float x = xx[i], sg = 1f / (1f + e[i]);
-            e[i] = dd[i] * x * sg;                                  // dh ∘ silu(g)
-            dgv[i] = dd[i] * (uv[i] * sg * (1f + x * (1f - sg)));    // dh ∘ (u ∘ dsilu/dg)
+        NativeFloats.streamElements(new INDArray[] {dhc, g, u}, new INDArray[] {du, dhc}, (blocks, from, to) -> {
+          float[] dd = blocks.in[0], xx = blocks.in[1], uv = blocks.in[2], e = blocks.out[0], dgv = blocks.out[1];
+          for (int b = from; b < to; b++) {
+            int k = blocks.load(b);
+            negatedExp(xx, e, k);                                     // e^−g, bulk (vectorised)
+            for (int i = 0; i < k; i++) {
+              float x = xx[i], sg = 1f / (1f + e[i]);
+              e[i] = dd[i] * x * sg;                                  // dh ∘ silu(g)
+              dgv[i] = dd[i] * (uv[i] * sg * (1f + x * (1f - sg)));    // dh ∘ (u ∘ dsilu/dg)
+            }
+            blocks.store(b, k);
           }
         });
         dg = dhc;
@@ -82,10 +86,14 @@ public final class SwiGlu {
   private INDArray forwardFloat(INDArray gx, INDArray ux) {
     INDArray gc = NativeFloats.cOrdered(gx), uc = NativeFloats.cOrdered(ux);
     INDArray h = Nd4j.createUninitialized(DataType.FLOAT, gx.shape(), 'c');
-    NativeFloats.streamElements(new INDArray[] {gc, uc}, new INDArray[] {h}, (in, out, k) -> {
-      float[] xx = in[0], uv = in[1], y = out[0];
-      negatedExp(xx, y, k);
-      for (int i = 0; i < k; i++) y[i] = xx[i] / (1f + y[i]) * uv[i];   // silu(g) ∘ u = g / (1 + e^−g) ∘ u
+    NativeFloats.streamElements(new INDArray[] {gc, uc}, new INDArray[] {h}, (blocks, from, to) -> {
+      float[] xx = blocks.in[0], uv = blocks.in[1], y = blocks.out[0];
+      for (int b = from; b < to; b++) {
+        int k = blocks.load(b);
+        negatedExp(xx, y, k);
+        for (int i = 0; i < k; i++) y[i] = xx[i] / (1f + y[i]) * uv[i];   // silu(g) ∘ u = g / (1 + e^−g) ∘ u
+        blocks.store(b, k);
+      }
     });
     g = gc;
     u = uc;

@@ -58,21 +58,25 @@ public final class AdamW implements Optimizer {
     float e = (float) eps;
     boolean decay = weightDecay > 0;
     INDArray[] in = decay ? new INDArray[] {p, g, m, v, decayMask} : new INDArray[] {p, g, m, v};
-    NativeFloats.streamElements(in, new INDArray[] {p, m, v}, (s, o, k) -> {
-      float[] ps = s[0], gs = s[1], ms = s[2], vs = s[3], po = o[0], mo = o[1], vo = o[2];
-      if (decay) {
-        float[] ds = s[4];
-        for (int i = 0; i < k; i++) po[i] = ps[i] - ps[i] * ds[i] * lrWd;
-      } else if (po != ps) {
-        System.arraycopy(ps, 0, po, 0, k);
-      }
-      for (int i = 0; i < k; i++) {
-        float gi = gs[i];
-        float mi = ms[i] * b1 + gi * a1;
-        float vi = vs[i] * b2 + gi * gi * a2;
-        po[i] -= mi / ((float) Math.sqrt(vi * invC2) + e) * stepSize;
-        mo[i] = mi;
-        vo[i] = vi;
+    NativeFloats.streamElements(in, new INDArray[] {p, m, v}, (blocks, from, to) -> {
+      float[] ps = blocks.in[0], gs = blocks.in[1], ms = blocks.in[2], vs = blocks.in[3];
+      float[] po = blocks.out[0], mo = blocks.out[1], vo = blocks.out[2], ds = decay ? blocks.in[4] : null;
+      for (int block = from; block < to; block++) {
+        int k = blocks.load(block);
+        if (decay) {
+          for (int i = 0; i < k; i++) po[i] = ps[i] - ps[i] * ds[i] * lrWd;
+        } else if (po != ps) {
+          System.arraycopy(ps, 0, po, 0, k);
+        }
+        for (int i = 0; i < k; i++) {
+          float gi = gs[i];
+          float mi = ms[i] * b1 + gi * a1;
+          float vi = vs[i] * b2 + gi * gi * a2;
+          po[i] -= mi / ((float) Math.sqrt(vi * invC2) + e) * stepSize;
+          mo[i] = mi;
+          vo[i] = vi;
+        }
+        blocks.store(block, k);
       }
     });
   }

@@ -88,10 +88,15 @@ class NativeFloatsTest {
     int before = Nd4j.factory().blas().getMaxThreads();
     Nd4j.factory().blas().setMaxThreads(2);
     try {
-      NativeFloats.streamElements(new INDArray[] {view, other}, new INDArray[] {sum, view}, (in, out, k) -> {
-        for (int i = 0; i < k; i++) {
-          out[0][i] = in[0][i] + in[1][i];
-          out[1][i] = -in[0][i];
+      NativeFloats.streamElements(new INDArray[] {view, other}, new INDArray[] {sum, view}, (blocks, from, to) -> {
+        float[][] in = blocks.in, out = blocks.out;
+        for (int b = from; b < to; b++) {
+          int k = blocks.load(b);
+          for (int i = 0; i < k; i++) {
+            out[0][i] = in[0][i] + in[1][i];
+            out[1][i] = -in[0][i];
+          }
+          blocks.store(b, k);
         }
       });
     } finally {
@@ -100,9 +105,9 @@ class NativeFloatsTest {
     float[] w = whole.toFloatVector(), s = sum.toFloatVector();
     for (int i = 0; i < n; i++) assertEquals(off + i + 1 + o[i], s[i], "sum[" + i + "]");
     for (int i = 0; i < w.length; i++) assertEquals(i >= off && i < off + n ? -(i + 1) : i + 1, w[i], "whole[" + i + "]");
-    assertThrows(IllegalArgumentException.class, () -> NativeFloats.streamElements(new INDArray[] {other}, new INDArray[] {ramp(n - 1)}, (in, out, k) -> {}));
+    assertThrows(IllegalArgumentException.class, () -> NativeFloats.streamElements(new INDArray[] {other}, new INDArray[] {ramp(n - 1)}, (blocks, from, to) -> {}));
     INDArray column = Nd4j.create(DataType.FLOAT, 4, 3).get(NDArrayIndex.all(), NDArrayIndex.point(1));
-    assertThrows(IllegalArgumentException.class, () -> NativeFloats.streamElements(new INDArray[] {column}, new INDArray[] {ramp(4)}, (in, out, k) -> {}));
+    assertThrows(IllegalArgumentException.class, () -> NativeFloats.streamElements(new INDArray[] {column}, new INDArray[] {ramp(4)}, (blocks, from, to) -> {}));
   }
 
   /** The same float sums as ND4J's addi, over several blocks on two threads; strided views and doubles go to ND4J. */
