@@ -74,8 +74,45 @@ public final class NativeFloats {
     });
   }
 
-  /** A kernel over {@code rows} whole rows, {@code first ..}, staged in per-thread arrays ({@code in[i]}, {@code out[j]}). */
-  public interface RowKernel { void apply(float[][] in, float[][] out, int first, int rows); }
+  /**
+   * One thread's share of {@link #streamRows}: block {@code b} ({@link #rowsPerBlock} whole rows, the last one
+   * shorter) of every operand staged in {@link #in} and {@link #out}, each output with an array of its own.
+   */
+  public static final class RowBlocks {
+    /** Staging arrays of the inputs and outputs, a block of rows each. */
+    public final float[][] in, out;
+    private final FloatBuffer[] src, dst;
+    private final int rows, width, perBlock;
+
+    private RowBlocks(FloatBuffer[] src, FloatBuffer[] dst, int rows, int width) {
+      this.src = src;
+      this.dst = dst;
+      this.rows = rows;
+      this.width = width;
+      this.perBlock = rowsPerBlock(width);
+      float[][] st = staging(src.length + dst.length, perBlock * width);
+      in = java.util.Arrays.copyOfRange(st, 0, src.length);
+      out = java.util.Arrays.copyOfRange(st, src.length, src.length + dst.length);
+    }
+
+    /** The index of block {@code b}'s first row. */
+    public int first(int b) { return b * perBlock; }
+
+    /** Copies block {@code b}'s rows of every input into {@link #in}; returns its count of rows. */
+    public int load(int b) {
+      int first = b * perBlock, n = Math.min(perBlock, rows - first);
+      for (int i = 0; i < src.length; i++) src[i].get(first * width, in[i], 0, n * width);
+      return n;
+    }
+
+    /** Copies the first {@code count} rows of each of {@link #out} into block {@code b} of its output. */
+    public void store(int b, int count) {
+      for (int j = 0; j < dst.length; j++) dst[j].put(b * perBlock * width, out[j], 0, count * width);
+    }
+  }
+
+  /** The row blocks {@code [from, to)} of one thread, each loaded, computed and stored (as {@link BlockLoop}). */
+  public interface RowLoop { void run(RowBlocks blocks, int from, int to); }
 
   /** Floats per staging array: a block of rows of every operand stays in L2 (in L1 at width 512 and two operands). */
   static final int STAGE = 1 << 12;
@@ -87,21 +124,12 @@ public final class NativeFloats {
    * kernel writes the block of each {@code out} array, which is copied back; blocks are shared by {@link Parallel}'s
    * threads. An {@code out} array may be one of {@code in} (a block is read before it is written).
    */
-  public static void streamRows(int rows, int width, INDArray[] in, INDArray[] out, RowKernel kernel) {
+  public static void streamRows(int rows, int width, INDArray[] in, INDArray[] out, RowLoop loop) {
     FloatBuffer[] src = new FloatBuffer[in.length], dst = new FloatBuffer[out.length];
     for (int i = 0; i < in.length; i++) src[i] = rowsOf(in[i], rows, width);
     for (int j = 0; j < out.length; j++) dst[j] = rowsOf(out[j], rows, width);
     int perBlock = rowsPerBlock(width), blocks = (rows + perBlock - 1) / perBlock;
-    Parallel.forRange(blocks, (b0, b1) -> {
-      float[][] st = staging(in.length + out.length, perBlock * width);
-      float[][] ins = java.util.Arrays.copyOfRange(st, 0, in.length), outs = java.util.Arrays.copyOfRange(st, in.length, in.length + out.length);
-      for (int b = b0; b < b1; b++) {
-        int first = b * perBlock, n = Math.min(perBlock, rows - first), at = first * width, len = n * width;
-        for (int i = 0; i < src.length; i++) src[i].get(at, ins[i], 0, len);
-        kernel.apply(ins, outs, first, n);
-        for (int j = 0; j < dst.length; j++) dst[j].put(at, outs[j], 0, len);
-      }
-    });
+    Parallel.forRange(blocks, (b0, b1) -> loop.run(new RowBlocks(src, dst, rows, width), b0, b1));
   }
 
   /**

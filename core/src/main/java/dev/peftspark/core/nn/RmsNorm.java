@@ -54,18 +54,22 @@ public final class RmsNorm {
     float[] w = Floats.read(weight.value), r = new float[n];
     INDArray y = Nd4j.createUninitialized(DataType.FLOAT, new long[] {n, h}, 'c');
     INDArray xh = Nd4j.createUninitialized(DataType.FLOAT, new long[] {n, h}, 'c');   // kept until backward
-    NativeFloats.streamRows(n, h, new INDArray[] {NativeFloats.cOrdered(x)}, new INDArray[] {y, xh}, (in, out, first, rows) -> {
-      float[] v = in[0], yv = out[0], xv = out[1];
-      for (int row = 0; row < rows; row++) {
-        int o = row * h;
-        double sq = 0;
-        for (int j = 0; j < h; j++) sq += v[o + j] * v[o + j];
-        float rs = (float) (1.0 / Math.sqrt(sq / h + eps));
-        r[first + row] = rs;
-        for (int j = 0; j < h; j++) {
-          xv[o + j] = v[o + j] * rs;
-          yv[o + j] = xv[o + j] * w[j];
+    NativeFloats.streamRows(n, h, new INDArray[] {NativeFloats.cOrdered(x)}, new INDArray[] {y, xh}, (blocks, from, to) -> {
+      float[] v = blocks.in[0], yv = blocks.out[0], xv = blocks.out[1];
+      for (int b = from; b < to; b++) {
+        int rows = blocks.load(b), first = blocks.first(b);
+        for (int row = 0; row < rows; row++) {
+          int o = row * h;
+          double sq = 0;
+          for (int j = 0; j < h; j++) sq += v[o + j] * v[o + j];
+          float rs = (float) (1.0 / Math.sqrt(sq / h + eps));
+          r[first + row] = rs;
+          for (int j = 0; j < h; j++) {
+            xv[o + j] = v[o + j] * rs;
+            yv[o + j] = xv[o + j] * w[j];
+          }
         }
+        blocks.store(b, rows);
       }
     });
     xhat = xh;
@@ -84,21 +88,25 @@ public final class RmsNorm {
     double[] blockSums = weightGrad ? new double[(n + perBlock - 1) / perBlock * h] : null;
     // dx = rstd · (dxhat − xhat · mean(dxhat ∘ xhat)), dxhat = dy ∘ w
     INDArray dx = Nd4j.createUninitialized(DataType.FLOAT, new long[] {n, h}, 'c');
-    NativeFloats.streamRows(n, h, new INDArray[] {dyc, xhat}, new INDArray[] {dx}, (in, out, first, rows) -> {
-      float[] d = in[0], xh = in[1], dv = out[0];
-      if (weightGrad) {
-        int at = first / perBlock * h;
+    NativeFloats.streamRows(n, h, new INDArray[] {dyc, xhat}, new INDArray[] {dx}, (blocks, from, to) -> {
+      float[] d = blocks.in[0], xh = blocks.in[1], dv = blocks.out[0];
+      for (int b = from; b < to; b++) {
+        int rows = blocks.load(b), first = blocks.first(b);
+        if (weightGrad) {
+          int at = b * h;
+          for (int row = 0; row < rows; row++) {
+            int o = row * h;
+            for (int j = 0; j < h; j++) blockSums[at + j] += d[o + j] * xh[o + j];
+          }
+        }
         for (int row = 0; row < rows; row++) {
           int o = row * h;
-          for (int j = 0; j < h; j++) blockSums[at + j] += d[o + j] * xh[o + j];
+          double dot = 0;
+          for (int j = 0; j < h; j++) dot += d[o + j] * w[j] * xh[o + j];
+          float mean = (float) (dot / h), rs = r[first + row];
+          for (int j = 0; j < h; j++) dv[o + j] = (d[o + j] * w[j] - xh[o + j] * mean) * rs;
         }
-      }
-      for (int row = 0; row < rows; row++) {
-        int o = row * h;
-        double dot = 0;
-        for (int j = 0; j < h; j++) dot += d[o + j] * w[j] * xh[o + j];
-        float mean = (float) (dot / h), rs = r[first + row];
-        for (int j = 0; j < h; j++) dv[o + j] = (d[o + j] * w[j] - xh[o + j] * mean) * rs;
+        blocks.store(b, rows);
       }
     });
     if (weightGrad) {

@@ -132,17 +132,21 @@ public final class Rope {
     int[] pos = t.tableRow();
     float sign = inverse ? -1f : 1f;
     INDArray y = Nd4j.createUninitialized(DataType.FLOAT, new long[] {n, width}, 'c');
-    NativeFloats.streamRows(n, width, new INDArray[] {NativeFloats.cOrdered(x)}, new INDArray[] {y}, (in, out, first, rows) -> {
-      float[] v = in[0], r = out[0];
-      for (int row = 0; row < rows; row++) {
-        int tb = pos[first + row] * headDim;
-        for (int o = row * width; o < (row + 1) * width; o += headDim) {
-          for (int i = 0; i < half; i++) {
-            float a = v[o + i], b = v[o + half + i];
-            r[o + i] = a * c[tb + i] + sign * b * s[tb + i];
-            r[o + half + i] = b * c[tb + half + i] + sign * a * s[tb + half + i];
+    NativeFloats.streamRows(n, width, new INDArray[] {NativeFloats.cOrdered(x)}, new INDArray[] {y}, (blocks, from, to) -> {
+      float[] v = blocks.in[0], r = blocks.out[0];
+      for (int blk = from; blk < to; blk++) {
+        int rows = blocks.load(blk), first = blocks.first(blk);
+        for (int row = 0; row < rows; row++) {
+          int tb = pos[first + row] * headDim;
+          for (int o = row * width; o < (row + 1) * width; o += headDim) {
+            for (int i = 0; i < half; i++) {
+              float a = v[o + i], b = v[o + half + i];
+              r[o + i] = a * c[tb + i] + sign * b * s[tb + i];
+              r[o + half + i] = b * c[tb + half + i] + sign * a * s[tb + half + i];
+            }
           }
         }
+        blocks.store(blk, rows);
       }
     });
     return y;

@@ -58,10 +58,15 @@ class NativeFloatsTest {
     int before = Nd4j.factory().blas().getMaxThreads();
     Nd4j.factory().blas().setMaxThreads(2);
     try {
-      NativeFloats.streamRows(rows, width, new INDArray[] {a, b}, new INDArray[] {sum, a}, (in, out, first, n) -> {
-        for (int i = 0; i < n * width; i++) {
-          out[0][i] = in[0][i] + in[1][i];
-          out[1][i] = first + i / width;      // the row's index, over its input
+      NativeFloats.streamRows(rows, width, new INDArray[] {a, b}, new INDArray[] {sum, a}, (blocks, from, to) -> {
+        float[][] in = blocks.in, out = blocks.out;
+        for (int blk = from; blk < to; blk++) {
+          int n = blocks.load(blk), first = blocks.first(blk);
+          for (int i = 0; i < n * width; i++) {
+            out[0][i] = in[0][i] + in[1][i];
+            out[1][i] = first + i / width;      // the row's index, over its input
+          }
+          blocks.store(blk, n);
         }
       });
     } finally {
@@ -72,7 +77,7 @@ class NativeFloatsTest {
       assertEquals(a0[i] + b0[i], s[i], "sum[" + i + "]");
       assertEquals(i / width, idx[i], "row of element " + i);
     }
-    assertThrows(IllegalArgumentException.class, () -> NativeFloats.streamRows(rows, width + 1, new INDArray[] {a}, new INDArray[0], (in, out, f, n) -> {}));
+    assertThrows(IllegalArgumentException.class, () -> NativeFloats.streamRows(rows, width + 1, new INDArray[] {a}, new INDArray[0], (blocks, from, to) -> {}));
   }
 
   /**
