@@ -204,11 +204,12 @@ public final class NativeFloats {
   public static void streamElements(INDArray[] in, INDArray[] out, BlockLoop loop) {
     long length = out[0].length();
     for (INDArray a : concat(in, out))
-      if (!contiguous(a) || a.length() != length)
+      if (a.length() != length || length > 0 && !contiguous(a))   // no values (an empty batch): nothing to do
         throw new IllegalArgumentException("expected contiguous FLOAT arrays of " + length + " values, got " + a.dataType()
             + " " + java.util.Arrays.toString(a.shape()) + " order " + a.ordering() + " ews " + a.elementWiseStride());
     long blockCount = (length + STAGE - 1) / STAGE;
     if (blockCount > Integer.MAX_VALUE) throw new IllegalArgumentException("too many elements: " + length);
+    if (blockCount == 0) return;
     Parallel.forRange((int) blockCount, (b0, b1) -> loop.run(new Blocks(in, out, length), b0, b1));
   }
 

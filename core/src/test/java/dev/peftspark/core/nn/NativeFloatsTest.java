@@ -111,6 +111,8 @@ class NativeFloatsTest {
     for (int i = 0; i < n; i++) assertEquals(off + i + 1 + o[i], s[i], "sum[" + i + "]");
     for (int i = 0; i < w.length; i++) assertEquals(i >= off && i < off + n ? -(i + 1) : i + 1, w[i], "whole[" + i + "]");
     assertThrows(IllegalArgumentException.class, () -> NativeFloats.streamElements(new INDArray[] {other}, new INDArray[] {ramp(n - 1)}, (blocks, from, to) -> {}));
+    INDArray empty = Nd4j.create(DataType.FLOAT, 0, 8);      // an empty batch: the kernel is not called
+    NativeFloats.streamElements(new INDArray[] {empty}, new INDArray[] {empty}, (blocks, from, to) -> { throw new AssertionError("called"); });
     INDArray column = Nd4j.create(DataType.FLOAT, 4, 3).get(NDArrayIndex.all(), NDArrayIndex.point(1));
     assertThrows(IllegalArgumentException.class, () -> NativeFloats.streamElements(new INDArray[] {column}, new INDArray[] {ramp(4)}, (blocks, from, to) -> {}));
   }
