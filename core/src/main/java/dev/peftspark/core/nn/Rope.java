@@ -50,7 +50,7 @@ public final class Rope {
   public double[] invFreq() { return invFreq.clone(); }
 
   public Tables tables(int[] positions, DataType dtype) {
-    int half = headDim / 2, n = positions.length;
+    int n = positions.length;
     if (dtype == DataType.FLOAT) {
       int hi = 0;
       for (int p : positions) {
@@ -61,33 +61,34 @@ public final class Rope {
       return new Tables(positions.clone(), cs[0], cs[1], null, null);
     }
     double[] cos = new double[n * headDim], sin = new double[n * headDim];
-    for (int r = 0; r < n; r++) {
-      for (int i = 0; i < half; i++) {
-        double angle = positions[r] * invFreq[i];
-        double c = Math.cos(angle), s = Math.sin(angle);
-        cos[r * headDim + i] = c;
-        cos[r * headDim + half + i] = c;
-        sin[r * headDim + i] = -s;
-        sin[r * headDim + half + i] = s;
-      }
-    }
+    for (int r = 0; r < n; r++) row(positions[r], cos, sin, r * headDim);
     return new Tables(null, null, null, Nd4j.createFromArray(cos).reshape(n, headDim).castTo(dtype),
         Nd4j.createFromArray(sin).reshape(n, headDim).castTo(dtype));
+  }
+
+  /** Position {@code p}'s row at {@code o}: {@code cos = [c, c]}, {@code sin = [-s, s]} of {@code p · invFreq}. */
+  private void row(double p, double[] cos, double[] sin, int o) {
+    int half = headDim / 2;
+    for (int i = 0; i < half; i++) {
+      double angle = p * invFreq[i], c = Math.cos(angle), s = Math.sin(angle);
+      cos[o + i] = cos[o + half + i] = c;
+      sin[o + i] = -s;
+      sin[o + half + i] = s;
+    }
   }
 
   /** {@code {cos, sin}} rows for at least positions {@code 0 .. n-1}: the kept ones, or new ones that replace them. */
   private float[][] floatRows(int n) {
     float[][] kept = floatRows;
     if (kept[0].length >= n * headDim) return kept;
-    int rows = Math.max(n, 2 * kept[0].length / headDim), half = headDim / 2;
+    int rows = Math.max(n, 2 * kept[0].length / headDim);
     float[] cos = new float[rows * headDim], sin = new float[rows * headDim];
+    double[] c = new double[headDim], s = new double[headDim];
     for (int p = 0; p < rows; p++) {
-      for (int i = 0; i < half; i++) {
-        double angle = (double) p * invFreq[i];
-        float c = (float) Math.cos(angle), s = (float) Math.sin(angle);
-        cos[p * headDim + i] = cos[p * headDim + half + i] = c;
-        sin[p * headDim + i] = -s;
-        sin[p * headDim + half + i] = s;
+      row(p, c, s, 0);
+      for (int j = 0; j < headDim; j++) {
+        cos[p * headDim + j] = (float) c[j];
+        sin[p * headDim + j] = (float) s[j];
       }
     }
     float[][] grown = {cos, sin};
