@@ -5,13 +5,12 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
-
 /**
  * GPT-2's GELU ("gelu_new"): {@code 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))}.
  *
  * <p>Two paths: double precision runs ND4J's element-wise ops (the reference, checked against finite differences);
- * single precision fused loops over blocks of rows on {@link Parallel}'s threads, both directions on a rational tanh (plain
- * float arithmetic, which the JIT vectorises: measured ~8× faster per element than a scalar {@link Floats#exp}).
+ * single precision fused loops over blocks of values on {@link Parallel}'s threads, both directions on a rational
+ * tanh (plain float arithmetic, which the JIT vectorises: measured ~8× faster per element than a scalar {@link Floats#exp}).
  * {@code GeluTanhTest} holds both to the reference.
  */
 public final class GeluTanh {

@@ -105,6 +105,4 @@ public final class SwiGlu {
     for (int i = 0; i < k; i++) out[i] = -x[i];
     Floats.exp(out, 0, k);
   }
-
-
 }

@@ -14,8 +14,9 @@ import java.util.Map;
  *
  * <p>Single precision runs as one fused loop over blocks of the flat native buffers on every thread
  * ({@link NativeFloats#streamElements}), in float arithmetic as PyTorch's float AdamW does, in the reference's
- * order of operations: as libnd4j's eleven single-threaded passes it measured ~20% of a full fine-tuning step. (Computing each element in double instead
- * would match the double reference bit for bit, but C2 does not vectorise the conversions: 4× slower, measured.)
+ * order of operations: as libnd4j's eleven single-threaded passes it measured ~20% of a full fine-tuning step.
+ * (Computing each element in double instead would match the double reference bit for bit, but C2 does not
+ * vectorise the conversions: 4× slower, measured.)
  * The ND4J ops are the reference ({@code OptimizerTest} holds the fused step to them run in double, to a few float
  * roundings) and the path for other types and layouts.
  */
@@ -58,23 +59,21 @@ public final class AdamW implements Optimizer {
     float e = (float) eps;
     boolean decay = weightDecay > 0;
     INDArray[] in = decay ? new INDArray[] {p, g, m, v, decayMask} : new INDArray[] {p, g, m, v};
+    // p, m and v are outputs that are also inputs: their blocks are updated in place in the inputs' staging arrays
     NativeFloats.streamElements(in, new INDArray[] {p, m, v}, (blocks, from, to) -> {
-      float[] ps = blocks.in[0], gs = blocks.in[1], ms = blocks.in[2], vs = blocks.in[3];
-      float[] po = blocks.out[0], mo = blocks.out[1], vo = blocks.out[2], ds = decay ? blocks.in[4] : null;
+      float[] ps = blocks.in[0], gs = blocks.in[1], ms = blocks.in[2], vs = blocks.in[3], ds = decay ? blocks.in[4] : null;
       for (int block = from; block < to; block++) {
         int k = blocks.load(block);
         if (decay) {
-          for (int i = 0; i < k; i++) po[i] = ps[i] - ps[i] * ds[i] * lrWd;
-        } else if (po != ps) {
-          System.arraycopy(ps, 0, po, 0, k);
+          for (int i = 0; i < k; i++) ps[i] -= ps[i] * ds[i] * lrWd;
         }
         for (int i = 0; i < k; i++) {
           float gi = gs[i];
           float mi = ms[i] * b1 + gi * a1;
           float vi = vs[i] * b2 + gi * gi * a2;
-          po[i] -= mi / ((float) Math.sqrt(vi * invC2) + e) * stepSize;
-          mo[i] = mi;
-          vo[i] = vi;
+          ps[i] -= mi / ((float) Math.sqrt(vi * invC2) + e) * stepSize;
+          ms[i] = mi;
+          vs[i] = vi;
         }
         blocks.store(block, k);
       }
