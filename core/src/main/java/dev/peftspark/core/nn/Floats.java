@@ -59,11 +59,24 @@ public final class Floats {
   public static float exp(float x) {
     if (x < -87.33654f) return 0f;                        // below the smallest normal float
     if (x > 88f) return (float) Math.exp(x);              // 2^n would overflow the exponent bits: rare, exact path
-    float n = (float) Math.floor(x * 1.44269504088896341f + 0.5f);
-    float r = x - n * 0.693359375f + n * 2.12194440e-4f;  // ln2 split in two for an exact n·ln2_hi
-    float p = (((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r
-        + 1.6666665459e-1f) * r + 5.0000001201e-1f) * r * r + r + 1f;
-    return p * Float.intBitsToFloat(((int) n + 127) << 23);
+    float n = (float) Math.floor(x * LOG2E + 0.5f);
+    float r = x - n * LN2_HI + n * LN2_LO;                // ln2 split in two for an exact n·ln2_hi
+    return polynomial(r) * Float.intBitsToFloat(((int) n + 127) << 23);
+  }
+
+  // Cephes expf's constants, shared by the scalar exp, the bulk one and its Vector API twin (VectorExp)
+  static final float LOG2E = 1.44269504088896341f;
+  static final float LN2_HI = 0.693359375f, LN2_LO = 2.12194440e-4f;   // LN2_HI − LN2_LO = ln 2, LN2_HI exact in few bits
+  static final float P0 = 1.9875691500e-4f, P1 = 1.3981999507e-3f, P2 = 8.3334519073e-3f, P3 = 4.1665795894e-2f,
+      P4 = 1.6666665459e-1f, P5 = 5.0000001201e-1f;
+  /** 1.5·2^23: {@code x + ROUNDER} keeps round(x) in the low mantissa bits (bits 0x4B400000 + round(x)). */
+  static final float ROUNDER = 12582912f;
+  /** The bits of {@code ROUNDER + n} minus this, shifted left 23, are those of 2^n (0x4B400000 − 127). */
+  static final int ROUNDER_BITS_LESS_BIAS = 0x4B3FFF81;
+
+  /** {@code e^r} for {@code |r| ≤ ln2 / 2}: Cephes' degree-6 polynomial. */
+  private static float polynomial(float r) {
+    return (((((P0 * r + P1) * r + P2) * r + P3) * r + P4) * r + P5) * r * r + r + 1f;
   }
 
   /** Σ v[from..to) in double, as eight interleaved sums (one running sum would wait on each addition's latency). */
@@ -160,18 +173,17 @@ public final class Floats {
   private static void expPolynomial(float[] x, float[] p, float[] t, int k) {
     for (int i = 0; i < k; i++) {
       float c = Math.max(EXP_LOW, Math.min(x[i], EXP_HIGH));
-      float ti = c * 1.44269504088896341f + 12582912f;
-      float n = ti - 12582912f;
-      float r = c - n * 0.693359375f + n * 2.12194440e-4f;
-      p[i] = (((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r
-          + 1.6666665459e-1f) * r + 5.0000001201e-1f) * r * r + r + 1f;
+      float ti = c * LOG2E + ROUNDER;
+      float n = ti - ROUNDER;
+      float r = c - n * LN2_HI + n * LN2_LO;
+      p[i] = polynomial(r);
       t[i] = ti;
     }
   }
 
   /** The bits of 1.5·2^23 + n (0x4B400000 + n) become those of 2^n ((n + 127) << 23; 0 at n = −127, +∞ at 128). */
   private static void exponentBits(int[] bits, int k) {
-    for (int i = 0; i < k; i++) bits[i] = (bits[i] - 0x4B3FFF81) << 23;
+    for (int i = 0; i < k; i++) bits[i] = (bits[i] - ROUNDER_BITS_LESS_BIAS) << 23;
   }
 
   private static void multiply(float[] a, float[] b, float[] out, int k) {

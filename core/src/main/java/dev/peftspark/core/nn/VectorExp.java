@@ -30,13 +30,13 @@ final class VectorExp {
 
   private static FloatVector exp(FloatVector x) {
     FloatVector c = x.min(Floats.EXP_HIGH).max(Floats.EXP_LOW);
-    FloatVector ti = c.mul(1.44269504088896341f).add(12582912f);
-    FloatVector n = ti.sub(12582912f);
-    FloatVector r = c.sub(n.mul(0.693359375f)).add(n.mul(2.12194440e-4f));
-    FloatVector p = r.mul(1.9875691500e-4f).add(1.3981999507e-3f).mul(r).add(8.3334519073e-3f).mul(r)
-        .add(4.1665795894e-2f).mul(r).add(1.6666665459e-1f).mul(r).add(5.0000001201e-1f).mul(r).mul(r).add(r).add(1f);
+    FloatVector ti = c.mul(Floats.LOG2E).add(Floats.ROUNDER);
+    FloatVector n = ti.sub(Floats.ROUNDER);
+    FloatVector r = c.sub(n.mul(Floats.LN2_HI)).add(n.mul(Floats.LN2_LO));
+    FloatVector p = r.mul(Floats.P0).add(Floats.P1).mul(r).add(Floats.P2).mul(r).add(Floats.P3).mul(r)
+        .add(Floats.P4).mul(r).add(Floats.P5).mul(r).mul(r).add(r).add(1f);
     IntVector bits = ti.reinterpretAsInts();
-    FloatVector twoToN = bits.sub(0x4B3FFF81).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
+    FloatVector twoToN = bits.sub(Floats.ROUNDER_BITS_LESS_BIAS).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
     return p.mul(twoToN);
   }
 }
